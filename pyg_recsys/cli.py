@@ -1,0 +1,307 @@
+"""The ``pyg-recsys`` command: ``train``, ``recommend`` and ``datasets``.
+
+This module holds the project's single name table of models and datasets;
+everything else takes classes and typed arguments.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pyg_recsys import typing as pt
+from pyg_recsys.data.split import Split
+
+log = logging.getLogger('pyg_recsys')
+
+
+# The name tables ############################################################
+
+
+def _movielens(root: str | None, raw_dir: str | None):
+    from pyg_recsys.datasets import MovieLens100K
+    return MovieLens100K(root=root, raw_dir=raw_dir)
+
+
+def _lightgcn_format(name: str) -> Callable[[str | None, str | None], Any]:
+    def make(root: str | None, raw_dir: str | None):
+        from pyg_recsys.datasets import LightGCNDataset
+        return LightGCNDataset(root=root, name=name, raw_dir=raw_dir)
+
+    return make
+
+
+DATASETS: dict[str, Callable[[str | None, str | None], Any]] = {
+    'movielens-100k': _movielens,
+    'gowalla': _lightgcn_format('gowalla'),
+    'yelp2018': _lightgcn_format('yelp2018'),
+    'amazon-book': _lightgcn_format('amazon-book'),
+}
+
+
+def _mf(split: Split, args: argparse.Namespace) -> torch.nn.Module:
+    from pyg_recsys.nn.models import MF
+    return MF(split.num_users, split.num_items, embedding_dim=args.dim,
+              reg_weight=args.reg)
+
+
+def _lightgcn(split: Split, args: argparse.Namespace) -> torch.nn.Module:
+    from pyg_recsys.nn.models import LightGCN
+    return LightGCN(split.num_users, split.num_items, split.train,
+                    embedding_dim=args.dim, num_layers=args.layers,
+                    reg_weight=args.reg)
+
+
+MODELS: dict[str, Callable[[Split, argparse.Namespace], torch.nn.Module]] = {
+    'mf': _mf,
+    'lightgcn': _lightgcn,
+}
+
+
+# train ######################################################################
+
+
+def _load_split(ds: Any, args: argparse.Namespace) -> Split:
+    kwargs: dict[str, Any] = dict(seed=args.seed)
+    if args.split is not None:
+        kwargs['kind'] = args.split
+    return ds.split(**kwargs)
+
+
+def _plot_curve(history: list[dict], monitor: str, path: Path) -> bool:
+    if not pt.WITH_MATPLOTLIB:
+        log.warning('matplotlib is not installed; skipping %s', path)
+        return False
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    pts = [(r['epoch'], r['val'][monitor]) for r in history if 'val' in r]
+    if not pts:
+        return False
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
+    ax.plot(*zip(*pts), marker='o', markersize=3)
+    ax.set_xlabel('epoch')
+    ax.set_ylabel(f'validation {monitor}')
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from pyg_recsys.data.loader import PairLoader
+    from pyg_recsys.sampling import UniformSampler
+    from pyg_recsys.train import (
+        RankingEvaluator,
+        Trainer,
+        atomic_write_text,
+        seed_everything,
+    )
+
+    out = Path(args.out)
+    config_path = out / 'config.json'
+    config = {k: v for k, v in vars(args).items() if k != 'func'}
+    if args.resume and config_path.exists():
+        saved = json.loads(config_path.read_text())
+        keep = ('resume', 'progress', 'eval_batch_size')
+        diff = {k: (saved.get(k), v) for k, v in config.items()
+                if k not in keep and saved.get(k) != v}
+        if diff:
+            raise SystemExit(
+                f'pyg-recsys train --resume: the arguments differ from the '
+                f'run in {out} ({diff}); resume with the same arguments or '
+                f'use another --out')
+    elif (out / 'last.pt').exists() and not args.resume:
+        raise SystemExit(
+            f'pyg-recsys train: {out} already holds a run; pass --resume to '
+            f'continue it or choose another --out')
+
+    seed_everything(args.seed)
+    t0 = time.perf_counter()
+    ds = DATASETS[args.dataset](args.root, args.raw_dir)
+    split = _load_split(ds, args)
+    log.info('dataset %s: %d users, %d items, %d/%d/%d train/val/test '
+             '(%.1f s)', args.dataset, split.num_users, split.num_items,
+             split.train.size(1), split.val.size(1), split.test.size(1),
+             time.perf_counter() - t0)
+    if split.val.size(1) == 0:
+        raise SystemExit(f'pyg-recsys train: the {args.dataset} split has no '
+                         f'validation part to select the model on')
+
+    out.mkdir(parents=True, exist_ok=True)
+    config['split'] = split.meta()
+    config['protocol'] = dict(
+        ranking='full', masked='train items for val; train+val for test',
+        ks=args.ks, monitor=args.monitor)
+    atomic_write_text(json.dumps(config, indent=2), config_path)
+    torch.save(split.to_dict(), out / 'split.pt')
+
+    model = MODELS[args.model](split, args)
+    sampler = UniformSampler(split.num_items, exclude=split.csr('train'))
+    loader = PairLoader(split.train, sampler, batch_size=args.batch_size,
+                        seed=args.seed)
+    evaluator = RankingEvaluator(split, ks=args.ks,
+                                 batch_size=args.eval_batch_size)
+    trainer = Trainer(model, loader, evaluator, lr=args.lr,
+                      epochs=args.epochs, eval_every=args.eval_every,
+                      monitor=args.monitor, patience=args.patience,
+                      out_dir=out, progress=args.progress)
+    result = trainer.fit(resume=args.resume)
+    result.update(model=args.model, dataset=args.dataset,
+                  split=split.meta(), protocol=config['protocol'])
+    atomic_write_text(json.dumps(result, indent=2), out / 'metrics.json')
+    _plot_curve(result['epochs'], args.monitor, out / 'curve.png')
+
+    best = result['best_epoch']
+    print(f'{args.model} on {args.dataset}: best epoch {best} of '
+          f'{len(result["epochs"])} (validation {args.monitor} '
+          f'{result["best_val"][args.monitor]:.4f})')
+    print('test (full ranking, train+val items masked):')
+    for key in sorted(result['test'], key=_metric_order):
+        print(f'  {key:<14} {result["test"][key]:.4f}')
+    print(f'wrote {out}/metrics.json, best.pt, config.json'
+          + (', curve.png' if (out / 'curve.png').exists() else ''))
+    return 0
+
+
+def _metric_order(key: str) -> tuple[int, str]:
+    name, _, k = key.partition('@')
+    return (int(k) if k.isdigit() else 0, name)
+
+
+# recommend ##################################################################
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    run = Path(args.run)
+    config_path = run / 'config.json'
+    if not config_path.exists() or not (run / 'best.pt').exists():
+        raise SystemExit(f'pyg-recsys recommend: {run} has no config.json '
+                         f'and best.pt; train a model there first')
+    config = json.loads(config_path.read_text())
+    ns = argparse.Namespace(**config)
+    split = Split.from_dict(torch.load(run / 'split.pt', weights_only=False))
+    ds = DATASETS[ns.dataset](args.root or ns.root, ns.raw_dir)
+    inter = ds.interactions
+    try:
+        user = inter.user_index(_parse_id(args.user, inter.user_ids))
+    except KeyError:
+        raise SystemExit(f'pyg-recsys recommend: user {args.user!r} is not '
+                         f'in {ns.dataset}') from None
+    model = MODELS[ns.model](split, ns)
+    model.load_state_dict(torch.load(run / 'best.pt',
+                                     weights_only=False)['model'])
+    model.eval()
+    from pyg_recsys.ops.csr import CSR
+    seen = CSR.union(split.csr('train'), split.csr('val'), split.csr('test'))
+    scores, items = model.recommend(torch.tensor([user]), args.k,
+                                    exclude=seen)
+    titles = getattr(ds, 'item_titles', None)
+    print(f'top {args.k} for user {args.user} ({ns.model} on {ns.dataset}, '
+          f'{int(seen.degree()[user])} known items excluded):')
+    for rank, (s, i) in enumerate(zip(scores[0].tolist(),
+                                      items[0].tolist()), 1):
+        if i < 0:
+            break
+        orig = inter.item_ids[i]
+        title = f'  {titles[i]}' if titles is not None else ''
+        print(f'{rank:>3}. item {orig}{title}  (score {s:.3f})')
+    return 0
+
+
+def _parse_id(text: str, ids: Any) -> Any:
+    """Original ids may be ints or strings; match the dataset's type."""
+    first = ids[0] if len(ids) else None
+    if isinstance(first, str):
+        return text
+    try:
+        return type(first)(text) if first is not None else int(text)
+    except ValueError:
+        return text
+
+
+# datasets ###################################################################
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from pyg_recsys.datasets import locate
+    for name in DATASETS:
+        where = locate(name, root=args.root)
+        print(f'{name:<16} {where}')
+    return 0
+
+
+# entry point ################################################################
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog='pyg-recsys',
+        description='Graph and sequential recommendation on PyG.')
+    p.add_argument('-v', '--verbose', action='store_true')
+    sub = p.add_subparsers(dest='command', required=True)
+
+    t = sub.add_parser('train', help='train and evaluate a recommender')
+    t.add_argument('--model', required=True, choices=sorted(MODELS))
+    t.add_argument('--dataset', required=True, choices=sorted(DATASETS))
+    t.add_argument('--raw-dir', default=None,
+                   help='folder with the upstream raw files as they come')
+    t.add_argument('--root', default=None,
+                   help='writable data root for processed files '
+                   '(default: $PYG_RECSYS_ROOT or ./datasets)')
+    t.add_argument('--split', default=None,
+                   help='split kind (default: the dataset\'s own)')
+    t.add_argument('--epochs', type=int, default=100)
+    t.add_argument('--lr', type=float, default=1e-3)
+    t.add_argument('--dim', type=int, default=64)
+    t.add_argument('--layers', type=int, default=3)
+    t.add_argument('--reg', type=float, default=1e-4)
+    t.add_argument('--batch-size', type=int, default=2048)
+    t.add_argument('--eval-every', type=int, default=1)
+    t.add_argument('--eval-batch-size', type=int, default=4096)
+    t.add_argument('--patience', type=int, default=None,
+                   help='stop after this many validations without gain')
+    t.add_argument('--monitor', default='recall@20')
+    t.add_argument('--ks', type=int, nargs='+', default=[10, 20])
+    t.add_argument('--seed', type=int, default=0)
+    t.add_argument('--out', required=True)
+    t.add_argument('--resume', action='store_true',
+                   help='continue the run in --out from its last epoch')
+    t.add_argument('--no-progress', dest='progress', action='store_false')
+    t.set_defaults(func=cmd_train)
+
+    r = sub.add_parser('recommend', help='top-K items for a user of a run')
+    r.add_argument('--run', required=True)
+    r.add_argument('--user', required=True, help='original user id')
+    r.add_argument('--k', type=int, default=10)
+    r.add_argument('--root', default=None)
+    r.set_defaults(func=cmd_recommend)
+
+    d = sub.add_parser('datasets', help='list datasets and where each is')
+    d.add_argument('--root', default=None)
+    d.set_defaults(func=cmd_datasets)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format='%(asctime)s %(name)s %(message)s', stream=sys.stderr)
+    if args.command == 'train' and args.monitor.split('@')[0] not in (
+            'recall', 'ndcg', 'precision', 'hit', 'mrr', 'map'):
+        raise SystemExit(f'pyg-recsys train: unknown --monitor '
+                         f'{args.monitor!r}; use e.g. recall@20 or ndcg@20')
+    return args.func(args)
+
+
+if __name__ == '__main__':  # pragma: no cover
+    sys.exit(main())

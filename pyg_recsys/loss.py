@@ -1,0 +1,112 @@
+r"""Training objectives shared by every recommender.
+
+All losses are means over the batch, so their scale does not depend on the
+batch size; :func:`l2_reg` follows the LightGCN reference code (squared
+norms of the batch's layer-0 embeddings, halved, divided by the batch size).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def bpr_loss(pos: Tensor, neg: Tensor) -> Tensor:
+    r"""Bayesian personalised ranking (Rendle et al., UAI 2009).
+
+    .. math::
+        \mathcal{L} = -\frac{1}{|B|} \sum_{(u,i,j) \in B}
+        \log \sigma(\hat{y}_{ui} - \hat{y}_{uj})
+
+    Args:
+        pos: Scores of the positive items, shape ``[B]``.
+        neg: Scores of the negatives, ``[B]`` or ``[B, N]`` (each negative
+            paired with its row's positive; the mean runs over all pairs).
+    """
+    if neg.dim() == pos.dim() + 1:
+        pos = pos.unsqueeze(-1)
+    return -F.logsigmoid(pos - neg).mean()
+
+
+def bce_loss(pos: Tensor, neg: Tensor) -> Tensor:
+    r"""Binary cross-entropy with positives labelled 1 and negatives 0.
+
+    .. math::
+        \mathcal{L} = -\frac{1}{|B|} \sum_{(u,i)}
+        \big[\log \sigma(\hat{y}_{ui})
+        + \sum_{j} \log (1 - \sigma(\hat{y}_{uj}))\big]
+
+    ``neg`` may be ``[B]`` or ``[B, N]``; each row's negative terms are
+    summed, as in SASRec's objective.
+    """
+    pos_term = F.logsigmoid(pos)
+    neg_term = F.logsigmoid(-neg)
+    if neg.dim() == pos.dim() + 1:
+        neg_term = neg_term.sum(-1)
+    return -(pos_term + neg_term).mean()
+
+
+def softmax_ce_loss(logits: Tensor, target: Tensor,
+                    ignore_index: int = -100) -> Tensor:
+    r"""Full softmax cross-entropy over all items.
+
+    Args:
+        logits: ``[B, num_items]`` scores.
+        target: ``[B]`` item ids; entries equal to ``ignore_index`` (padding)
+            are left out of the mean.
+    """
+    return F.cross_entropy(logits, target, ignore_index=ignore_index)
+
+
+def sampled_softmax_loss(pos: Tensor, neg: Tensor,
+                         log_q_pos: Tensor | None = None,
+                         log_q_neg: Tensor | None = None,
+                         temperature: float = 1.0) -> Tensor:
+    r"""Sampled softmax cross-entropy: the positive against ``N`` sampled
+    negatives, with optional log-Q correction for non-uniform samplers
+    (Bengio & Senecal, 2008; Yi et al., RecSys 2019).
+
+    .. math::
+        \mathcal{L} = -\frac{1}{|B|} \sum_{u} \log
+        \frac{e^{s_{ui}}}{e^{s_{ui}} + \sum_{j} e^{s_{uj}}},
+        \quad s = \hat{y} / \tau - \log q
+
+    Args:
+        pos: ``[B]`` positive scores.
+        neg: ``[B, N]`` or ``[N]`` (shared across the batch) negative scores.
+        log_q_pos: Log sampling probability of each positive, ``[B]``.
+        log_q_neg: Log sampling probability of each negative, shaped as
+            ``neg``.
+        temperature: Softmax temperature :math:`\tau`.
+    """
+    if neg.dim() == 1:
+        neg = neg.unsqueeze(0).expand(pos.size(0), -1)
+    pos = pos / temperature
+    neg = neg / temperature
+    if log_q_pos is not None:
+        pos = pos - log_q_pos
+    if log_q_neg is not None:
+        neg = neg - log_q_neg
+    logits = torch.cat([pos.unsqueeze(-1), neg], dim=-1)
+    return -F.log_softmax(logits, dim=-1)[:, 0].mean()
+
+
+def l2_reg(*tensors: Tensor, batch_size: int | None = None) -> Tensor:
+    r"""L2 penalty on the batch's layer-0 embeddings (LightGCN, Eq. 15, as
+    in its reference code):
+
+    .. math::
+        \frac{1}{2|B|} \sum_{e \in \text{batch}} \lVert e \rVert_2^2
+
+    Args:
+        *tensors: Embedding rows used by the batch (users, positives,
+            negatives).
+        batch_size: Divisor :math:`|B|`; defaults to the first tensor's
+            number of rows.
+    """
+    if not tensors:
+        raise ValueError('l2_reg: pass at least one embedding tensor')
+    if batch_size is None:
+        batch_size = tensors[0].size(0)
+    total = sum(t.pow(2).sum() for t in tensors)
+    return 0.5 * total / max(batch_size, 1)

@@ -1,0 +1,104 @@
+"""A minimal compressed-sparse-row index of user -> item sets.
+
+Used wherever a per-user item set is needed in vectorized form: items to
+mask when ranking (known positives), held-out targets, and positives to
+avoid when sampling negatives.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+
+class CSR(NamedTuple):
+    """Rows are users, columns items; ``col[rowptr[u]:rowptr[u+1]]`` are the
+    sorted, unique items of user ``u``."""
+
+    rowptr: Tensor  # [num_rows + 1] long
+    col: Tensor  # [nnz] long
+    num_cols: int
+
+    @property
+    def num_rows(self) -> int:
+        return self.rowptr.numel() - 1
+
+    @property
+    def nnz(self) -> int:
+        return self.col.numel()
+
+    @classmethod
+    def from_pairs(cls, rows: Tensor, cols: Tensor, num_rows: int,
+                   num_cols: int) -> CSR:
+        """Builds the index from (row, col) pairs; duplicates are dropped."""
+        rows = rows.long().view(-1)
+        cols = cols.long().view(-1)
+        if rows.numel() != cols.numel():
+            raise ValueError(f'CSR.from_pairs: got {rows.numel()} rows but '
+                             f'{cols.numel()} cols; pass one of each per pair')
+        if rows.numel() > 0:
+            if int(rows.min()) < 0 or int(rows.max()) >= num_rows:
+                raise ValueError(f'CSR.from_pairs: row ids must lie in '
+                                 f'[0, {num_rows}), got [{int(rows.min())}, '
+                                 f'{int(rows.max())}]')
+            if int(cols.min()) < 0 or int(cols.max()) >= num_cols:
+                raise ValueError(f'CSR.from_pairs: col ids must lie in '
+                                 f'[0, {num_cols}), got [{int(cols.min())}, '
+                                 f'{int(cols.max())}]')
+        key = torch.unique(rows * num_cols + cols)  # sorted, deduplicated
+        rows, cols = key // num_cols, key % num_cols
+        count = torch.bincount(rows, minlength=num_rows)
+        rowptr = torch.zeros(num_rows + 1, dtype=torch.long)
+        torch.cumsum(count, 0, out=rowptr[1:])
+        return cls(rowptr, cols, num_cols)
+
+    @classmethod
+    def union(cls, *parts: CSR) -> CSR:
+        rows = torch.cat([p.rows() for p in parts])
+        cols = torch.cat([p.col for p in parts])
+        return cls.from_pairs(rows, cols, parts[0].num_rows, parts[0].num_cols)
+
+    def degree(self) -> Tensor:
+        return self.rowptr[1:] - self.rowptr[:-1]
+
+    def rows(self) -> Tensor:
+        """The row id of every stored entry (COO row vector)."""
+        return torch.repeat_interleave(
+            torch.arange(self.num_rows), self.degree())
+
+    def keys(self) -> Tensor:
+        """Sorted ``row * num_cols + col`` keys, for membership tests with
+        :func:`torch.searchsorted`."""
+        return self.rows() * self.num_cols + self.col
+
+    def row(self, i: int) -> Tensor:
+        return self.col[self.rowptr[i]:self.rowptr[i + 1]]
+
+    def select(self, rows: Tensor) -> tuple[Tensor, Tensor]:
+        """Entries of the given rows as COO ``(position in rows, col)``,
+        without a Python loop over rows."""
+        rows = rows.long().view(-1)
+        start = self.rowptr[rows]
+        count = self.rowptr[rows + 1] - start
+        pos = torch.repeat_interleave(torch.arange(rows.numel()), count)
+        # offset of each entry inside its row
+        first = torch.zeros(rows.numel() + 1, dtype=torch.long)
+        torch.cumsum(count, 0, out=first[1:])
+        offset = torch.arange(int(first[-1])) - first[:-1][pos]
+        return pos, self.col[start[pos] + offset]
+
+    def contains(self, rows: Tensor, cols: Tensor) -> Tensor:
+        """Boolean mask, same shape as ``cols``: is ``cols[..]`` in the row
+        given by ``rows`` (broadcast against ``cols``)?"""
+        rows = rows.long()
+        cols = cols.long()
+        if rows.dim() < cols.dim():
+            rows = rows.view(*rows.shape,
+                             *([1] * (cols.dim() - rows.dim())))
+        q = (rows * self.num_cols + cols).expand_as(cols).reshape(-1)
+        keys = self.keys()
+        if keys.numel() == 0:
+            return torch.zeros_like(cols, dtype=torch.bool)
+        idx = torch.searchsorted(keys, q).clamp_(max=keys.numel() - 1)
+        return (keys[idx] == q).view(cols.shape)

@@ -1,0 +1,468 @@
+"""The one training loop: fit, evaluate, early stop, checkpoint and resume.
+
+:class:`Trainer` only talks to the model contract of the GUIDE: it calls
+``model.loss(batch)`` on whatever the training loader yields, and hands the
+model to an *evaluator* (``evaluator(model, part) -> {metric: value}``) for
+model selection on ``'val'`` and one final score on ``'test'``.  The same
+loop therefore trains pairwise user-item rankers (:class:`RankingEvaluator`),
+rating regressors (:class:`RatingEvaluator`) and next-item models over
+session batches (:class:`NextItemEvaluator`).
+
+Every epoch ends with an atomic checkpoint (model, optimizer, RNG states,
+history, early-stopping state) in ``out_dir/last.pt``; the best model so far
+is kept in ``out_dir/best.pt``.  ``fit(resume=True)`` continues from
+``last.pt`` and, the loader being reseeded per epoch, ends with exactly the
+result of an uninterrupted run.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from pyg_recsys.data.split import Split
+from pyg_recsys.ops.csr import CSR
+
+log = logging.getLogger(__name__)
+
+DEFAULT_KS = (10, 20)
+
+
+class Evaluator(Protocol):
+    def __call__(self, model: nn.Module, part: str) -> dict[str, float]:
+        ...
+
+
+def seed_everything(seed: int) -> None:
+    """Seeds Python, NumPy and torch, and asks torch for deterministic
+    kernels where it has them (CPU runs are then bit-reproducible)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def atomic_save(obj: Any, path: str | Path) -> None:
+    """``torch.save`` to a temporary file in the same folder, then rename:
+    a crash never leaves a half-written checkpoint behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.')
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(text: str, path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.')
+    try:
+        with os.fdopen(fd, 'w') as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _rng_state() -> dict[str, Any]:
+    return dict(torch=torch.get_rng_state(), numpy=np.random.get_state(),
+                python=random.getstate())
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state['torch'])
+    np.random.set_state(state['numpy'])
+    random.setstate(state['python'])
+
+
+def _to_device(batch: Any, device: torch.device | str | None) -> Any:
+    if device is None:
+        return batch
+    if isinstance(batch, Tensor) or hasattr(batch, 'to'):
+        return batch.to(device)
+    if isinstance(batch, tuple) and hasattr(batch, '_fields'):
+        return type(batch)(*(_to_device(b, device) for b in batch))
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_device(b, device) for b in batch)
+    if isinstance(batch, Mapping):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    return batch
+
+
+def _batch_size(batch: Any) -> int:
+    for attr in ('num_graphs', 'user', 'y'):
+        value = getattr(batch, attr, None)
+        if isinstance(value, int):
+            return value
+        if isinstance(value, Tensor):
+            return value.size(0)
+    if isinstance(batch, Tensor):
+        return batch.size(0)
+    if isinstance(batch, (list, tuple)) and batch and isinstance(
+            batch[0], Tensor):
+        return batch[0].size(0)
+    return 1
+
+
+# Evaluators ##################################################################
+
+
+class RankingEvaluator:
+    """Full-ranking top-K evaluation of a user-item recommender.
+
+    Ranks all items for every user with held-out items in ``part``, masking
+    known positives (training items for ``'val'``, training and validation
+    items for ``'test'``), through ``model.score(users)`` in user chunks.
+
+    Args:
+        split: The split whose parts are scored.
+        ks: Cut-offs.
+        metrics: Metric names (see :mod:`pyg_recsys.metrics`).
+        batch_size: Users per chunk (results do not depend on it).
+    """
+
+    def __init__(self, split: Split, ks: Iterable[int] = DEFAULT_KS,
+                 metrics: Iterable[str] | None = None,
+                 batch_size: int = 4096) -> None:
+        self.split = split
+        self.ks = tuple(ks)
+        self.metrics = tuple(metrics) if metrics is not None else None
+        self.batch_size = batch_size
+
+    @torch.no_grad()
+    def __call__(self, model: nn.Module, part: str) -> dict[str, float]:
+        from pyg_recsys.metrics import evaluate_ranking
+        model.eval()
+        kwargs = {} if self.metrics is None else dict(metrics=self.metrics)
+        return evaluate_ranking(model.score, self.split.targets(part),
+                                self.split.exclude(part), ks=self.ks,
+                                batch_size=self.batch_size, **kwargs)
+
+
+class RatingEvaluator:
+    """MAE / RMSE of ``model(users, items)`` against held-out ratings.
+
+    Args:
+        parts: ``{part: (users, items, ratings)}`` tensors per part.
+        batch_size: Pairs per forward call.
+    """
+
+    def __init__(self, parts: Mapping[str, tuple[Tensor, Tensor, Tensor]],
+                 batch_size: int = 65536) -> None:
+        self.parts = dict(parts)
+        self.batch_size = batch_size
+
+    @torch.no_grad()
+    def __call__(self, model: nn.Module, part: str) -> dict[str, float]:
+        from pyg_recsys.metrics import rating_metrics
+        if part not in self.parts:
+            raise KeyError(f"RatingEvaluator: no part '{part}'; have "
+                           f'{sorted(self.parts)}')
+        model.eval()
+        users, items, target = self.parts[part]
+        pred = torch.cat([
+            model(users[i:i + self.batch_size], items[i:i + self.batch_size])
+            for i in range(0, users.numel(), self.batch_size)
+        ])
+        return rating_metrics(pred, target)
+
+
+class NextItemEvaluator:
+    """Full-ranking next-item evaluation over batches of sequences/sessions.
+
+    ``model.score(batch)`` returns ``[B, num_items]`` scores for the next
+    item of each example and ``batch.y`` holds the target item.  Nothing is
+    masked, as in the session-recommendation protocol (SR-GNN).
+
+    Args:
+        loaders: ``{part: iterable of batches}``.
+        num_items: Number of items.
+        ks: Cut-offs.
+    """
+
+    def __init__(self, loaders: Mapping[str, Iterable[Any]], num_items: int,
+                 ks: Iterable[int] = DEFAULT_KS) -> None:
+        self.loaders = dict(loaders)
+        self.num_items = num_items
+        self.ks = tuple(ks)
+
+    @torch.no_grad()
+    def __call__(self, model: nn.Module, part: str) -> dict[str, float]:
+        from pyg_recsys.metrics import RankingMetrics
+        from pyg_recsys.ops.topk import masked_topk
+        model.eval()
+        acc = RankingMetrics(ks=self.ks)
+        for batch in self.loaders[part]:
+            scores = model.score(batch)
+            y = batch.y.view(-1)
+            rows = torch.arange(y.numel())
+            _, top = masked_topk(scores, max(self.ks), rows, None)
+            acc.update(top, rows,
+                       CSR.from_pairs(rows, y, y.numel(), self.num_items))
+        return acc.compute()
+
+
+# The loop ####################################################################
+
+
+class Trainer:
+    """Trains a model through its ``loss(batch)`` and selects it on
+    validation.
+
+    Args:
+        model: A recommender following the GUIDE's model contract.
+        train_loader: Iterable of training batches; if it has
+            ``set_epoch(epoch)`` it is called before each epoch (loaders
+            that reseed per epoch make resumed runs exact).
+        evaluator: ``evaluator(model, part) -> {metric: value}``.
+        optimizer: Defaults to Adam with ``lr`` over the model's parameters.
+        lr: Learning rate of the default optimizer.
+        epochs: Maximum number of epochs.
+        eval_every: Validate every this many epochs (and after the last).
+        monitor: Validation metric for model selection, e.g. ``'ndcg@20'``.
+        mode: ``'max'`` or ``'min'`` for ``monitor``.
+        patience: Stop after this many validations without improvement
+            (``None``: never stop early).
+        out_dir: Folder for ``last.pt``, ``best.pt`` and ``metrics.json``;
+            ``None`` keeps everything in memory (no resume).
+        progress: Show a tqdm bar per epoch.
+        device: Device batches are moved to (the model is not moved).
+        grad_clip: Optional max gradient norm.
+        on_epoch_end: Optional callback ``f(trainer, record)`` after each
+            epoch's checkpoint was written.
+    """
+
+    def __init__(self, model: nn.Module, train_loader: Iterable[Any],
+                 evaluator: Evaluator, *,
+                 optimizer: torch.optim.Optimizer | None = None,
+                 lr: float = 1e-3, epochs: int = 100, eval_every: int = 1,
+                 monitor: str = 'ndcg@20', mode: str = 'max',
+                 patience: int | None = None,
+                 out_dir: str | Path | None = None, progress: bool = True,
+                 device: torch.device | str | None = None,
+                 grad_clip: float | None = None,
+                 on_epoch_end: Callable[[Trainer, dict], None] | None = None,
+                 ) -> None:
+        if mode not in ('max', 'min'):
+            raise ValueError(f"Trainer: mode must be 'max' or 'min', got "
+                             f"'{mode}'")
+        if epochs < 1 or eval_every < 1:
+            raise ValueError(f'Trainer: epochs and eval_every must be >= 1, '
+                             f'got epochs={epochs}, eval_every={eval_every}')
+        self.model = model
+        self.train_loader = train_loader
+        self.evaluator = evaluator
+        self.optimizer = optimizer or torch.optim.Adam(model.parameters(),
+                                                       lr=lr)
+        self.epochs = epochs
+        self.eval_every = eval_every
+        self.monitor = monitor
+        self.mode = mode
+        self.patience = patience
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.progress = progress
+        self.device = device
+        self.grad_clip = grad_clip
+        self.on_epoch_end = on_epoch_end
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        self.history: list[dict[str, Any]] = []
+        self.epoch = 0
+        self.best_epoch: int | None = None
+        self.best_value: float | None = None
+        self.best_val: dict[str, float] | None = None
+        self.best_state: dict[str, Tensor] | None = None
+        self.bad_evals = 0
+        self.stopped_early = False
+        self.test: dict[str, float] | None = None
+
+    # checkpoint ##############################################################
+
+    @property
+    def last_path(self) -> Path | None:
+        return self.out_dir / 'last.pt' if self.out_dir else None
+
+    @property
+    def best_path(self) -> Path | None:
+        return self.out_dir / 'best.pt' if self.out_dir else None
+
+    def state_dict(self) -> dict[str, Any]:
+        return dict(model=self.model.state_dict(),
+                    optimizer=self.optimizer.state_dict(), epoch=self.epoch,
+                    history=self.history, best_epoch=self.best_epoch,
+                    best_value=self.best_value, best_val=self.best_val,
+                    bad_evals=self.bad_evals,
+                    stopped_early=self.stopped_early, test=self.test,
+                    rng=_rng_state(),
+                    loader_rng=(self.train_loader.state_dict()
+                                if hasattr(self.train_loader, 'state_dict')
+                                else None))
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state['model'])
+        self.optimizer.load_state_dict(state['optimizer'])
+        self.epoch = state['epoch']
+        self.history = state['history']
+        self.best_epoch = state['best_epoch']
+        self.best_value = state['best_value']
+        self.best_val = state['best_val']
+        self.bad_evals = state['bad_evals']
+        self.stopped_early = state['stopped_early']
+        self.test = state['test']
+        _set_rng_state(state['rng'])
+        if state.get('loader_rng') is not None:
+            self.train_loader.load_state_dict(state['loader_rng'])
+
+    def _checkpoint(self) -> None:
+        if self.out_dir is None:
+            return
+        atomic_save(self.state_dict(), self.last_path)
+        atomic_write_text(json.dumps(self.result(), indent=2),
+                          self.out_dir / 'metrics.json')
+
+    # loop ####################################################################
+
+    def _improved(self, value: float) -> bool:
+        if math.isnan(value):
+            return False
+        if self.best_value is None:
+            return True
+        if self.mode == 'max':
+            return value > self.best_value
+        return value < self.best_value
+
+    def train_epoch(self) -> float:
+        """One pass over the training loader; returns the mean loss."""
+        self.model.train()
+        if hasattr(self.train_loader, 'set_epoch'):
+            self.train_loader.set_epoch(self.epoch)
+        total, count = 0.0, 0
+        bar = tqdm(self.train_loader, desc=f'epoch {self.epoch}',
+                   disable=not self.progress, leave=False,
+                   dynamic_ncols=True)
+        for batch in bar:
+            batch = _to_device(batch, self.device)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = self.model.loss(batch)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f'Trainer: loss became {float(loss)} at epoch '
+                    f'{self.epoch}; lower the learning rate or check the '
+                    f'inputs')
+            loss.backward()
+            if self.grad_clip is not None:
+                nn.utils.clip_grad_norm_(self.model.parameters(),
+                                         self.grad_clip)
+            self.optimizer.step()
+            n = _batch_size(batch)
+            total += float(loss) * n
+            count += n
+            bar.set_postfix(loss=f'{total / max(count, 1):.4f}')
+        return total / max(count, 1)
+
+    def fit(self, resume: bool = False) -> dict[str, Any]:
+        """Trains, validates, early-stops and scores the test part once at
+        the best checkpoint.  Returns :meth:`result`.
+
+        Args:
+            resume: Continue from ``out_dir/last.pt`` if it exists.
+        """
+        if resume:
+            if self.out_dir is None:
+                raise ValueError('Trainer.fit: resume=True needs out_dir')
+            if self.last_path.exists():
+                self.load_state_dict(torch.load(self.last_path,
+                                                weights_only=False))
+                log.info('resumed from %s at epoch %d', self.last_path,
+                         self.epoch)
+                if self.test is not None:  # the run had already finished
+                    return self.result()
+        else:
+            self._reset_state()
+        if self.best_epoch is not None and self.best_path is not None:
+            self.best_state = torch.load(self.best_path,
+                                         weights_only=False)['model']
+
+        while self.epoch < self.epochs and not self.stopped_early:
+            self.epoch += 1
+            t0 = time.perf_counter()
+            loss = self.train_epoch()
+            record: dict[str, Any] = dict(
+                epoch=self.epoch, loss=loss,
+                train_seconds=time.perf_counter() - t0)
+            if self.epoch % self.eval_every == 0 or self.epoch == self.epochs:
+                t0 = time.perf_counter()
+                val = self.evaluator(self.model, 'val')
+                record['eval_seconds'] = time.perf_counter() - t0
+                record['val'] = val
+                if self.monitor not in val:
+                    raise KeyError(
+                        f"Trainer: monitor '{self.monitor}' is not among the "
+                        f'validation metrics {sorted(val)}; pass one of them')
+                if self._improved(val[self.monitor]):
+                    self.best_value = val[self.monitor]
+                    self.best_val = val
+                    self.best_epoch = self.epoch
+                    self.bad_evals = 0
+                    self._save_best()
+                else:
+                    self.bad_evals += 1
+                    if (self.patience is not None
+                            and self.bad_evals >= self.patience):
+                        self.stopped_early = True
+                log.info('epoch %d loss %.4f %s %.4f (best %.4f @ %s)',
+                         self.epoch, loss, self.monitor, val[self.monitor],
+                         self.best_value, self.best_epoch)
+            self.history.append(record)
+            self._checkpoint()
+            if self.on_epoch_end is not None:
+                self.on_epoch_end(self, record)
+
+        self._restore_best()
+        t0 = time.perf_counter()
+        self.test = self.evaluator(self.model, 'test')
+        self.test_seconds = time.perf_counter() - t0
+        self._checkpoint()
+        return self.result()
+
+    def _save_best(self) -> None:
+        state = {k: v.detach().clone()
+                 for k, v in self.model.state_dict().items()}
+        self.best_state = state
+        if self.best_path is not None:
+            atomic_save(dict(model=state, epoch=self.epoch,
+                             val=self.best_val), self.best_path)
+
+    def _restore_best(self) -> None:
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+
+    def result(self) -> dict[str, Any]:
+        """The ``metrics.json`` record: per-epoch history, best epoch, its
+        validation metrics and the test metrics (once scored)."""
+        return dict(epochs=self.history, best_epoch=self.best_epoch,
+                    monitor=self.monitor, best_val=self.best_val,
+                    stopped_early=self.stopped_early, test=self.test)

@@ -1,0 +1,293 @@
+"""The one training loop, driven by three small models of different kinds:
+a pairwise user-item ranker, a rating regressor and a next-item model over
+batched session graphs."""
+import json
+
+import pytest
+import torch
+from torch import nn
+from torch_geometric.data import Batch, Data
+from torch_geometric.utils import to_dense_batch
+
+from pyg_recsys.data.loader import PairLoader
+from pyg_recsys.data.split import Split
+from pyg_recsys.loss import bpr_loss, softmax_ce_loss
+from pyg_recsys.sampling import UniformSampler
+from pyg_recsys.train import (
+    NextItemEvaluator,
+    RankingEvaluator,
+    RatingEvaluator,
+    Trainer,
+    atomic_save,
+    seed_everything,
+)
+
+# A user-item ranker ##########################################################
+
+
+class DotRanker(nn.Module):
+    def __init__(self, num_users: int, num_items: int, dim: int = 8):
+        super().__init__()
+        self.user = nn.Embedding(num_users, dim)
+        self.item = nn.Embedding(num_items, dim)
+        self.drop = nn.Dropout(0.2)  # consumes the global RNG in training
+
+    def score(self, users, items=None):
+        w = self.item.weight if items is None else self.item(items)
+        return self.user(users) @ w.t()
+
+    def loss(self, batch):
+        u = self.drop(self.user(batch.user))
+        pos = (u * self.item(batch.pos)).sum(-1)
+        neg = (u * self.item(batch.neg)).sum(-1)
+        return bpr_loss(pos, neg)
+
+
+def _clustered_split(num_users=40, num_items=30, seed=0):
+    """Users in two groups that like disjoint halves of the items, so a
+    model has something to learn and a popularity ranker does not."""
+    g = torch.Generator().manual_seed(seed)
+    rows, cols = [], []
+    for u in range(num_users):
+        half = torch.arange(num_items // 2) + (u % 2) * (num_items // 2)
+        pick = half[torch.randperm(half.numel(), generator=g)[:8]]
+        rows += [u] * 8
+        cols += pick.tolist()
+    pairs = torch.tensor([rows, cols]).view(2, num_users, 8)
+    train = pairs[:, :, :6].reshape(2, -1)
+    val = pairs[:, :, 6:7].reshape(2, -1)
+    test = pairs[:, :, 7:].reshape(2, -1)
+    return Split(num_users, num_items, train, val, test, kind='fixed',
+                 seed=seed)
+
+
+def _ranker_trainer(split, tmp_path=None, epochs=6, **kw):
+    seed_everything(0)
+    model = DotRanker(split.num_users, split.num_items)
+    loader = PairLoader(split.train,
+                        UniformSampler(split.num_items,
+                                       exclude=split.csr('train')),
+                        batch_size=32, seed=1)
+    return Trainer(model, loader, RankingEvaluator(split, ks=(5, 10)),
+                   lr=0.05, epochs=epochs, monitor='ndcg@10',
+                   out_dir=tmp_path, progress=False, **kw)
+
+
+def test_ranker_learns_and_beats_popularity(tmp_path):
+    split = _clustered_split()
+    trainer = _ranker_trainer(split, tmp_path, epochs=15)
+    result = trainer.fit()
+    losses = [r['loss'] for r in result['epochs']]
+    assert losses[-1] < losses[0] * 0.7
+    # popularity ranker: every user gets the globally most frequent items
+    count = torch.bincount(split.train[1], minlength=split.num_items)
+
+    class Pop(nn.Module):
+        def score(self, users, items=None):
+            return count.float().expand(users.numel(), -1).clone()
+
+    pop = RankingEvaluator(split, ks=(5, 10))(Pop(), 'test')
+    assert result['test']['recall@10'] > pop['recall@10'] + 0.2
+    saved = json.loads((tmp_path / 'metrics.json').read_text())
+    assert saved['best_epoch'] == result['best_epoch']
+    assert saved['test'] == result['test']
+    assert (tmp_path / 'best.pt').exists() and (tmp_path / 'last.pt').exists()
+    e = saved['epochs'][0]
+    assert set(e) >= {'epoch', 'loss', 'train_seconds', 'eval_seconds', 'val'}
+
+
+def test_test_is_scored_at_the_best_checkpoint(tmp_path):
+    split = _clustered_split()
+    trainer = _ranker_trainer(split, tmp_path, epochs=8)
+    result = trainer.fit()
+    best = torch.load(tmp_path / 'best.pt', weights_only=False)
+    assert best['epoch'] == result['best_epoch']
+    fresh = DotRanker(split.num_users, split.num_items)
+    fresh.load_state_dict(best['model'])
+    again = RankingEvaluator(split, ks=(5, 10))(fresh, 'test')
+    assert again == result['test']
+    vals = [r['val']['ndcg@10'] for r in result['epochs']]
+    assert result['best_val']['ndcg@10'] == max(vals)
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_after_interruption_gives_identical_result(tmp_path):
+    split = _clustered_split()
+    full = _ranker_trainer(split, tmp_path / 'a', epochs=6).fit()
+
+    def crash(trainer, record):
+        if record['epoch'] == 3:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        _ranker_trainer(split, tmp_path / 'b', epochs=6,
+                        on_epoch_end=crash).fit()
+    # a fresh process would build everything anew: scramble the RNG first
+    torch.manual_seed(1234)
+    resumed = _ranker_trainer(split, tmp_path / 'b', epochs=6)
+    # a different initialisation, overwritten by the checkpoint
+    nn.init.normal_(resumed.model.user.weight)
+    out = resumed.fit(resume=True)
+    assert [r['epoch'] for r in out['epochs']] == list(range(1, 7))
+    strip = [{k: v for k, v in r.items() if not k.endswith('seconds')}
+             for r in out['epochs']]
+    ref = [{k: v for k, v in r.items() if not k.endswith('seconds')}
+           for r in full['epochs']]
+    assert strip == ref
+    assert out['test'] == full['test']
+    assert out['best_epoch'] == full['best_epoch']
+    # resuming a finished run returns its result without training again
+    again = _ranker_trainer(split, tmp_path / 'b', epochs=6)
+    assert again.fit(resume=True)['test'] == full['test']
+
+
+def test_early_stopping_counts_validations(tmp_path):
+    split = _clustered_split()
+    trainer = _ranker_trainer(split, None, epochs=50, patience=2,
+                              eval_every=2)
+    trainer.lr = 0.0
+    for group in trainer.optimizer.param_groups:
+        group['lr'] = 0.0  # nothing improves after the first validation
+    result = trainer.fit()
+    assert result['stopped_early']
+    assert [r['epoch'] for r in result['epochs']] == [1, 2, 3, 4, 5, 6]
+    assert result['best_epoch'] == 2
+
+
+def test_trainer_errors(tmp_path):
+    split = _clustered_split()
+    with pytest.raises(ValueError, match="mode must be 'max' or 'min'"):
+        _ranker_trainer(split, mode='up')
+    with pytest.raises(ValueError, match='epochs and eval_every must be'):
+        _ranker_trainer(split, epochs=0)
+    with pytest.raises(ValueError, match='resume=True needs out_dir'):
+        _ranker_trainer(split).fit(resume=True)
+    t = _ranker_trainer(split, epochs=1)
+    t.monitor = 'auc'
+    with pytest.raises(KeyError, match="monitor 'auc' is not among"):
+        t.fit()
+
+    class Nan(DotRanker):
+        def loss(self, batch):
+            return super().loss(batch) * float('nan')
+
+    t = _ranker_trainer(split, epochs=1)
+    t.model = Nan(split.num_users, split.num_items)
+    t.optimizer = torch.optim.SGD(t.model.parameters(), lr=0.1)
+    with pytest.raises(FloatingPointError, match='loss became nan'):
+        t.fit()
+
+
+def test_atomic_save_leaves_nothing_on_failure(tmp_path):
+    class Boom:
+        def __reduce__(self):
+            raise RuntimeError('cannot pickle')
+
+    atomic_save({'a': 1}, tmp_path / 'x.pt')
+    with pytest.raises(RuntimeError, match='cannot pickle'):
+        atomic_save({'a': Boom()}, tmp_path / 'x.pt')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['x.pt']
+    assert torch.load(tmp_path / 'x.pt') == {'a': 1}
+
+
+# A rating regressor ##########################################################
+
+
+class BiasedMF(nn.Module):
+    def __init__(self, num_users, num_items, dim=4):
+        super().__init__()
+        self.user = nn.Embedding(num_users, dim)
+        self.item = nn.Embedding(num_items, dim)
+        self.bias = nn.Parameter(torch.zeros(1))
+        nn.init.normal_(self.user.weight, std=0.1)
+        nn.init.normal_(self.item.weight, std=0.1)
+
+    def forward(self, users, items):
+        return (self.user(users) * self.item(items)).sum(-1) + self.bias
+
+    def loss(self, batch):
+        users, items, rating = batch
+        return ((self(users, items) - rating) ** 2).mean()
+
+
+def test_rating_regression_through_the_same_loop():
+    g = torch.Generator().manual_seed(0)
+    users = torch.randint(0, 20, (600,), generator=g)
+    items = torch.randint(0, 15, (600,), generator=g)
+    rating = 3.0 + (users % 3).float() - (items % 2).float()
+    parts = dict(train=(users[:400], items[:400], rating[:400]),
+                 val=(users[400:500], items[400:500], rating[400:500]),
+                 test=(users[500:], items[500:], rating[500:]))
+    batches = [tuple(t[i:i + 50] for t in parts['train'])
+               for i in range(0, 400, 50)]
+    seed_everything(0)
+    model = BiasedMF(20, 15)
+    ev = RatingEvaluator(parts)
+    before = ev(model, 'test')['rmse']
+    result = Trainer(model, batches, ev, lr=0.05, epochs=30,
+                     monitor='rmse', mode='min', progress=False).fit()
+    assert result['test']['rmse'] < 0.5 * before
+    assert set(result['test']) >= {'mae', 'rmse'}
+    with pytest.raises(KeyError, match="no part 'dev'"):
+        ev(model, 'dev')
+
+
+# A next-item model over batched session graphs ###############################
+
+
+class MeanSession(nn.Module):
+    """Embeds the session's items, pools them per graph (graph path) and
+    reads the padded sequence (dense path), scores all items."""
+
+    def __init__(self, num_items, dim=16):
+        super().__init__()
+        self.item = nn.Embedding(num_items, dim)
+        self.gru = nn.GRU(dim, dim, batch_first=True)
+
+    def forward(self, batch):
+        x = self.item(batch.x)
+        seq, mask = to_dense_batch(x, batch.batch)
+        out, _ = self.gru(seq)
+        last = mask.sum(1) - 1
+        return out[torch.arange(out.size(0)), last]
+
+    def score(self, batch):
+        return self(batch) @ self.item.weight.t()
+
+    def loss(self, batch):
+        return softmax_ce_loss(self.score(batch), batch.y)
+
+
+def _sessions(n, num_items, seed):
+    # item i is always followed by item (i + 1) % num_items
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(n):
+        start = int(torch.randint(0, num_items, (1,), generator=g))
+        length = int(torch.randint(2, 5, (1,), generator=g))
+        seq = (start + torch.arange(length + 1)) % num_items
+        x = seq[:-1]
+        ei = torch.stack([torch.arange(length - 1), torch.arange(1, length)])
+        out.append(Data(x=x, edge_index=ei, y=seq[-1:]))
+    return out
+
+
+def test_next_item_over_session_batches():
+    def batches(data, size):
+        return [Batch.from_data_list(data[i:i + size])
+                for i in range(0, len(data), size)]
+
+    train = batches(_sessions(300, 12, 0), 30)
+    ev = NextItemEvaluator(dict(val=batches(_sessions(60, 12, 1), 25),
+                                test=batches(_sessions(60, 12, 2), 25)),
+                           num_items=12, ks=(1, 5))
+    seed_everything(0)
+    model = MeanSession(12)
+    before = ev(model, 'test')
+    result = Trainer(model, train, ev, lr=0.02, epochs=15, monitor='hit@1',
+                     progress=False).fit()
+    assert result['test']['hit@1'] > 0.9 > before['hit@1']
+    assert result['test']['mrr@5'] >= result['test']['hit@1']
