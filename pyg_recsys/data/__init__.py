@@ -1,0 +1,30 @@
+"""Turning raw interaction logs into PyG objects and leak-free splits."""
+from pyg_recsys.data.interactions import (
+    Interactions,
+    from_tensors,
+    k_core_mask,
+    read_table,
+)
+from pyg_recsys.data.split import (
+    PARTS,
+    Split,
+    audit,
+    fixed_split,
+    leave_one_out,
+    random_split,
+    temporal_split,
+)
+
+__all__ = [
+    'Interactions',
+    'from_tensors',
+    'read_table',
+    'k_core_mask',
+    'PARTS',
+    'Split',
+    'random_split',
+    'temporal_split',
+    'leave_one_out',
+    'fixed_split',
+    'audit',
+]

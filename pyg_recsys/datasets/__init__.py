@@ -1,0 +1,25 @@
+"""Recommendation data sets in PyG ``InMemoryDataset`` style."""
+from pyg_recsys.datasets.base import RecDataset, default_root
+from pyg_recsys.datasets.lightgcn import (
+    LightGCNDataset,
+    read_id_list,
+    read_lightgcn,
+)
+from pyg_recsys.datasets.movielens import (
+    GENRES,
+    MovieLens100K,
+    parse_atomic,
+    parse_grouplens,
+)
+
+__all__ = [
+    'RecDataset',
+    'default_root',
+    'MovieLens100K',
+    'LightGCNDataset',
+    'GENRES',
+    'parse_grouplens',
+    'parse_atomic',
+    'read_lightgcn',
+    'read_id_list',
+]

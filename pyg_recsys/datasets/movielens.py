@@ -1,0 +1,351 @@
+"""MovieLens-100K (GroupLens ``ml-100k``), with a PyPI-only fallback."""
+from __future__ import annotations
+
+import http.client
+import io
+import logging
+import os
+import os.path as osp
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Callable
+from typing import Any, ClassVar, TextIO
+
+import torch
+
+from pyg_recsys.data.interactions import (
+    Interactions,
+    _read_text_table,
+    _TextSource,
+    read_table,
+)
+from pyg_recsys.datasets.base import RecDataset, atomic_write, fetch_url
+
+log = logging.getLogger(__name__)
+
+GENRES = ('unknown', 'Action', 'Adventure', 'Animation', "Children's",
+          'Comedy', 'Crime', 'Documentary', 'Drama', 'Fantasy', 'Film-Noir',
+          'Horror', 'Musical', 'Mystery', 'Romance', 'Sci-Fi', 'Thriller',
+          'War', 'Western')
+
+# The two titles RecBole's atomic files spell differently from u.item.
+_ATOMIC_TITLE_FIXES = {
+    'unkonwn': 'unknown',
+    'Land Before Time III: The Time of the Great Giving (1995)':
+        'Land Before Time III: The Time of the Great Giving (1995) (V)',
+}
+
+_DOWNLOAD_ERRORS = (OSError, zipfile.BadZipFile, http.client.HTTPException,
+                    KeyError, ValueError)
+
+
+def pip_download(spec: str, dest: str, timeout: float = 60.0,
+                 total_timeout: float = 300.0) -> str:
+    """Downloads one wheel from PyPI with ``python -m pip download
+    --no-deps`` (nothing is installed) into ``dest``; returns its path.
+
+    ``timeout`` bounds each network operation of pip and ``total_timeout``
+    the whole command.
+    """
+    os.makedirs(dest, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=dest, prefix='.pip-')
+    try:
+        cmd = [sys.executable, '-m', 'pip', 'download', '--no-deps',
+               '--only-binary=:all:', '--no-input',
+               '--disable-pip-version-check', '--timeout', str(int(timeout)),
+               '--retries', '2', '-d', tmp, spec]
+        log.info('Running %s', ' '.join(cmd))
+        try:
+            res = subprocess.run(cmd, capture_output=True, text=True,
+                                 timeout=total_timeout, check=False)
+        except subprocess.TimeoutExpired:
+            raise TimeoutError(f'pip download {spec} did not finish in '
+                               f'{total_timeout:g} s') from None
+        if res.returncode != 0:
+            tail = ' '.join(res.stderr.strip().splitlines()[-2:])
+            raise OSError(f'pip download {spec} failed (exit '
+                          f'{res.returncode}): {tail}')
+        wheels = [f for f in os.listdir(tmp) if f.endswith('.whl')]
+        if not wheels:
+            raise OSError(f'pip download {spec} produced no wheel')
+        out = osp.join(dest, wheels[0])
+        os.replace(osp.join(tmp, wheels[0]), out)
+        return out
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------
+# Parsers
+# ---------------------------------------------------------------------------
+
+def _rows(open_text: Callable[[], TextIO], label: str, sep: str,
+          num_fields: int, skip: int = 0) -> list[tuple[int, list[str]]]:
+    """(line number, fields) of the non-blank lines; at least
+    ``num_fields`` fields per line."""
+    out = []
+    with open_text() as f:
+        for lineno, line in enumerate(f, 1):
+            if lineno <= skip or not line.strip():
+                continue
+            fields = line.rstrip('\r\n').split(sep)
+            if len(fields) < num_fields:
+                raise ValueError(f'{label}: line {lineno}: expected '
+                                 f'{num_fields} {sep!r}-separated fields, '
+                                 f'got {len(fields)}')
+            out.append((lineno, fields))
+    if not out:
+        raise ValueError(f'{label}: line 1: file is empty')
+    return out
+
+
+def _int(text: str, what: str, label: str, lineno: int) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f'{label}: line {lineno}: {what} {text!r} is not '
+                         f'an integer') from None
+
+
+def _assemble(inter: Interactions, items: list[tuple[int, str, list[int]]],
+              users: list[tuple[int, int, str, str]]) -> dict[str, Any]:
+    """Titles and features aligned with the contiguous ids of ``inter``."""
+    item_pos = {int(k): i for i, k in enumerate(inter.item_ids.tolist())}
+    user_pos = {int(k): i for i, k in enumerate(inter.user_ids.tolist())}
+    titles = [''] * inter.num_items
+    item_x = torch.zeros(inter.num_items, len(GENRES))
+    for orig, title, flags in items:
+        idx = item_pos.get(orig)
+        if idx is not None:
+            titles[idx] = title
+            item_x[idx] = torch.tensor(flags, dtype=torch.float)
+    genders = sorted({g for _, _, g, _ in users})
+    jobs = sorted({o for _, _, _, o in users})
+    max_age = max((a for _, a, _, _ in users), default=1) or 1
+    user_x = torch.zeros(inter.num_users, 1 + len(genders) + len(jobs))
+    for orig, age, gender, job in users:
+        idx = user_pos.get(orig)
+        if idx is not None:
+            user_x[idx, 0] = age / max_age
+            user_x[idx, 1 + genders.index(gender)] = 1.0
+            user_x[idx, 1 + len(genders) + jobs.index(job)] = 1.0
+    names = {'item': list(GENRES),
+             'user': (['age'] + [f'gender:{g}' for g in genders]
+                      + [f'occupation:{o}' for o in jobs])}
+    return {'inter': inter, 'titles': titles,
+            'x': {'item': item_x, 'user': user_x}, 'feature_names': names}
+
+
+def parse_grouplens(folder: str) -> dict[str, Any]:
+    """Reads GroupLens ``u.data``, ``u.item`` (Latin-1) and ``u.user``.
+
+    Returns the dict of :meth:`RecDataset.build`.
+    """
+    inter = read_table(osp.join(folder, 'u.data'), user_col=0, item_col=1,
+                       rating_col=2, time_col=3, sep='\t', header=False)
+    path = osp.join(folder, 'u.item')
+    items = []
+    for lineno, f in _rows(lambda: open(path, encoding='latin-1'), path,
+                           '|', 5 + len(GENRES)):
+        flags = [_int(v, 'genre flag', path, lineno)
+                 for v in f[5:5 + len(GENRES)]]
+        items.append((_int(f[0], 'item id', path, lineno), f[1].strip(),
+                      flags))
+    path = osp.join(folder, 'u.user')
+    users = [(_int(f[0], 'user id', path, n), _int(f[1], 'age', path, n),
+              f[2], f[3])
+             for n, f in _rows(lambda: open(path, encoding='latin-1'),
+                               path, '|', 5)]
+    return _assemble(inter, items, users)
+
+
+def _columns(header: list[str], wanted: tuple[str, ...], label: str
+             ) -> list[int]:
+    names = [h.split(':')[0] for h in header]
+    out = []
+    for name in wanted:
+        if name not in names:
+            raise ValueError(f'{label}: line 1: column {name!r} not found '
+                             f'in header {header}')
+        out.append(names.index(name))
+    return out
+
+
+def parse_atomic(source: str) -> dict[str, Any]:
+    """Reads RecBole's atomic files ``ml-100k.{inter,item,user}`` from a
+    folder or straight out of a zip / wheel (``recbole`` is not installed
+    or imported).
+
+    Titles become ``'<movie_title> (<release_year>)'`` as in ``u.item``
+    (two titles RecBole spells differently are mapped back) and genres the
+    same 19 flags, so on RecBole 1.2.1's copy the result equals
+    :func:`parse_grouplens` on the GroupLens files.
+    """
+    if osp.isdir(source):
+        def open_text(name: str) -> TextIO:
+            return open(osp.join(source, name), encoding='utf-8',
+                        newline='')
+
+        def label(name: str) -> str:
+            return osp.join(source, name)
+    else:
+        with zipfile.ZipFile(source) as zf:
+            members = {m.rsplit('/', 1)[-1]: m for m in zf.namelist()
+                       if '/ml-100k/ml-100k.' in m
+                       or m.startswith('ml-100k.')}
+        missing = [f'ml-100k.{e}' for e in ('inter', 'item', 'user')
+                   if f'ml-100k.{e}' not in members]
+        if missing:
+            raise ValueError(f'{source}: archive has no {missing}')
+
+        def open_text(name: str) -> TextIO:
+            with zipfile.ZipFile(source) as zf:
+                data = zf.read(members[name])
+            return io.TextIOWrapper(io.BytesIO(data), encoding='utf-8',
+                                    newline='')
+
+        def label(name: str) -> str:
+            return f'{source}!{members[name]}'
+
+    cols = {'user': 'user_id:token', 'item': 'item_id:token',
+            'rating': 'rating:float', 'time': 'timestamp:float'}
+    name = 'ml-100k.inter'
+    src = _TextSource(lambda: open_text(name), label(name), '')
+    inter = _read_text_table(src, cols, '\t', True, 'last', None,
+                             {'source': label(name)})
+    items = []
+    name = 'ml-100k.item'
+    rows = _rows(lambda: open_text(name), label(name), '\t', 1)
+    c_id, c_title, c_year, c_class = _columns(
+        rows[0][1], ('item_id', 'movie_title', 'release_year', 'class'),
+        label(name))
+    for lineno, f in rows[1:]:
+        f = f + [''] * (4 - len(f))
+        title, year = f[c_title].strip(), f[c_year].strip()
+        if year.isdigit():
+            title = f'{title} ({year})'
+        title = _ATOMIC_TITLE_FIXES.get(title, title)
+        flags = [0] * len(GENRES)
+        for genre in f[c_class].split():
+            if genre not in GENRES:
+                raise ValueError(f'{label(name)}: line {lineno}: unknown '
+                                 f'genre {genre!r}; expected one of '
+                                 f'{GENRES}')
+            flags[GENRES.index(genre)] = 1
+        items.append((_int(f[c_id], 'item id', label(name), lineno), title,
+                      flags))
+    name = 'ml-100k.user'
+    rows = _rows(lambda: open_text(name), label(name), '\t', 1)
+    c_id, c_age, c_gender, c_job = _columns(
+        rows[0][1], ('user_id', 'age', 'gender', 'occupation'), label(name))
+    users = []
+    for n, f in rows[1:]:
+        if len(f) <= max(c_id, c_age, c_gender, c_job):
+            raise ValueError(f'{label(name)}: line {n}: expected '
+                             f'{len(rows[0][1])} fields, got {len(f)}')
+        users.append((_int(f[c_id], 'user id', label(name), n),
+                      _int(f[c_age], 'age', label(name), n), f[c_gender],
+                      f[c_job]))
+    return _assemble(inter, items, users)
+
+
+# ---------------------------------------------------------------------------
+# Data set
+# ---------------------------------------------------------------------------
+
+class MovieLens100K(RecDataset):
+    r"""MovieLens-100K: 100,000 ratings (1-5, with timestamps) of 1,682
+    movies by 943 users, from GroupLens (F. M. Harper and J. A. Konstan,
+    `"The MovieLens Datasets: History and Context"
+    <https://doi.org/10.1145/2827872>`_, ACM TiiS 5(4), 2015).
+
+    ``ds[0]`` holds the full log (``rating`` and ``time`` edge attributes)
+    and node features: ``data['item'].x`` ``[1682, 19]`` binary genres (in
+    :data:`GENRES` order) and ``data['user'].x`` ``[943, 24]`` = age
+    divided by the largest age, gender one-hot (F, M), occupation one-hot
+    (21, alphabetical), as in PyG's :class:`MovieLens100K`.
+    :attr:`item_titles` gives ``'Toy Story (1995)'`` etc.; the default
+    :meth:`split` is random 8/1/1 per user.
+
+    Sources, in order: ``u.data``, ``u.item``, ``u.user`` in the raw folder
+    (see :class:`RecDataset`); the GroupLens zip (:attr:`url`); the copy in
+    the ``recbole==1.2.1`` wheel on PyPI (fetched with
+    ``pip download --no-deps`` into ``<root>/_cache`` and read from the
+    zip, never installed), so the data set works on a machine that only
+    reaches PyPI.
+
+    Args:
+        root: Writable data root, see :class:`RecDataset`.
+        raw_dir: Read-only folder holding ``u.data``, ``u.item``,
+            ``u.user``.
+        **kwargs: ``transform``, ``pre_transform``, ``force_reload``.
+    """
+
+    name = 'movielens-100k'
+    url = 'https://files.grouplens.org/datasets/movielens/ml-100k.zip'
+    wheel: ClassVar[str] = 'recbole==1.2.1'
+    wheel_file: ClassVar[str] = 'recbole-1.2.1-py3-none-any.whl'
+    pip_timeout: ClassVar[float] = 300.0
+    raw_files = ('u.data', 'u.item', 'u.user')
+    default_split = 'random'
+
+    def __init__(self, root: str | None = None, raw_dir: str | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(root, raw_dir, **kwargs)
+
+    @property
+    def wheel_path(self) -> str:
+        return osp.join(self.cache_dir, self.wheel_file)
+
+    def _has_source(self) -> bool:
+        if self._raw_complete(self.raw_dir):
+            return True
+        return self._raw_dir_arg is None and osp.isfile(self.wheel_path)
+
+    def download(self) -> None:
+        errors = []
+        try:
+            self._download_grouplens()
+            return
+        except _DOWNLOAD_ERRORS as e:
+            log.warning('MovieLens100K: GroupLens download failed (%s); '
+                        'trying the recbole wheel on PyPI', e)
+            errors.append(f'(1) GroupLens {self.url}: {e}')
+        try:
+            os.makedirs(self.cache_dir, exist_ok=True)
+            path = pip_download(self.wheel, self.cache_dir, self.timeout,
+                                self.pip_timeout)
+            if osp.basename(path) != self.wheel_file:
+                os.replace(path, self.wheel_path)
+            return
+        except _DOWNLOAD_ERRORS as e:
+            errors.append(f'(2) PyPI wheel {self.wheel} via pip download: '
+                          f'{e}')
+        raise RuntimeError(
+            f'MovieLens100K: could not get the raw files; tried '
+            f'{"; ".join(errors)}. Put u.data, u.item, u.user into '
+            f'{self.raw_dir} (or point $PYG_RECSYS_DATA at a folder '
+            f'with {self.name}/raw) and retry.')
+
+    def _download_grouplens(self) -> None:
+        archive = osp.join(self.cache_dir, 'ml-100k.zip')
+        if not osp.isfile(archive):
+            fetch_url(self.url, archive, self.timeout)
+        os.makedirs(self.raw_dir, exist_ok=True)
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                base = info.filename.rsplit('/', 1)[-1]
+                if info.is_dir() or info.filename != f'ml-100k/{base}':
+                    continue
+                with atomic_write(osp.join(self.raw_dir, base)) as f:
+                    f.write(zf.read(info))
+        if not self._raw_complete(self.raw_dir):
+            raise ValueError(f'{archive} lacks some of {self.raw_files}')
+
+    def build(self) -> dict[str, Any]:
+        if self._raw_complete(self.raw_dir):
+            return parse_grouplens(self.raw_dir)
+        return parse_atomic(self.wheel_path)

@@ -1,0 +1,45 @@
+import pytest
+
+from pyg_recsys import typing as pt
+
+
+@pytest.fixture
+def no_extras(monkeypatch):
+    """Switches the optional accelerated paths off (torch_sparse,
+    torch_scatter), so tests can check the plain-torch fallbacks."""
+    monkeypatch.setattr(pt, 'WITH_TORCH_SPARSE', False)
+    monkeypatch.setattr(pt, 'WITH_TORCH_SCATTER', False)
+
+
+# -- staged real data sets (read-only; see ../shared/datasets/README.md) ----
+
+def _staged_root():
+    import os
+    from pathlib import Path
+    env = os.environ.get('PYG_RECSYS_DATA')
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[1].parent / 'shared' / 'datasets'
+
+
+def _staged(name, files):
+    folder = _staged_root() / name / 'raw'
+    missing = [f for f in files if not (folder / f).is_file()]
+    if missing:
+        pytest.skip(f'staged data set {name!r} not found ({folder} lacks '
+                    f'{missing}); set PYG_RECSYS_DATA to the staged '
+                    f'datasets folder')
+    return str(folder)
+
+
+@pytest.fixture
+def movielens_raw():
+    """Read-only folder with GroupLens ml-100k (u.data, u.item, ...)."""
+    return _staged('movielens-100k', ('u.data', 'u.item', 'u.user'))
+
+
+@pytest.fixture(scope='module')
+def gowalla_raw():
+    """Read-only folder with the LightGCN Gowalla split."""
+    return _staged('gowalla-lightgcn', ('train.txt', 'test.txt',
+                                        'user_list.txt', 'item_list.txt'))

@@ -1,0 +1,356 @@
+import math
+import random
+
+import pytest
+import torch
+from torch_geometric.data import HeteroData
+
+from pyg_recsys.data import (
+    Interactions,
+    Split,
+    audit,
+    fixed_split,
+    from_tensors,
+    leave_one_out,
+    random_split,
+    temporal_split,
+)
+
+
+def make_log(num_users=30, num_items=25, seed=0, ties=False):
+    """Random unique pairs with ratings and times; some tiny users."""
+    rng = random.Random(seed)
+    rows = []
+    for u in range(num_users):
+        deg = rng.choice([1, 2, 3, 4, 5, 7, 10, 13])
+        for i in rng.sample(range(num_items), deg):
+            t = rng.randrange(5) if ties else rng.randrange(10 ** 6)
+            rows.append((u, i, float(rng.randrange(1, 6)), t))
+    rng.shuffle(rows)
+    user, item, rating, time = zip(*rows)
+    return from_tensors(list(user), list(item), list(rating), list(time))
+
+
+def part_sets(split):
+    return {name: {tuple(p) for p in split.part(name).t().tolist()}
+            for name in ('train', 'val', 'test')}
+
+
+def check_partition(split, inter):
+    sets = part_sets(split)
+    for name, s in sets.items():
+        assert len(s) == split.part(name).size(1)  # unique within a part
+    assert not sets['train'] & sets['val']
+    assert not sets['train'] & sets['test']
+    assert not sets['val'] & sets['test']
+    everything = {(u, i) for u, i in zip(inter.user.tolist(),
+                                         inter.item.tolist())}
+    assert sets['train'] | sets['val'] | sets['test'] == everything
+    audit(split)
+    return sets
+
+
+def per_user(pairs):
+    out = {}
+    for u, i in pairs:
+        out.setdefault(u, set()).add(i)
+    return out
+
+
+# -- random ----------------------------------------------------------------
+
+def reference_counts(n, r_val, r_test):
+    """Documented rounding, written as a plain per-user rule."""
+    if n < 3:
+        return 0, 0
+    lo_t, lo_v = int(r_test > 0), int(r_val > 0)
+    t = max(lo_t, math.floor(n * r_test + 0.5))
+    v = max(lo_v, math.floor(n * r_val + 0.5))
+    while t + v > n - 1:
+        if t > lo_t:
+            t -= 1
+        else:
+            v -= 1
+    return v, t
+
+
+@pytest.mark.parametrize('ratios', [(0.8, 0.1, 0.1), (0.6, 0.2, 0.2),
+                                    (0.2, 0.4, 0.4), (0.7, 0.0, 0.3)])
+def test_random_split_counts_match_per_user_rule(ratios):
+    inter = make_log()
+    split = random_split(inter, ratios, seed=3)
+    sets = check_partition(split, inter)
+    degree = per_user(zip(inter.user.tolist(), inter.item.tolist()))
+    val, test = per_user(sets['val']), per_user(sets['test'])
+    train = per_user(sets['train'])
+    for u, items in degree.items():
+        v, t = reference_counts(len(items), ratios[1], ratios[2])
+        assert len(val.get(u, ())) == v
+        assert len(test.get(u, ())) == t
+        assert len(train[u]) >= 1
+    assert split.kind == 'random' and split.seed == 3
+    assert split.info['ratios'] == list(ratios)
+
+
+def test_random_split_is_seeded_and_random():
+    inter = make_log()
+    a = random_split(inter, seed=1)
+    b = random_split(inter, seed=1)
+    c = random_split(inter, seed=2)
+    torch.manual_seed(0)
+    d = random_split(inter, seed=1)  # the global RNG plays no part
+    assert torch.equal(a.test, b.test) and torch.equal(a.val, b.val)
+    assert torch.equal(a.test, d.test)
+    assert not torch.equal(a.test, c.test)
+
+
+def test_random_split_attrs_follow_pairs():
+    inter = make_log()
+    split = random_split(inter)
+    lookup = {(u, i): (r, t) for u, i, r, t in zip(
+        inter.user.tolist(), inter.item.tolist(), inter.rating.tolist(),
+        inter.time.tolist())}
+    for name in ('train', 'val', 'test'):
+        pairs = split.part(name).t().tolist()
+        got = list(zip(split.attrs[name]['rating'].tolist(),
+                       split.attrs[name]['time'].tolist()))
+        assert got == [lookup[tuple(p)] for p in pairs]
+    graph = split.graph()
+    assert torch.equal(graph['user', 'interacts', 'item'].rating,
+                       split.attrs['train']['rating'])
+
+
+def test_split_errors():
+    inter = make_log()
+    with pytest.raises(ValueError, match=r'random_split: ratios must be '
+                       r'three non-negative numbers'):
+        random_split(inter, (0.8, 0.3, 0.1))
+    with pytest.raises(ValueError, match='ratios must be three'):
+        random_split(inter, (0.5, 0.5))
+    with pytest.raises(ValueError, match='ratios must be three'):
+        random_split(inter, None)
+    dup = Interactions(torch.tensor([0, 0]), torch.tensor([1, 1]))
+    with pytest.raises(ValueError, match=r'random_split: the interactions '
+                       r'repeat some \(user, item\) pairs'):
+        random_split(dup)
+    with pytest.raises(ValueError, match='leave_one_out: the interactions '
+                       'repeat'):
+        leave_one_out(dup)
+
+
+# -- temporal --------------------------------------------------------------
+
+def test_temporal_split_quantiles_and_cuts():
+    n = 100
+    gen = torch.Generator().manual_seed(0)
+    user = torch.randint(0, 7, (n,), generator=gen)
+    item = torch.randperm(n, generator=gen)  # all pairs unique
+    time = torch.randperm(n, generator=gen)
+    inter = from_tensors(user, item, time=time)
+    split = temporal_split(inter)
+    check_partition(split, inter)
+    assert split.cut_time == (80, 90)
+    assert split.kind == 'temporal'
+    for name, (lo, hi) in (('train', (0, 80)), ('val', (80, 90)),
+                           ('test', (90, 100))):
+        times = split.attrs[name]['time']
+        assert times.numel() == hi - lo
+        assert int(times.min()) >= lo and int(times.max()) < hi
+    split = temporal_split(inter, cut_times=(50, 50))
+    assert split.val.size(1) == 0 and split.test.size(1) == 50
+    split = temporal_split(inter, ratios=(1.0, 0.0, 0.0))
+    assert split.train.size(1) == n and split.cut_time[0] == math.inf
+
+
+def test_temporal_split_reference_loop_and_cold_counts():
+    inter = make_log(ties=True)
+    split = temporal_split(inter, cut_times=(2, 4))
+    sets = check_partition(split, inter)
+    for u, i, t in zip(inter.user.tolist(), inter.item.tolist(),
+                       inter.time.tolist()):
+        name = 'train' if t < 2 else 'val' if t < 4 else 'test'
+        assert (u, i) in sets[name]
+    train_users = {u for u, _ in sets['train']}
+    cold = {u for u, _ in sets['test']} - train_users
+    assert split.info['test_cold_users'] == len(cold)
+
+
+def test_temporal_split_errors():
+    with pytest.raises(ValueError, match='temporal_split: the interactions '
+                       'have no time'):
+        temporal_split(from_tensors([1], [2]))
+    inter = make_log()
+    with pytest.raises(ValueError, match=r'cut_times must be \(t_val, '
+                       r't_test\) with t_val <= t_test'):
+        temporal_split(inter, cut_times=(5, 1))
+    with pytest.raises(ValueError, match='temporal_split: ratios must'):
+        temporal_split(inter, ratios=(1, 1, 1))
+
+
+# -- leave-one-out ---------------------------------------------------------
+
+def naive_leave_one_out(inter, use_time=True):
+    rows = {}
+    for pos, (u, i) in enumerate(zip(inter.user.tolist(),
+                                     inter.item.tolist())):
+        t = inter.time[pos].item() if use_time else 0
+        rows.setdefault(u, []).append((t, pos, i))
+    out = {'train': set(), 'val': set(), 'test': set()}
+    for u, seq in rows.items():
+        seq.sort()
+        items = [i for _, _, i in seq]
+        if len(items) < 3:
+            out['train'] |= {(u, i) for i in items}
+            continue
+        out['test'].add((u, items[-1]))
+        out['val'].add((u, items[-2]))
+        out['train'] |= {(u, i) for i in items[:-2]}
+    return out
+
+
+def test_leave_one_out_matches_loop_with_ties():
+    inter = make_log(ties=True)
+    split = leave_one_out(inter)
+    assert check_partition(split, inter) == naive_leave_one_out(inter)
+    assert split.info['order'] == 'time'
+
+
+def test_leave_one_out_file_order_without_time():
+    inter = from_tensors([5, 5, 5, 5, 6, 6], [9, 3, 7, 1, 1, 2])
+    split = leave_one_out(inter)
+    assert part_sets(split) == naive_leave_one_out(inter, use_time=False)
+    assert split.test.t().tolist() == [[0, 0]]  # user 5's last row: item 1
+    assert split.val.t().tolist() == [[0, 3]]  # second to last: item 7
+    assert split.info['order'] == 'file'
+
+
+# -- fixed -----------------------------------------------------------------
+
+def test_fixed_split_carves_validation_per_user():
+    rng = random.Random(0)
+    train, test = [], []
+    for u in range(20):
+        items = rng.sample(range(40), rng.choice([1, 2, 5, 11, 20]))
+        train += [(u, i) for i in items]
+        test += [(u, i) for i in rng.sample(sorted(set(range(40))
+                                                   - set(items)), 2)]
+    train_t = torch.tensor(train).t()
+    test_t = torch.tensor(test).t()
+    split = fixed_split(train_t, test_t, 20, 40, val_ratio=0.25, seed=1)
+    sets = part_sets(split)
+    assert sets['test'] == set(test)
+    assert sets['train'] | sets['val'] == set(train)
+    audit(split)
+    given = per_user(train)
+    val = per_user(sets['val'])
+    for u, items in given.items():
+        n = len(items)
+        want = 0 if n < 2 else min(max(1, math.floor(n * .25 + .5)), n - 1)
+        assert len(val.get(u, ())) == want
+    again = fixed_split(train_t, test_t, 20, 40, val_ratio=0.25, seed=1)
+    assert torch.equal(again.val, split.val)
+    other = fixed_split(train_t, test_t, 20, 40, val_ratio=0.25, seed=2)
+    assert not torch.equal(other.val, split.val)
+    none = fixed_split(train_t, test_t, 20, 40, val_ratio=0.0)
+    assert none.val.size(1) == 0 and part_sets(none)['train'] == set(train)
+    assert split.kind == 'fixed' and split.info['val_ratio'] == 0.25
+
+
+def test_fixed_split_duplicates_and_errors():
+    train = torch.tensor([[0, 0, 0, 1], [1, 1, 2, 3]])
+    test = torch.tensor([[0], [3]])
+    split = fixed_split(train, test, 2, 4, val_ratio=0.0)
+    assert split.info['train_duplicates'] == 1
+    assert split.train.size(1) == 3
+    with pytest.raises(ValueError, match=r'fixed_split: 1 test pairs are '
+                       r'also training pairs \(e.g. user 0, item 1\)'):
+        fixed_split(train, torch.tensor([[0], [1]]), 2, 4)
+    with pytest.raises(ValueError, match=r'fixed_split: test must be a '
+                       r'\[2, E\] integer tensor'):
+        fixed_split(train, torch.tensor([0, 1]), 2, 4)
+    with pytest.raises(ValueError, match=r'fixed_split: train item ids must '
+                       r'lie in \[0, 3\)'):
+        fixed_split(train, test, 2, 3)
+    with pytest.raises(ValueError, match=r'val_ratio must lie in \[0, 1\)'):
+        fixed_split(train, test, 2, 4, val_ratio=1.0)
+
+
+# -- audit -----------------------------------------------------------------
+
+def manual(train, val, test, num_users=3, num_items=4):
+    t = lambda p: torch.tensor(p, dtype=torch.long).view(-1, 2).t()  # noqa
+    return Split(num_users, num_items, t(train), t(val), t(test), 'manual')
+
+
+def test_audit_passes_clean_split():
+    split = manual([(0, 0), (1, 1)], [(0, 1)], [(2, 3)])
+    audit(split)
+    split.audit()
+
+
+@pytest.mark.parametrize('parts,message', [
+    (([(0, 0), (0, 0)], [], []),
+     r'1 pairs repeat within train \(e.g. user 0, item 0\)'),
+    (([(0, 0)], [(0, 0)], []),
+     r'1 pairs are in both train and val \(e.g. user 0, item 0\)'),
+    (([(0, 0)], [], [(0, 0)]), r'1 pairs are in both train and test'),
+    (([(0, 1)], [(2, 2)], [(2, 2)]), r'1 pairs are in both val and test'),
+    (([(0, 4)], [], []), r'train item ids must lie in \[0, 4\), got \[4, 4\]'),
+    (([], [(3, 0)], []), r'val user ids must lie in \[0, 3\)'),
+])
+def test_audit_reports_each_problem(parts, message):
+    with pytest.raises(ValueError, match='audit: ' + message):
+        audit(manual(*parts))
+
+
+def test_audit_bad_shape():
+    split = manual([(0, 0)], [], [])
+    split.val = torch.zeros(3, 1, dtype=torch.long)
+    with pytest.raises(ValueError, match=r'audit: val must be a \[2, E\]'):
+        audit(split)
+
+
+@pytest.mark.parametrize('direction', ['forward', 'reverse'])
+def test_audit_catches_held_out_pair_in_graph(direction):
+    split = manual([(0, 0), (1, 1)], [(0, 1)], [(2, 3)])
+    clean = split.graph()
+
+    def leaky_graph():
+        data = HeteroData()
+        data['user'].num_nodes = 3
+        data['item'].num_nodes = 4
+        fwd = clean['user', 'interacts', 'item'].edge_index
+        leak = torch.tensor([[2], [3]])  # a test pair
+        if direction == 'forward':
+            data['user', 'interacts', 'item'].edge_index = torch.cat(
+                [fwd, leak], 1)
+            data['item', 'rev_interacts', 'user'].edge_index = fwd.flip(0)
+        else:
+            data['user', 'interacts', 'item'].edge_index = fwd
+            data['item', 'rev_interacts', 'user'].edge_index = torch.cat(
+                [fwd, leak], 1).flip(0)
+        data['user', 'trusts', 'user'].edge_index = torch.tensor([[0], [2]])
+        return data
+
+    split.graph = leaky_graph
+    edge = ("('user', 'interacts', 'item')" if direction == 'forward' else
+            "('item', 'rev_interacts', 'user')")
+    with pytest.raises(ValueError, match=(
+            r'audit: 1 test pairs are message-passing edges '
+            + edge.replace('(', r'\(').replace(')', r'\)')
+            + r' of split.graph\(\) \(e.g. user 2, item 3\)')):
+        audit(split)
+
+
+def test_splits_on_larger_log_pass_audit():
+    gen = torch.Generator().manual_seed(0)
+    key = torch.unique(torch.randint(0, 5000 * 4000, (200_000,),
+                                     generator=gen))
+    inter = Interactions(key // 4000, key % 4000,
+                         time=torch.randint(0, 10 ** 6, (key.numel(),),
+                                            generator=gen))
+    for split in (random_split(inter), leave_one_out(inter),
+                  temporal_split(inter)):
+        audit(split)
+        assert sum(split.part(p).size(1) for p in ('train', 'val', 'test')) \
+            == len(inter)

@@ -1,0 +1,162 @@
+import os
+import os.path as osp
+import urllib.error
+from pathlib import Path
+
+import pytest
+import torch
+
+from pyg_recsys.data import audit, read_table
+from pyg_recsys.datasets import RecDataset, default_root
+from pyg_recsys.datasets import base as base_mod
+from pyg_recsys.datasets.base import atomic_save, atomic_write, fetch_url
+
+LOG = '1,10,5,100\n1,11,3,101\n1,12,4,102\n2,10,1,103\n2,12,2,104\n' \
+      '2,13,5,105\n3,11,4,106\n'
+
+
+class Toy(RecDataset):
+    """A minimal data set over one CSV file, to test the base class."""
+
+    name = 'toy'
+    raw_files = ('log.csv',)
+    url = 'file:///nonexistent/log.csv'
+    builds = 0
+
+    def download(self):
+        fetch_url(self.url, osp.join(self.raw_dir, 'log.csv'), timeout=5)
+
+    def build(self):
+        Toy.builds += 1
+        inter = read_table(osp.join(self.raw_dir, 'log.csv'), user_col=0,
+                           item_col=1, rating_col=2, time_col=3)
+        return {'inter': inter,
+                'x': {'item': torch.arange(inter.num_items * 2.).view(-1, 2)},
+                'feature_names': {'item': ['a', 'b']},
+                'titles': [f'item {i}' for i in inter.item_ids.tolist()]}
+
+
+def listing(folder):
+    return sorted((p.name, p.stat().st_mtime_ns)
+                  for p in Path(folder).iterdir())
+
+
+@pytest.fixture
+def raw(tmp_path, monkeypatch):
+    monkeypatch.delenv('PYG_RECSYS_DATA', raising=False)
+    monkeypatch.delenv('PYG_RECSYS_ROOT', raising=False)
+    folder = tmp_path / 'staged' / 'toy' / 'raw'
+    folder.mkdir(parents=True)
+    (folder / 'log.csv').write_text(LOG)
+    return str(folder)
+
+
+def test_dataset_surface(raw, tmp_path):
+    ds = Toy(tmp_path / 'root', raw_dir=raw)
+    data = ds[0]
+    assert data['user', 'interacts', 'item'].edge_index.size(1) == 7
+    assert data['item', 'rev_interacts', 'user'].rating.numel() == 7
+    assert data['item'].x.shape == (4, 2)
+    assert ds.interactions.user_ids.tolist() == [1, 2, 3]
+    assert ds.interactions.item_index(13) == 3
+    assert ds.item_titles == ['item 10', 'item 11', 'item 12', 'item 13']
+    assert ds.feature_names == {'item': ['a', 'b']}
+    assert ds.raw_file_names == ['log.csv'] and ds.raw_dir == raw
+    assert ds.processed_dir == str(tmp_path / 'root' / 'toy' / 'processed')
+    assert 'num_interactions=7' in repr(ds) and len(ds) == 1
+    split = ds.split()
+    assert split.kind == 'random' and split.info['dataset'] == 'toy'
+    audit(split)
+    assert ds.split('leave_one_out').test.size(1) == 2
+    assert ds.split('temporal', cut_times=(103, 106)).test.size(1) == 1
+    with pytest.raises(ValueError, match=r"Toy.split: unknown kind 'fixed'"):
+        ds.split('fixed')
+
+
+def test_processed_cache_reused_and_force_reload(raw, tmp_path):
+    Toy.builds = 0
+    Toy(tmp_path, raw_dir=raw)
+    ds = Toy(tmp_path, raw_dir=raw)
+    assert Toy.builds == 1 and len(ds.interactions) == 7
+    Toy(tmp_path, raw_dir=raw, force_reload=True)
+    assert Toy.builds == 2
+    files = os.listdir(tmp_path / 'toy' / 'processed')
+    assert files == ['data_v1.pt']  # no temporary files left behind
+
+
+def test_raw_dir_is_never_written(raw, tmp_path):
+    before = listing(raw)
+    os.chmod(raw, 0o555)
+    try:
+        Toy(tmp_path / 'root', raw_dir=raw)
+    finally:
+        os.chmod(raw, 0o755)
+    assert listing(raw) == before
+
+
+def test_failed_processing_leaves_nothing(raw, tmp_path):
+    Path(raw, 'log.csv').write_text('1,10,5,100\n2,11,oops,101\n')
+    with pytest.raises(ValueError, match=r'log.csv: line 2: rating '
+                       r"'oops' is not a number"):
+        Toy(tmp_path / 'root', raw_dir=raw)
+    processed = tmp_path / 'root' / 'toy' / 'processed'
+    assert not processed.exists() or not os.listdir(processed)
+
+
+def test_missing_raw_files_in_given_raw_dir(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"Toy: raw files "
+                       r"\['log.csv'\] not found in raw_dir="):
+        Toy(tmp_path / 'root', raw_dir=tmp_path)
+
+
+def test_env_locations_and_download(raw, tmp_path, monkeypatch):
+    monkeypatch.setenv('PYG_RECSYS_ROOT', str(tmp_path / 'envroot'))
+    assert default_root() == str(tmp_path / 'envroot')
+    monkeypatch.setenv('PYG_RECSYS_DATA', str(tmp_path / 'staged'))
+    ds = Toy()
+    assert ds.raw_dir == raw  # staged copy used, nothing downloaded
+    assert osp.isfile(tmp_path / 'envroot' / 'toy' / 'processed' /
+                      'data_v1.pt')
+    # Incomplete staged folder: download into <root>/toy/raw.
+    monkeypatch.setenv('PYG_RECSYS_DATA', str(tmp_path / 'nowhere'))
+    monkeypatch.setattr(Toy, 'url', Path(raw, 'log.csv').as_uri())
+    ds = Toy(tmp_path / 'other')
+    assert ds.raw_dir == str(tmp_path / 'other' / 'toy' / 'raw')
+    assert Path(ds.raw_dir, 'log.csv').read_text() == LOG
+    # Raw present: the (now broken) URL is never touched.
+    monkeypatch.setattr(Toy, 'url', 'file:///nonexistent/log.csv')
+    Toy(tmp_path / 'other', force_reload=True)
+
+
+def test_pre_transform_is_saved(raw, tmp_path):
+    def add_flag(data):
+        data['user'].flag = torch.ones(data['user'].num_nodes)
+        return data
+    Toy(tmp_path, raw_dir=raw, pre_transform=add_flag)
+    ds = Toy(tmp_path, raw_dir=raw)
+    assert ds[0]['user'].flag.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_atomic_save_keeps_old_file_on_error(tmp_path, monkeypatch):
+    path = str(tmp_path / 'out' / 'x.pt')
+    atomic_save({'a': 1}, path)
+
+    def broken_save(obj, f):
+        f.write(b'half')
+        raise RuntimeError('disk full')
+    monkeypatch.setattr(base_mod.torch, 'save', broken_save)
+    with pytest.raises(RuntimeError, match='disk full'):
+        atomic_save({'a': 2}, path)
+    monkeypatch.undo()
+    assert torch.load(path) == {'a': 1}
+    assert os.listdir(tmp_path / 'out') == ['x.pt']
+    with atomic_write(str(tmp_path / 'out' / 'y.bin')) as f:
+        f.write(b'ok')
+    assert (tmp_path / 'out' / 'y.bin').read_bytes() == b'ok'
+
+
+def test_fetch_url_failure_leaves_nothing(tmp_path):
+    with pytest.raises(urllib.error.URLError):
+        fetch_url('file:///nonexistent/file.txt', str(tmp_path / 'f.txt'),
+                  timeout=5)
+    assert os.listdir(tmp_path) == []
