@@ -160,3 +160,17 @@ def test_fetch_url_failure_leaves_nothing(tmp_path):
         fetch_url('file:///nonexistent/file.txt', str(tmp_path / 'f.txt'),
                   timeout=5)
     assert os.listdir(tmp_path) == []
+
+
+def test_locate_reports_the_source_without_processing(raw, tmp_path,
+                                                      monkeypatch):
+    root = tmp_path / 'root'
+    expected = osp.join(str(root), 'toy', 'raw')
+    assert Toy.locate(root=str(root)) == (
+        f'not found locally; downloaded into {expected} on first use')
+    monkeypatch.setenv('PYG_RECSYS_DATA', str(tmp_path / 'staged'))
+    assert Toy.locate(root=str(root)) == f'raw files in {raw}'
+    assert not root.exists()  # nothing was processed or written
+    Toy(root)
+    monkeypatch.delenv('PYG_RECSYS_DATA')
+    assert Toy.locate(root=str(root)).startswith('processed copy in ')

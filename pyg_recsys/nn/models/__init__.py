@@ -1,0 +1,6 @@
+"""Recommenders (one per file)."""
+from pyg_recsys.nn.models.base import EmbeddingRecommender
+from pyg_recsys.nn.models.lightgcn import LightGCN
+from pyg_recsys.nn.models.mf import MF
+
+__all__ = ['EmbeddingRecommender', 'LightGCN', 'MF']

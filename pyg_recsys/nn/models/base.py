@@ -1,0 +1,199 @@
+r"""Shared surface of the embedding-table BPR recommenders (MF, LightGCN).
+
+Both keep one embedding table with the users' rows first and the items'
+rows after them, map it to final embeddings (:meth:`forward`; the identity
+for MF, graph propagation for LightGCN) and train with BPR plus an L2
+penalty on the batch's layer-0 embeddings.  Everything but :meth:`forward`
+lives here: the loss, scoring, top-K recommendation and the evaluation-time
+cache of the final embeddings.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.nn import Embedding
+
+from pyg_recsys.data.loader import PairBatch
+from pyg_recsys.loss import bpr_loss, l2_reg
+from pyg_recsys.ops.csr import CSR
+from pyg_recsys.ops.topk import chunked_topk
+
+
+class EmbeddingRecommender(torch.nn.Module):
+    r"""Base class of BPR recommenders over one user-then-item embedding
+    table :math:`\mathbf{E}^{(0)} \in \mathbb{R}^{(U + I) \times d}`.
+
+    Subclasses implement :meth:`forward`, the final embeddings of node ids
+    (users ``0 .. U-1``, items ``U .. U+I-1``).
+
+    In evaluation mode (``model.eval()``) :meth:`score` and
+    :meth:`recommend` compute the final embeddings once and reuse them
+    across calls, so scoring all users in chunks costs one forward pass.
+    The cache is keyed on the version counter and storage of the embedding
+    table (and whatever :meth:`_cache_key` adds): any in-place update
+    (optimizer step, :meth:`reset_parameters`, ``load_state_dict``) or
+    device move invalidates it.  Updates that bypass the version counter
+    (writing through ``weight.data``) are not seen; call
+    :meth:`clear_cache` after those.
+
+    Args:
+        num_users: Number of users :math:`U`.
+        num_items: Number of items :math:`I`.
+        embedding_dim: Embedding size :math:`d`.
+        reg_weight: Weight :math:`\lambda` of the L2 penalty
+            (:func:`pyg_recsys.loss.l2_reg`).
+    """
+
+    def __init__(self, num_users: int, num_items: int,
+                 embedding_dim: int = 64, reg_weight: float = 1e-4) -> None:
+        super().__init__()
+        name = type(self).__name__
+        if num_users <= 0 or num_items <= 0:
+            raise ValueError(f'{name}: num_users and num_items must be '
+                             f'positive, got {num_users} and {num_items}')
+        if embedding_dim <= 0:
+            raise ValueError(f'{name}: embedding_dim must be positive, got '
+                             f'{embedding_dim}')
+        if reg_weight < 0:
+            raise ValueError(f'{name}: reg_weight must be >= 0, got '
+                             f'{reg_weight}')
+        self.num_users = num_users
+        self.num_items = num_items
+        self.embedding_dim = embedding_dim
+        self.reg_weight = reg_weight
+        self.embedding = Embedding(num_users + num_items, embedding_dim)
+        self._cache: tuple[tuple, Tensor] | None = None
+
+    @property
+    def num_nodes(self) -> int:
+        return self.num_users + self.num_items
+
+    def reset_parameters(self) -> None:
+        r"""Draws the table from :math:`\mathcal{N}(0, 0.1^2)`, the
+        initialisation of the LightGCN reference code (He et al., 2020),
+        used for MF as well."""
+        torch.nn.init.normal_(self.embedding.weight, std=0.1)
+        self.clear_cache()
+
+    def forward(self, index: Tensor | None = None) -> Tensor:
+        r"""Final embeddings of the node ids ``index`` (any shape; users
+        ``0 .. U-1``, items ``U + i``), or of all nodes, users first."""
+        raise NotImplementedError(
+            f'{type(self).__name__}.forward: a subclass of '
+            f'EmbeddingRecommender must implement forward(index) returning '
+            f'the final embeddings of node ids')
+
+    # ------------------------------------------------------------------
+    def _loss_embeddings(self, nodes: Tensor) -> tuple[Tensor, Tensor]:
+        """Final and layer-0 embeddings of ``nodes``."""
+        return self(nodes), self.embedding(nodes)
+
+    def loss(self, batch: PairBatch) -> Tensor:
+        r"""BPR loss plus L2 penalty on the batch's layer-0 embeddings:
+
+        .. math::
+            \mathcal{L} = -\frac{1}{|B|} \sum_{(u,i,j) \in B}
+            \log\sigma(\mathbf{e}_u^\top \mathbf{e}_i - \mathbf{e}_u^\top
+            \mathbf{e}_j) + \frac{\lambda}{2|B|} \sum_{(u,i,j) \in B}
+            \big(\lVert\mathbf{e}^{(0)}_u\rVert^2 +
+            \lVert\mathbf{e}^{(0)}_i\rVert^2 +
+            \lVert\mathbf{e}^{(0)}_j\rVert^2\big)
+
+        Args:
+            batch: ``user`` and ``pos`` ``[B]``, ``neg`` ``[B]`` or
+                ``[B, N]`` (item ids from 0); the mean runs over all
+                (positive, negative) pairs and every negative is penalised.
+        """
+        user, pos, neg = batch.user.view(-1), batch.pos.view(-1), batch.neg
+        B = user.numel()
+        if pos.numel() != B or neg.dim() not in (1, 2) or neg.size(0) != B:
+            raise ValueError(
+                f'{type(self).__name__}.loss: expected user and pos of shape '
+                f'[B] and neg of shape [B] or [B, N], got '
+                f'{list(batch.user.shape)}, {list(batch.pos.shape)} and '
+                f'{list(neg.shape)}')
+        U = self.num_users
+        nodes = torch.cat([user, pos + U, neg.reshape(-1) + U])
+        final, layer0 = self._loss_embeddings(nodes)
+        e_u, e_p, e_n = final.split([B, B, neg.numel()])
+        pos_score = (e_u * e_p).sum(-1)
+        if neg.dim() == 2:
+            e_n = e_n.view(B, neg.size(1), -1)
+            neg_score = (e_u.unsqueeze(1) * e_n).sum(-1)
+        else:
+            neg_score = (e_u * e_n).sum(-1)
+        loss = bpr_loss(pos_score, neg_score)
+        if self.reg_weight > 0:
+            loss = loss + self.reg_weight * l2_reg(layer0, batch_size=B)
+        return loss
+
+    # ------------------------------------------------------------------
+    def _cache_key(self) -> tuple:
+        w = self.embedding.weight
+        return (w._version, w.data_ptr(), w.dtype, w.device)
+
+    def clear_cache(self) -> None:
+        """Drops the cached final embeddings of evaluation mode."""
+        self._cache = None
+
+    def embeddings(self) -> tuple[Tensor, Tensor]:
+        """Final ``(user_emb, item_emb)``; cached in evaluation mode when
+        gradients are off (see the class docstring)."""
+        if self.training or torch.is_grad_enabled():
+            self._cache = None
+            out = self()
+        else:
+            key = self._cache_key()
+            if self._cache is None or self._cache[0] != key:
+                self._cache = (key, self())
+            out = self._cache[1]
+        return out[:self.num_users], out[self.num_users:]
+
+    @torch.no_grad()
+    def score(self, users: Tensor, items: Tensor | None = None) -> Tensor:
+        r"""Scores :math:`\mathbf{e}_u^\top \mathbf{e}_i` (no gradient).
+
+        Args:
+            users: ``[B]`` user ids.
+            items: ``None`` for all items (``[B, num_items]``), ``[n]`` item
+                ids shared by all users (``[B, n]``), or ``[B, n]`` item ids
+                per user (``[B, n]``).
+        """
+        user_emb, item_emb = self.embeddings()
+        u = user_emb[users.view(-1).to(user_emb.device)]
+        if items is None:
+            return u @ item_emb.t()
+        items = items.to(item_emb.device)
+        if items.dim() == 1:
+            return u @ item_emb[items].t()
+        if items.dim() == 2 and items.size(0) == u.size(0):
+            return (u.unsqueeze(1) * item_emb[items]).sum(-1)
+        raise ValueError(
+            f'{type(self).__name__}.score: items must be None, [n] or '
+            f'[len(users), n], got shape {list(items.shape)} for '
+            f'{u.size(0)} users')
+
+    @torch.no_grad()
+    def recommend(self, users: Tensor, k: int, exclude: CSR | None = None,
+                  batch_size: int = 4096) -> tuple[Tensor, Tensor]:
+        """Top-``k`` items per user, never an item of ``exclude`` (e.g. the
+        training items); propagates once, then scores users in chunks of
+        ``batch_size`` (:func:`pyg_recsys.ops.topk.chunked_topk`).
+
+        Returns:
+            ``(scores, items)``, both ``[len(users), k]``, best first;
+            item ``-1`` (score ``-inf``) where fewer than ``k`` items are
+            left.
+        """
+        user_emb, item_emb = self.embeddings()
+        item_t = item_emb.t()
+
+        def score_fn(chunk: Tensor) -> Tensor:
+            return user_emb[chunk.to(user_emb.device)] @ item_t
+
+        return chunked_topk(score_fn, users, k, exclude, batch_size)
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}({self.num_users} users, '
+                f'{self.num_items} items, '
+                f'embedding_dim={self.embedding_dim})')

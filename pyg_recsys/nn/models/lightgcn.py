@@ -1,0 +1,113 @@
+r"""LightGCN (He et al., SIGIR 2020) with row-selective propagation."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor
+
+from pyg_recsys.nn.models.base import EmbeddingRecommender
+from pyg_recsys.ops.adj import NormAdj
+from pyg_recsys.ops.propagate import layer_weights, propagate
+
+
+class LightGCN(EmbeddingRecommender):
+    r"""The LightGCN recommender from `"LightGCN: Simplifying and Powering
+    Graph Convolution Network for Recommendation"
+    <https://arxiv.org/abs/2002.02126>`_ (He et al., SIGIR 2020).
+
+    Final embeddings are a weighted sum of :math:`K` light graph
+    convolutions (:class:`~pyg_recsys.nn.conv.LightGCNConv`) of the layer-0
+    table :math:`\mathbf{E}^{(0)}`,
+
+    .. math::
+        \mathbf{E} = \sum_{k=0}^{K} \alpha_k \mathbf{A}^k \mathbf{E}^{(0)},
+        \qquad \hat{y}_{ui} = \mathbf{e}_u^\top \mathbf{e}_i,
+
+    with :math:`\mathbf{A}` the symmetric normalised user-item adjacency of
+    the training interactions (:class:`~pyg_recsys.ops.adj.NormAdj`, built
+    once) and :math:`\alpha_k = 1/(K+1)` by default.  Trained with BPR plus
+    :math:`\frac{\lambda}{2|B|}` times the squared norms of the batch's
+    layer-0 embeddings (paper Eq. 15, as in its reference code).
+
+    Speed: a training step calls :func:`pyg_recsys.ops.propagate.propagate`
+    with the batch's node ids, which computes the last layer only for those
+    rows and back-propagates without transposes: :math:`2(K-1)` full
+    sparse-dense products and two small ones per step instead of
+    :math:`2K`, and the L2 term's gradient joins the same backward pass.
+    On Gowalla with the paper recipe (2-core CPU, same run,
+    ``benchmarks/lightgcn_gowalla.py``) a step takes 0.064 s against 0.38 s
+    for PyG's :class:`torch_geometric.nn.models.LightGCN` with a
+    ``SparseTensor`` (6.0x) and 1.70 s with ``edge_index`` (27x).  PyG's
+    model also propagates over all nodes per step, and its ``recommend()``
+    does not exclude seen items; this one does (``exclude``).
+
+    Deviations from the paper: none in the model; initialisation
+    :math:`\mathcal{N}(0, 0.1^2)` follows the reference code.  The
+    adjacency is rebuilt from ``edge_index`` at construction and is not
+    part of ``state_dict`` (pass the same training pairs when loading).
+
+    Args:
+        num_users: Number of users :math:`U`.
+        num_items: Number of items :math:`I`.
+        edge_index: ``[2, E]`` (user, item) training pairs, item ids from 0;
+            message passing uses these only.
+        embedding_dim: Embedding size :math:`d`.
+        num_layers: Number of layers :math:`K`.
+        reg_weight: L2 weight :math:`\lambda`.
+        alpha: Layer weights :math:`\alpha_k`: ``None`` for
+            :math:`1/(K+1)`, one float for all, or :math:`K+1` values.
+    """
+
+    def __init__(self, num_users: int, num_items: int, edge_index: Tensor,
+                 embedding_dim: int = 64, num_layers: int = 3,
+                 reg_weight: float = 1e-4,
+                 alpha: float | Sequence[float] | Tensor | None = None
+                 ) -> None:
+        super().__init__(num_users, num_items, embedding_dim, reg_weight)
+        if num_layers < 0:
+            raise ValueError(f'LightGCN: num_layers must be >= 0, got '
+                             f'{num_layers}')
+        self.num_layers = num_layers
+        self.alpha = layer_weights(num_layers, alpha)
+        adj = NormAdj.from_edge_index(edge_index, num_users, num_items)
+        # Non-persistent buffers: they follow .to() / .double() but stay out
+        # of the state_dict.
+        self.register_buffer('adj_rowptr', adj.rowptr, persistent=False)
+        self.register_buffer('adj_col', adj.col, persistent=False)
+        self.register_buffer('adj_value', adj.value, persistent=False)
+        self._adj = adj
+        self.reset_parameters()
+
+    @property
+    def adj(self) -> NormAdj:
+        """The normalised adjacency, rebuilt (without copying) when the
+        module moved to another device or dtype."""
+        adj = self._adj
+        if (adj.value is not self.adj_value or adj.col is not self.adj_col
+                or adj.rowptr is not self.adj_rowptr):
+            adj = NormAdj(self.adj_rowptr, self.adj_col, self.adj_value,
+                          self.num_users, self.num_items)
+            self._adj = adj
+        return adj
+
+    def _cache_key(self) -> tuple:
+        return super()._cache_key() + (self.adj_value.data_ptr(), )
+
+    def forward(self, index: Tensor | None = None) -> Tensor:
+        r"""Final embeddings of node ids ``index`` (users ``0 .. U-1``, items
+        ``U + i``; any shape, repeats allowed), or of all nodes.  With
+        ``index`` only those rows of the last layer are computed."""
+        return propagate(self.adj, self.embedding.weight, self.num_layers,
+                         self.alpha, index)
+
+    def _loss_embeddings(self, nodes: Tensor) -> tuple[Tensor, Tensor]:
+        # The layer-0 rows come out of the same autograd node, so the L2
+        # term's gradient joins the propagation's backward pass.
+        return propagate(self.adj, self.embedding.weight, self.num_layers,
+                         self.alpha, nodes, return_layer0=True)
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}({self.num_users} users, '
+                f'{self.num_items} items, '
+                f'embedding_dim={self.embedding_dim}, '
+                f'num_layers={self.num_layers})')
