@@ -24,6 +24,7 @@ class NegativeSampler:
         self.num_items = num_items
         self.exclude = exclude
         self.max_rounds = max_rounds
+        self._keys = exclude.keys() if exclude is not None else None
         if exclude is not None:
             if exclude.num_cols != num_items:
                 raise ValueError(
@@ -53,7 +54,7 @@ class NegativeSampler:
         out = self._draw(users.numel() * num, generator).view(-1, num)
         if self.exclude is not None:
             rows = users.view(-1, 1).expand(-1, num)
-            bad = self.exclude.contains(rows, out)
+            bad = self.exclude.contains(rows, out, self._keys)
             rounds = 0
             while bool(bad.any()):
                 rounds += 1
@@ -65,7 +66,7 @@ class NegativeSampler:
                 idx = bad.nonzero(as_tuple=True)
                 new = self._draw(idx[0].numel(), generator)
                 out[idx] = new
-                bad[idx] = self.exclude.contains(rows[idx], new)
+                bad[idx] = self.exclude.contains(rows[idx], new, self._keys)
         return out.view(-1) if num == 1 else out
 
 

@@ -88,16 +88,21 @@ class CSR(NamedTuple):
         offset = torch.arange(int(first[-1])) - first[:-1][pos]
         return pos, self.col[start[pos] + offset]
 
-    def contains(self, rows: Tensor, cols: Tensor) -> Tensor:
+    def contains(self, rows: Tensor, cols: Tensor,
+                 keys: Tensor | None = None) -> Tensor:
         """Boolean mask, same shape as ``cols``: is ``cols[..]`` in the row
-        given by ``rows`` (broadcast against ``cols``)?"""
+        given by ``rows`` (broadcast against ``cols``)?
+
+        ``keys`` may pass a cached :meth:`keys` for repeated queries.
+        """
         rows = rows.long()
         cols = cols.long()
         if rows.dim() < cols.dim():
             rows = rows.view(*rows.shape,
                              *([1] * (cols.dim() - rows.dim())))
         q = (rows * self.num_cols + cols).expand_as(cols).reshape(-1)
-        keys = self.keys()
+        if keys is None:
+            keys = self.keys()
         if keys.numel() == 0:
             return torch.zeros_like(cols, dtype=torch.bool)
         idx = torch.searchsorted(keys, q).clamp_(max=keys.numel() - 1)
