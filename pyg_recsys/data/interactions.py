@@ -502,8 +502,14 @@ def _read_columns_python(src: _TextSource, positions: dict,
         for _ in range(skip):
             f.readline()
         if sep is not None and len(sep) == 1:
-            rows = [r for r in csv.reader(f, delimiter=sep,
-                                          skipinitialspace=True) if r]
+            reader = csv.reader(f, delimiter=sep, skipinitialspace=True,
+                                strict=True)
+            try:
+                rows = [r for r in reader if r]
+            except csv.Error as e:
+                raise ValueError(
+                    f'read_table: {src.label}: cannot parse the file (line '
+                    f'{skip + reader.line_num}: {e})') from None
         else:
             split = _splitter(sep)
             rows = [split(line) for line in f if line.strip()]

@@ -354,8 +354,8 @@ class NormAdj:
         if backend == 'csr':
             return _csr_mm(self.to_torch_csr(x.dtype), x)
         if backend == 'torch_sparse':
+            adj = self.to_sparse_tensor()  # raises if torch_sparse is absent
             import torch_sparse
-            adj = self.to_sparse_tensor()
             if adj.storage.value().dtype != x.dtype:
                 adj = adj.set_value(adj.storage.value().to(x.dtype),
                                     layout='csr')

@@ -338,7 +338,7 @@ def test_read_encoding_error(tmp_path, engine):
     assert inter.user_ids.tolist() == ['José']
 
 
-def test_read_pandas_parser_error(tmp_path):
+def test_read_parser_error(tmp_path, engine):
     path = write(tmp_path, 'quote.csv', 'u,i\n1,"2\n')
     with pytest.raises(ValueError, match='quote.csv: cannot parse the '
                        'file'):

@@ -2,6 +2,9 @@ import pytest
 import torch
 
 from pyg_recsys.ops.adj import NormAdj
+from pyg_recsys.testing import needs
+
+needs_torch_sparse = needs('torch_sparse')
 
 NU, NI = 5, 7
 # user 4 has no item; item 4 has no user; (0, 0) is repeated
@@ -36,7 +39,11 @@ def test_matches_dense_formula():
     assert adj.degree()[4] == 0 and adj.degree()[NU + 4] == 0
 
 
-@pytest.mark.parametrize('backend', ['csr', 'torch_sparse', 'scatter'])
+@pytest.mark.parametrize('backend', [
+    'csr',
+    pytest.param('torch_sparse', marks=needs_torch_sparse),
+    'scatter',
+])
 def test_spmm_backends_agree_with_dense(backend):
     torch.manual_seed(0)
     adj = NormAdj.from_edge_index(EDGES, NU, NI)
@@ -89,6 +96,11 @@ def test_to_and_repr():
     assert adj64.value.dtype == torch.float64
     assert torch.allclose(adj64.to_dense(), dense_reference())
     assert repr(adj) == 'NormAdj(num_users=5, num_items=7, nnz=16)'
+
+
+@needs_torch_sparse
+def test_to_sparse_tensor():
+    adj = NormAdj.from_edge_index(EDGES, NU, NI)
     st = adj.to_sparse_tensor()
     assert torch.allclose(st.to_dense(), adj.to_dense())
 
