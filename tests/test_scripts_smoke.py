@@ -1,0 +1,25 @@
+"""Every example and benchmark runs end to end in its short mode."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / 'shared' / 'datasets'
+SCRIPTS = sorted([*ROOT.glob('examples/*.py'), *ROOT.glob('benchmarks/*.py')])
+
+
+@pytest.mark.parametrize('script', SCRIPTS, ids=lambda p: p.name)
+def test_script_smoke(script, tmp_path):
+    if script.parent.name == 'examples' and not (
+            SHARED / 'movielens-100k' / 'raw' / 'u.data').exists():
+        pytest.skip(f'staged MovieLens-100K not found under {SHARED}')
+    env = dict(os.environ, PYG_RECSYS_DATA=str(SHARED),
+               PYG_RECSYS_ROOT=str(tmp_path / 'data'), OMP_NUM_THREADS='1')
+    res = subprocess.run([sys.executable, str(script), '--smoke'],
+                         cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.strip(), f'{script.name} --smoke printed nothing'
