@@ -140,12 +140,14 @@ class RankingEvaluator:
         split: The split whose parts are scored.
         ks: Cut-offs.
         metrics: Metric names (see :mod:`pyg_recsys.metrics`).
-        batch_size: Users per chunk (results do not depend on it).
+        batch_size: Users per chunk (results do not depend on it);
+            ``None`` sizes chunks to about 4M scores, which keeps them in
+            cache (:func:`pyg_recsys.ops.topk.auto_batch_size`).
     """
 
     def __init__(self, split: Split, ks: Iterable[int] = DEFAULT_KS,
                  metrics: Iterable[str] | None = None,
-                 batch_size: int = 4096) -> None:
+                 batch_size: int | None = None) -> None:
         self.split = split
         self.ks = tuple(ks)
         self.metrics = tuple(metrics) if metrics is not None else None
@@ -369,7 +371,7 @@ class Trainer:
             loss = self.model.loss(batch)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
-                    f'Trainer: loss became {float(loss)} at epoch '
+                    f'Trainer: loss became {loss.item()} at epoch '
                     f'{self.epoch}; lower the learning rate or check the '
                     f'inputs')
             loss.backward()
@@ -378,7 +380,7 @@ class Trainer:
                                          self.grad_clip)
             self.optimizer.step()
             n = _batch_size(batch)
-            total += float(loss) * n
+            total += float(loss.detach()) * n
             count += n
             bar.set_postfix(loss=f'{total / max(count, 1):.4f}')
         return total / max(count, 1)
