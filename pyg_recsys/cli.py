@@ -25,25 +25,24 @@ log = logging.getLogger('pyg_recsys')
 # The name tables ############################################################
 
 
-def _movielens(root: str | None, raw_dir: str | None):
-    from pyg_recsys.datasets import MovieLens100K
-    return MovieLens100K(root=root, raw_dir=raw_dir)
+def _dataset_table() -> dict[str, tuple[type, dict[str, Any]]]:
+    from pyg_recsys.datasets import LightGCNDataset, MovieLens100K
+    table: dict[str, tuple[type, dict[str, Any]]] = {
+        'movielens-100k': (MovieLens100K, {}),
+    }
+    for name in ('gowalla', 'yelp2018', 'amazon-book'):
+        table[name] = (LightGCNDataset, dict(name=name))
+    return table
 
 
-def _lightgcn_format(name: str) -> Callable[[str | None, str | None], Any]:
-    def make(root: str | None, raw_dir: str | None):
-        from pyg_recsys.datasets import LightGCNDataset
-        return LightGCNDataset(root=root, name=name, raw_dir=raw_dir)
-
-    return make
+DATASET_NAMES = ('movielens-100k', 'gowalla', 'yelp2018', 'amazon-book')
 
 
-DATASETS: dict[str, Callable[[str | None, str | None], Any]] = {
-    'movielens-100k': _movielens,
-    'gowalla': _lightgcn_format('gowalla'),
-    'yelp2018': _lightgcn_format('yelp2018'),
-    'amazon-book': _lightgcn_format('amazon-book'),
-}
+def load_dataset(name: str, root: str | None = None,
+                 raw_dir: str | None = None) -> Any:
+    """The dataset of the CLI's name table."""
+    cls, kwargs = _dataset_table()[name]
+    return cls(root=root, raw_dir=raw_dir, **kwargs)
 
 
 def _mf(split: Split, args: argparse.Namespace) -> torch.nn.Module:
@@ -70,8 +69,8 @@ MODELS: dict[str, Callable[[Split, argparse.Namespace], torch.nn.Module]] = {
 
 def _load_split(ds: Any, args: argparse.Namespace) -> Split:
     kwargs: dict[str, Any] = dict(seed=args.seed)
-    if args.split is not None:
-        kwargs['kind'] = args.split
+    if args.split_kind is not None:
+        kwargs['kind'] = args.split_kind
     return ds.split(**kwargs)
 
 
@@ -111,9 +110,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = {k: v for k, v in vars(args).items() if k != 'func'}
     if args.resume and config_path.exists():
         saved = json.loads(config_path.read_text())
-        keep = ('resume', 'progress', 'eval_batch_size')
+        free = ('resume', 'progress', 'eval_batch_size', 'verbose')
         diff = {k: (saved.get(k), v) for k, v in config.items()
-                if k not in keep and saved.get(k) != v}
+                if k not in free and saved.get(k) != v}
         if diff:
             raise SystemExit(
                 f'pyg-recsys train --resume: the arguments differ from the '
@@ -126,7 +125,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     seed_everything(args.seed)
     t0 = time.perf_counter()
-    ds = DATASETS[args.dataset](args.root, args.raw_dir)
+    ds = load_dataset(args.dataset, args.root, args.raw_dir)
     split = _load_split(ds, args)
     log.info('dataset %s: %d users, %d items, %d/%d/%d train/val/test '
              '(%.1f s)', args.dataset, split.num_users, split.num_items,
@@ -189,7 +188,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     config = json.loads(config_path.read_text())
     ns = argparse.Namespace(**config)
     split = Split.from_dict(torch.load(run / 'split.pt', weights_only=False))
-    ds = DATASETS[ns.dataset](args.root or ns.root, ns.raw_dir)
+    ds = load_dataset(ns.dataset, args.root or ns.root, ns.raw_dir)
     inter = ds.interactions
     try:
         user = inter.user_index(_parse_id(args.user, inter.user_ids))
@@ -232,10 +231,8 @@ def _parse_id(text: str, ids: Any) -> Any:
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from pyg_recsys.datasets import locate
-    for name in DATASETS:
-        where = locate(name, root=args.root)
-        print(f'{name:<16} {where}')
+    for name, (cls, kwargs) in _dataset_table().items():
+        print(f'{name:<16} {cls.locate(root=args.root, **kwargs)}')
     return 0
 
 
@@ -251,13 +248,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser('train', help='train and evaluate a recommender')
     t.add_argument('--model', required=True, choices=sorted(MODELS))
-    t.add_argument('--dataset', required=True, choices=sorted(DATASETS))
+    t.add_argument('--dataset', required=True, choices=DATASET_NAMES)
     t.add_argument('--raw-dir', default=None,
                    help='folder with the upstream raw files as they come')
     t.add_argument('--root', default=None,
                    help='writable data root for processed files '
                    '(default: $PYG_RECSYS_ROOT or ./datasets)')
-    t.add_argument('--split', default=None,
+    t.add_argument('--split', dest='split_kind', default=None,
                    help='split kind (default: the dataset\'s own)')
     t.add_argument('--epochs', type=int, default=100)
     t.add_argument('--lr', type=float, default=1e-3)
@@ -266,7 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--reg', type=float, default=1e-4)
     t.add_argument('--batch-size', type=int, default=2048)
     t.add_argument('--eval-every', type=int, default=1)
-    t.add_argument('--eval-batch-size', type=int, default=4096)
+    t.add_argument('--eval-batch-size', type=int, default=None,
+                   help='users per evaluation chunk (default: about 4M '
+                   'scores per chunk)')
     t.add_argument('--patience', type=int, default=None,
                    help='stop after this many validations without gain')
     t.add_argument('--monitor', default='recall@20')

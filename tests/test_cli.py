@@ -1,0 +1,134 @@
+"""End-to-end runs of the ``pyg-recsys`` command on MovieLens-100K."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from pyg_recsys.cli import main
+
+SHARED = Path(__file__).resolve().parents[2] / 'shared' / 'datasets'
+ML = SHARED / 'movielens-100k' / 'raw'
+needs_ml = pytest.mark.skipif(
+    not (ML / 'u.data').exists(),
+    reason=f'staged MovieLens-100K not found at {ML}')
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv('PYG_RECSYS_DATA', str(SHARED))
+    monkeypatch.setenv('PYG_RECSYS_ROOT', str(tmp_path / 'data'))
+    return tmp_path
+
+
+def _train(out, *extra):
+    return main(['train', '--model', 'mf', '--dataset', 'movielens-100k',
+                 '--epochs', '3', '--lr', '0.01', '--no-progress',
+                 '--out', str(out), *extra])
+
+
+@needs_ml
+def test_train_writes_the_run_files(env, capsys):
+    out = env / 'run'
+    assert _train(out) == 0
+    files = {p.name for p in out.iterdir()}
+    assert {'config.json', 'best.pt', 'metrics.json', 'last.pt',
+            'split.pt'} <= files
+    m = json.loads((out / 'metrics.json').read_text())
+    assert [e['epoch'] for e in m['epochs']] == [1, 2, 3]
+    for e in m['epochs']:
+        assert e['loss'] > 0 and e['train_seconds'] > 0
+        assert e['eval_seconds'] > 0
+        assert set(e['val']) >= {f'{n}@{k}' for n in (
+            'recall', 'ndcg', 'precision', 'hit', 'mrr', 'map')
+            for k in (10, 20)}
+    assert m['best_epoch'] in (1, 2, 3)
+    assert 0 < m['test']['recall@20'] < 1
+    assert m['split']['kind'] == 'random'
+    cfg = json.loads((out / 'config.json').read_text())
+    assert cfg['model'] == 'mf' and cfg['split']['num_users'] == 943
+    text = capsys.readouterr().out
+    assert 'recall@20' in text and 'best epoch' in text
+    pytest.importorskip('matplotlib')
+    assert (out / 'curve.png').stat().st_size > 1000
+
+
+@needs_ml
+def test_recommend_prints_unseen_items_with_titles(env, capsys):
+    out = env / 'run'
+    _train(out)
+    capsys.readouterr()
+    assert main(['recommend', '--run', str(out), '--user', '1',
+                 '--k', '5']) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith('top 5 for user 1')
+    assert len(lines) == 6
+    # user 1's rated movies (original ids) from u.data never come back
+    seen = {int(line.split('\t')[1]) for line in
+            (ML / 'u.data').read_text().splitlines()
+            if line.split('\t')[0] == '1'}
+    got = [int(line.split('item ')[1].split()[0]) for line in lines[1:]]
+    assert not set(got) & seen
+    assert '(19' in lines[1]  # MovieLens titles end with the year
+
+
+@needs_ml
+def test_cli_errors(env):
+    out = env / 'run'
+    _train(out)
+    with pytest.raises(SystemExit, match='already holds a run'):
+        _train(out)
+    with pytest.raises(SystemExit, match='arguments differ'):
+        _train(out, '--resume', '--dim', '8')
+    with pytest.raises(SystemExit, match="unknown --monitor 'auc@3'"):
+        _train(env / 'x', '--monitor', 'auc@3')
+    with pytest.raises(SystemExit, match='has no config.json'):
+        main(['recommend', '--run', str(env / 'nothing'), '--user', '1'])
+    with pytest.raises(SystemExit, match="user '99999' is not in"):
+        main(['recommend', '--run', str(out), '--user', '99999'])
+
+
+@needs_ml
+def test_datasets_lists_every_name(env, capsys):
+    assert main(['datasets']) == 0
+    text = capsys.readouterr().out
+    for name in ('movielens-100k', 'gowalla', 'yelp2018', 'amazon-book'):
+        assert name in text
+    assert str(ML) in text
+
+
+@needs_ml
+def test_resume_after_sigkill_matches_uninterrupted_run(env):
+    cmd = [sys.executable, '-m', 'pyg_recsys.cli', 'train', '--model',
+           'lightgcn', '--dataset', 'movielens-100k', '--epochs', '30',
+           '--layers', '2', '--lr', '0.01', '--no-progress']
+    run_env = dict(os.environ)
+    full, cut = env / 'full', env / 'cut'
+    subprocess.run(cmd + ['--out', str(full)], check=True, env=run_env,
+                   capture_output=True, timeout=600)
+    proc = subprocess.Popen(cmd + ['--out', str(cut)], env=run_env,
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        last = cut / 'last.pt'
+        if last.exists() and torch.load(last, weights_only=False)[
+                'epoch'] >= 3:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = torch.load(cut / 'last.pt', weights_only=False)['epoch']
+    assert 3 <= killed_at < 30, 'the run ended before it could be killed'
+    subprocess.run(cmd + ['--out', str(cut), '--resume'], check=True,
+                   env=run_env, capture_output=True, timeout=600)
+    a = json.loads((full / 'metrics.json').read_text())
+    b = json.loads((cut / 'metrics.json').read_text())
+    assert a['test'] == b['test']
+    assert a['best_epoch'] == b['best_epoch']
+    assert [e['val'] for e in a['epochs']] == [e['val'] for e in b['epochs']]
