@@ -97,11 +97,11 @@ def _plot_curve(history: list[dict], monitor: str, path: Path) -> bool:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from pyg_recsys.data.loader import PairLoader
+    from pyg_recsys.io import atomic_write_text
     from pyg_recsys.sampling import UniformSampler
     from pyg_recsys.train import (
         RankingEvaluator,
         Trainer,
-        atomic_write_text,
         seed_everything,
     )
 

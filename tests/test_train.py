@@ -18,7 +18,6 @@ from pyg_recsys.train import (
     RankingEvaluator,
     RatingEvaluator,
     Trainer,
-    atomic_save,
     seed_everything,
 )
 
@@ -179,18 +178,6 @@ def test_trainer_errors(tmp_path):
     t.optimizer = torch.optim.SGD(t.model.parameters(), lr=0.1)
     with pytest.raises(FloatingPointError, match='loss became nan'):
         t.fit()
-
-
-def test_atomic_save_leaves_nothing_on_failure(tmp_path):
-    class Boom:
-        def __reduce__(self):
-            raise RuntimeError('cannot pickle')
-
-    atomic_save({'a': 1}, tmp_path / 'x.pt')
-    with pytest.raises(RuntimeError, match='cannot pickle'):
-        atomic_save({'a': Boom()}, tmp_path / 'x.pt')
-    assert sorted(p.name for p in tmp_path.iterdir()) == ['x.pt']
-    assert torch.load(tmp_path / 'x.pt') == {'a': 1}
 
 
 # A rating regressor ##########################################################

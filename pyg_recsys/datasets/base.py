@@ -16,15 +16,13 @@ files live in ``<root>/<name>/processed``.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import os.path as osp
 import shutil
 import urllib.request
-import uuid
-from collections.abc import Callable, Iterator
-from typing import Any, BinaryIO, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -37,6 +35,7 @@ from pyg_recsys.data.split import (
     random_split,
     temporal_split,
 )
+from pyg_recsys.io import atomic_save, atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -47,32 +46,6 @@ ENV_DATA = 'PYG_RECSYS_DATA'
 def default_root() -> str:
     """The writable data root: ``$PYG_RECSYS_ROOT`` or ``'datasets'``."""
     return os.environ.get(ENV_ROOT) or 'datasets'
-
-
-@contextlib.contextmanager
-def atomic_write(path: str) -> Iterator[BinaryIO]:
-    """Opens a temporary file next to ``path`` for binary writing; on
-    success it is flushed to disk and :func:`os.replace`-d onto ``path``,
-    on any error removed, so ``path`` is never left half-written."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = osp.join(folder, f'.tmp-{uuid.uuid4().hex}-{osp.basename(path)}')
-    try:
-        with open(tmp, 'xb') as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
-
-
-def atomic_save(obj: Any, path: str) -> None:
-    """:func:`torch.save` through :func:`atomic_write`."""
-    with atomic_write(path) as f:
-        torch.save(obj, f)
 
 
 def fetch_url(url: str, path: str, timeout: float = 60.0) -> str:

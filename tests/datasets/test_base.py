@@ -8,8 +8,7 @@ import torch
 
 from pyg_recsys.data import audit, read_table
 from pyg_recsys.datasets import RecDataset, default_root
-from pyg_recsys.datasets import base as base_mod
-from pyg_recsys.datasets.base import atomic_save, atomic_write, fetch_url
+from pyg_recsys.datasets.base import fetch_url
 
 LOG = '1,10,5,100\n1,11,3,101\n1,12,4,102\n2,10,1,103\n2,12,2,104\n' \
       '2,13,5,105\n3,11,4,106\n'
@@ -135,24 +134,6 @@ def test_pre_transform_is_saved(raw, tmp_path):
     Toy(tmp_path, raw_dir=raw, pre_transform=add_flag)
     ds = Toy(tmp_path, raw_dir=raw)
     assert ds[0]['user'].flag.tolist() == [1.0, 1.0, 1.0]
-
-
-def test_atomic_save_keeps_old_file_on_error(tmp_path, monkeypatch):
-    path = str(tmp_path / 'out' / 'x.pt')
-    atomic_save({'a': 1}, path)
-
-    def broken_save(obj, f):
-        f.write(b'half')
-        raise RuntimeError('disk full')
-    monkeypatch.setattr(base_mod.torch, 'save', broken_save)
-    with pytest.raises(RuntimeError, match='disk full'):
-        atomic_save({'a': 2}, path)
-    monkeypatch.undo()
-    assert torch.load(path) == {'a': 1}
-    assert os.listdir(tmp_path / 'out') == ['x.pt']
-    with atomic_write(str(tmp_path / 'out' / 'y.bin')) as f:
-        f.write(b'ok')
-    assert (tmp_path / 'out' / 'y.bin').read_bytes() == b'ok'
 
 
 def test_fetch_url_failure_leaves_nothing(tmp_path):
