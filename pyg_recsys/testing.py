@@ -12,3 +12,17 @@ def needs(*packages: str):
     missing = [p for p in packages if importlib.util.find_spec(p) is None]
     return pytest.mark.skipif(
         bool(missing), reason=f'needs {", ".join(missing)} (optional extra)')
+
+
+def fit_batch(model, batch, steps: int = 20,
+              lr: float = 0.05) -> tuple[float, float]:
+    """Takes ``steps`` Adam steps on ``model.loss(batch)``; returns the
+    loss before and after (for "training lowers the loss" tests)."""
+    import torch
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    first = model.loss(batch).item()
+    for _ in range(steps):
+        opt.zero_grad()
+        model.loss(batch).backward()
+        opt.step()
+    return first, model.loss(batch).item()

@@ -6,6 +6,7 @@ import torch
 from pyg_recsys.data.loader import PairBatch
 from pyg_recsys.nn.models import MF, EmbeddingRecommender
 from pyg_recsys.ops.csr import CSR
+from pyg_recsys.testing import fit_batch
 
 
 def test_loss_matches_hand_written_reference():
@@ -36,13 +37,8 @@ def test_training_lowers_loss():
     model = MF(4, 6, embedding_dim=8)
     batch = PairBatch(torch.tensor([0, 1, 2, 3]), torch.tensor([0, 1, 2, 3]),
                       torch.tensor([5, 4, 5, 4]))
-    opt = torch.optim.Adam(model.parameters(), lr=0.05)
-    first = model.loss(batch).item()
-    for _ in range(20):
-        opt.zero_grad()
-        model.loss(batch).backward()
-        opt.step()
-    assert model.loss(batch).item() < 0.5 * first
+    first, last = fit_batch(model, batch, steps=20)
+    assert last < 0.5 * first
 
 
 def test_score_shapes_and_values():
