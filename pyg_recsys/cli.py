@@ -127,6 +127,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     ds = load_dataset(args.dataset, args.root, args.raw_dir)
     split = _load_split(ds, args)
+    split.audit()  # leak-free by construction; checked before every run
     log.info('dataset %s: %d users, %d items, %d/%d/%d train/val/test '
              '(%.1f s)', args.dataset, split.num_users, split.num_items,
              split.train.size(1), split.val.size(1), split.test.size(1),
