@@ -97,7 +97,7 @@ def _plot_curve(history: list[dict], monitor: str, path: Path) -> bool:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from pyg_recsys.data.loader import PairLoader
-    from pyg_recsys.io import atomic_write_text
+    from pyg_recsys.io import atomic_save, atomic_write_text
     from pyg_recsys.sampling import UniformSampler
     from pyg_recsys.train import (
         RankingEvaluator,
@@ -142,7 +142,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         ranking='full', masked='train items for val; train+val for test',
         ks=args.ks, monitor=args.monitor)
     atomic_write_text(json.dumps(config, indent=2), config_path)
-    torch.save(split.to_dict(), out / 'split.pt')
+    atomic_save(split.to_dict(), out / 'split.pt')
 
     model = MODELS[args.model](split, args)
     sampler = UniformSampler(split.num_items, exclude=split.csr('train'))
