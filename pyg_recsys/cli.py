@@ -110,7 +110,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = {k: v for k, v in vars(args).items() if k != 'func'}
     if args.resume and config_path.exists():
         saved = json.loads(config_path.read_text())
-        free = ('resume', 'progress', 'eval_batch_size', 'verbose')
+        free = ('resume', 'progress', 'eval_batch_size', 'quiet')
         diff = {k: (saved.get(k), v) for k, v in config.items()
                 if k not in free and saved.get(k) != v}
         if diff:
@@ -244,7 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog='pyg-recsys',
         description='Graph and sequential recommendation on PyG.')
-    p.add_argument('-v', '--verbose', action='store_true')
+    p.add_argument('-q', '--quiet', action='store_true',
+                   help='only warnings on stderr (no per-epoch log lines)')
     sub = p.add_subparsers(dest='command', required=True)
 
     t = sub.add_parser('train', help='train and evaluate a recommender')
@@ -294,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
+        level=logging.WARNING if args.quiet else logging.INFO,
         format='%(asctime)s %(name)s %(message)s', stream=sys.stderr)
     if args.command == 'train' and args.monitor.split('@')[0] not in (
             'recall', 'ndcg', 'precision', 'hit', 'mrr', 'map'):
