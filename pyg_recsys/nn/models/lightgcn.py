@@ -35,9 +35,9 @@ class LightGCN(EmbeddingRecommender):
     sparse-dense products and two small ones per step instead of
     :math:`2K`, and the L2 term's gradient joins the same backward pass.
     On Gowalla with the paper recipe (2-core CPU, same run,
-    ``benchmarks/lightgcn_gowalla.py``) a step takes 0.064 s against 0.38 s
-    for PyG's :class:`torch_geometric.nn.models.LightGCN` with a
-    ``SparseTensor`` (6.0x) and 1.70 s with ``edge_index`` (27x).  PyG's
+    ``benchmarks/lightgcn_gowalla.py``) a step takes 0.067 s against
+    0.357 s for PyG's :class:`torch_geometric.nn.models.LightGCN` with a
+    ``SparseTensor`` (5.3x) and 1.73 s with ``edge_index`` (25.8x).  PyG's
     model also propagates over all nodes per step, and its ``recommend()``
     does not exclude seen items; this one does (``exclude``).
 
