@@ -34,7 +34,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 
 demo: install
 	$(BIN)/pyg-recsys train --model lightgcn --dataset movielens-100k \
-	  --epochs 60 --lr 5e-3 --eval-every 5 --patience 4 --out $(DEMO_OUT)
+	  --epochs 60 --lr 5e-3 --eval-every 5 --patience 4 --out $(DEMO_OUT) \
+	  --resume
 	$(BIN)/pyg-recsys recommend --run $(DEMO_OUT) --user 1 --k 10
 
 test: install
