@@ -147,7 +147,6 @@ def test_early_stopping_counts_validations(tmp_path):
     split = _clustered_split()
     trainer = _ranker_trainer(split, None, epochs=50, patience=2,
                               eval_every=2)
-    trainer.lr = 0.0
     for group in trainer.optimizer.param_groups:
         group['lr'] = 0.0  # nothing improves after the first validation
     result = trainer.fit()
