@@ -18,6 +18,7 @@ import torch
 
 from pyg_recsys import typing as pt
 from pyg_recsys.data.split import Split
+from pyg_recsys.metrics import RANKING_METRICS
 
 log = logging.getLogger('pyg_recsys')
 
@@ -30,12 +31,9 @@ def _dataset_table() -> dict[str, tuple[type, dict[str, Any]]]:
     table: dict[str, tuple[type, dict[str, Any]]] = {
         'movielens-100k': (MovieLens100K, {}),
     }
-    for name in ('gowalla', 'yelp2018', 'amazon-book'):
+    for name in LightGCNDataset.names:
         table[name] = (LightGCNDataset, dict(name=name))
     return table
-
-
-DATASET_NAMES = ('movielens-100k', 'gowalla', 'yelp2018', 'amazon-book')
 
 
 def load_dataset(name: str, root: str | None = None,
@@ -250,7 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser('train', help='train and evaluate a recommender')
     t.add_argument('--model', required=True, choices=sorted(MODELS))
-    t.add_argument('--dataset', required=True, choices=DATASET_NAMES)
+    t.add_argument('--dataset', required=True,
+                   choices=list(_dataset_table()))
     t.add_argument('--raw-dir', default=None,
                    help='folder with the upstream raw files as they come')
     t.add_argument('--root', default=None,
@@ -297,8 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
         format='%(asctime)s %(name)s %(message)s', stream=sys.stderr)
-    if args.command == 'train' and args.monitor.split('@')[0] not in (
-            'recall', 'ndcg', 'precision', 'hit', 'mrr', 'map'):
+    if (args.command == 'train'
+            and args.monitor.split('@')[0] not in RANKING_METRICS):
         raise SystemExit(f'pyg-recsys train: unknown --monitor '
                          f'{args.monitor!r}; use e.g. recall@20 or ndcg@20')
     return args.func(args)
