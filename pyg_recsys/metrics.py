@@ -54,7 +54,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from pyg_recsys.ops.csr import CSR
+from pyg_recsys.ops.csr import CSR, isin_sorted
 from pyg_recsys.ops.topk import _chunked
 
 log = logging.getLogger(__name__)
@@ -153,9 +153,7 @@ class RankingMetrics:
             raise ValueError(f'RankingMetrics.update: item id '
                              f'{int(items.max())} is out of range for '
                              f'targets with num_cols={targets.num_cols}')
-        rowptr = targets.rowptr
-        num_pos = (rowptr.index_select(0, users + 1) -
-                   rowptr.index_select(0, users))
+        num_pos = targets.degree(users)
         keep = num_pos > 0
         if not bool(keep.all()):
             users, items, num_pos = users[keep], items[keep], num_pos[keep]
@@ -229,9 +227,7 @@ def _hits(items: Tensor, users: Tensor, targets: CSR) -> Tensor:
     keys = pos * targets.num_cols + col  # sorted: rows in order, cols sorted
     row = torch.arange(items.size(0)).view(-1, 1)
     query = row * targets.num_cols + items
-    idx = torch.searchsorted(keys, query.view(-1))
-    found = keys.index_select(0, idx.clamp_(max=keys.numel() - 1))
-    return (found.view_as(query) == query) & (items >= 0)
+    return isin_sorted(query, keys) & (items >= 0)
 
 
 def evaluate_ranking(score_fn: Callable[[Tensor], Tensor], targets: CSR,

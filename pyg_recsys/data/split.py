@@ -17,7 +17,7 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from pyg_recsys.data.interactions import Interactions
-from pyg_recsys.ops.csr import CSR
+from pyg_recsys.ops.csr import CSR, isin_sorted
 
 PARTS = ('train', 'val', 'test')
 
@@ -172,16 +172,6 @@ def _offsets(user: Tensor, num_users: int) -> tuple[Tensor, Tensor]:
 def _sort_by_user(user: Tensor, order: Tensor) -> Tensor:
     """Permutation sorting by user, ties kept in the given ``order``."""
     return order[torch.sort(user[order], stable=True).indices]
-
-
-def _member(query: Tensor, sorted_keys: Tensor) -> Tensor:
-    """``torch.isin(query, sorted_keys)`` for sorted keys, by binary
-    search (much faster than :func:`torch.isin` on CPU)."""
-    if sorted_keys.numel() == 0:
-        return torch.zeros_like(query, dtype=torch.bool)
-    idx = torch.searchsorted(sorted_keys, query)
-    idx.clamp_(max=sorted_keys.numel() - 1)
-    return sorted_keys[idx] == query
 
 
 def _round_half_up(x: Tensor) -> Tensor:
@@ -409,7 +399,7 @@ def fixed_split(train_pairs: Tensor, test_pairs: Tensor, num_users: int,
         uniq = torch.unique(key)
         info[f'{name}_duplicates'] = key.numel() - uniq.numel()
         keys[name] = uniq
-    both = _member(keys['test'], keys['train'])
+    both = isin_sorted(keys['test'], keys['train'])
     if bool(both.any()):
         k = int(keys['test'][both][0])
         raise ValueError(f'{where}: {int(both.sum())} test pairs are also '
@@ -468,7 +458,7 @@ def audit(split: Split) -> None:
                 f'(user, item) pair must appear once')
         keys[name] = uniq
     for a, b in (('train', 'val'), ('train', 'test'), ('val', 'test')):
-        both = _member(keys[a], keys[b])
+        both = isin_sorted(keys[a], keys[b])
         if bool(both.any()):
             raise ValueError(
                 f'{where}: {int(both.sum())} pairs are in both {a} and {b} '
@@ -486,12 +476,12 @@ def audit(split: Split) -> None:
         else:
             continue
         edges = users.long() * ni + items.long()
-        leaked = edges[_member(edges, held)]
+        leaked = edges[isin_sorted(edges, held)]
         if leaked.numel() == 0:
             continue
         leaked = torch.unique(leaked)
         for name in ('val', 'test'):
-            leak = _member(keys[name], leaked)
+            leak = isin_sorted(keys[name], leaked)
             if bool(leak.any()):
                 raise ValueError(
                     f'{where}: {int(leak.sum())} {name} pairs are '

@@ -12,6 +12,18 @@ import torch
 from torch import Tensor
 
 
+def isin_sorted(query: Tensor, sorted_keys: Tensor) -> Tensor:
+    """``torch.isin(query, sorted_keys)`` for sorted 1-D keys, by binary
+    search (much faster than :func:`torch.isin` on CPU); keeps the shape of
+    ``query``."""
+    if sorted_keys.numel() == 0:
+        return torch.zeros_like(query, dtype=torch.bool)
+    idx = torch.searchsorted(sorted_keys, query.reshape(-1))
+    idx.clamp_(max=sorted_keys.numel() - 1)
+    return (sorted_keys.index_select(0, idx) == query.reshape(-1)).view(
+        query.shape)
+
+
 class CSR(NamedTuple):
     """Rows are users, columns items; ``col[rowptr[u]:rowptr[u+1]]`` are the
     sorted, unique items of user ``u``."""
@@ -59,8 +71,12 @@ class CSR(NamedTuple):
         cols = torch.cat([p.col for p in parts])
         return cls.from_pairs(rows, cols, parts[0].num_rows, parts[0].num_cols)
 
-    def degree(self) -> Tensor:
-        return self.rowptr[1:] - self.rowptr[:-1]
+    def degree(self, rows: Tensor | None = None) -> Tensor:
+        """Entries per row, of all rows or of the given ``rows``."""
+        if rows is None:
+            return self.rowptr[1:] - self.rowptr[:-1]
+        return (self.rowptr.index_select(0, rows + 1) -
+                self.rowptr.index_select(0, rows))
 
     def rows(self) -> Tensor:
         """The row id of every stored entry (COO row vector)."""
@@ -100,10 +116,7 @@ class CSR(NamedTuple):
         if rows.dim() < cols.dim():
             rows = rows.view(*rows.shape,
                              *([1] * (cols.dim() - rows.dim())))
-        q = (rows * self.num_cols + cols).expand_as(cols).reshape(-1)
+        q = (rows * self.num_cols + cols).expand_as(cols)
         if keys is None:
             keys = self.keys()
-        if keys.numel() == 0:
-            return torch.zeros_like(cols, dtype=torch.bool)
-        idx = torch.searchsorted(keys, q).clamp_(max=keys.numel() - 1)
-        return (keys[idx] == q).view(cols.shape)
+        return isin_sorted(q, keys)

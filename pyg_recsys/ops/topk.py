@@ -135,10 +135,7 @@ class _GroupMask:
         users = users.cpu()
         pos, col = exclude.select(users)
         self.flat = pos * exclude.num_cols + col
-        rowptr = exclude.rowptr
-        deg = (rowptr.index_select(0, users + 1) -
-               rowptr.index_select(0, users))
-        self.ptr = [0] + deg.cumsum(0).tolist()
+        self.ptr = [0] + exclude.degree(users).cumsum(0).tolist()
         self.num_items = exclude.num_cols
 
     def fill_(self, scores: Tensor, start: int, end: int) -> None:

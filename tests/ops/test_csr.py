@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from pyg_recsys.ops.csr import CSR
+from pyg_recsys.ops.csr import CSR, isin_sorted
 
 
 def _csr():
@@ -59,3 +59,16 @@ def test_from_pairs_errors():
         CSR.from_pairs(torch.tensor([2]), torch.tensor([0]), 2, 2)
     with pytest.raises(ValueError, match=r'col ids must lie in \[0, 2\)'):
         CSR.from_pairs(torch.tensor([0]), torch.tensor([-1]), 2, 2)
+
+
+def test_isin_sorted_matches_torch_isin():
+    torch.manual_seed(0)
+    keys = torch.unique(torch.randint(0, 50, (20,)))
+    query = torch.randint(-3, 55, (4, 7))
+    assert torch.equal(isin_sorted(query, keys), torch.isin(query, keys))
+    assert not isin_sorted(query, keys[:0]).any()
+
+
+def test_degree_of_selected_rows():
+    c = _csr()
+    assert c.degree(torch.tensor([2, 0, 0, 3])).tolist() == [1, 2, 2, 0]
