@@ -29,6 +29,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+from lightgcn_gowalla import write_synthetic  # benchmarks/, beside this file
 
 from pyg_recsys import typing as pt
 from pyg_recsys.data.loader import PairLoader
@@ -73,13 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
         tmp = Path(tempfile.mkdtemp())
         raw = tmp / 'raw'
         raw.mkdir()
-        g = torch.Generator().manual_seed(0)
-        with open(raw / 'train.txt', 'w') as tr, \
-                open(raw / 'test.txt', 'w') as te:
-            for u in range(60):
-                items = torch.randperm(80, generator=g)[:12].tolist()
-                tr.write(' '.join(map(str, [u] + items[:9])) + '\n')
-                te.write(' '.join(map(str, [u] + items[9:])) + '\n')
+        write_synthetic(raw, num_users=60, num_items=80, per_user=12)
         args.raw_dir, args.root = str(raw), str(tmp / 'root')
         args.out, args.epochs, args.eval_every = tmp / 'run', 2, 1
         args.batch_size = 128
