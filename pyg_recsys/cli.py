@@ -43,23 +43,45 @@ def load_dataset(name: str, root: str | None = None,
     return cls(root=root, raw_dir=raw_dir, **kwargs)
 
 
-def _mf(split: Split, args: argparse.Namespace) -> torch.nn.Module:
+def _mf(split: Split, args: argparse.Namespace,
+        ds: Any = None) -> torch.nn.Module:
     from pyg_recsys.nn.models import MF
     return MF(split.num_users, split.num_items, embedding_dim=args.dim,
               reg_weight=args.reg)
 
 
-def _lightgcn(split: Split, args: argparse.Namespace) -> torch.nn.Module:
+def _lightgcn(split: Split, args: argparse.Namespace,
+              ds: Any = None) -> torch.nn.Module:
     from pyg_recsys.nn.models import LightGCN
     return LightGCN(split.num_users, split.num_items, split.train,
                     embedding_dim=args.dim, num_layers=args.layers,
                     reg_weight=args.reg)
 
 
-MODELS: dict[str, Callable[[Split, argparse.Namespace], torch.nn.Module]] = {
+ModelBuilder = Callable[[Split, argparse.Namespace, Any], torch.nn.Module]
+MODELS: dict[str, ModelBuilder] = {
     'mf': _mf,
     'lightgcn': _lightgcn,
 }
+
+
+def build_model(split: Split, args: argparse.Namespace,
+                ds: Any = None) -> torch.nn.Module:
+    """The model ``args.model`` of the name table, built on the training
+    pairs of ``split`` (``ds``, the dataset, supplies node features to the
+    models that use them)."""
+    return MODELS[args.model](split, args, ds)
+
+
+def build_loader(split: Split, args: argparse.Namespace,
+                 model: torch.nn.Module, ds: Any = None) -> Any:
+    """The training loader of a run: (user, positive, negatives) batches
+    from the negative sampler ``args.neg``."""
+    from pyg_recsys.data.loader import PairLoader
+    from pyg_recsys.sampling import UniformSampler
+    sampler = UniformSampler(split.num_items, exclude=split.csr('train'))
+    return PairLoader(split.train, sampler, batch_size=args.batch_size,
+                      seed=args.seed)
 
 
 # train ######################################################################
@@ -94,9 +116,7 @@ def _plot_curve(history: list[dict], monitor: str, path: Path) -> bool:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from pyg_recsys.data.loader import PairLoader
     from pyg_recsys.io import atomic_save, atomic_write_text
-    from pyg_recsys.sampling import UniformSampler
     from pyg_recsys.train import (
         RankingEvaluator,
         Trainer,
@@ -142,10 +162,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     atomic_write_text(json.dumps(config, indent=2), config_path)
     atomic_save(split.to_dict(), out / 'split.pt')
 
-    model = MODELS[args.model](split, args)
-    sampler = UniformSampler(split.num_items, exclude=split.csr('train'))
-    loader = PairLoader(split.train, sampler, batch_size=args.batch_size,
-                        seed=args.seed)
+    model = build_model(split, args, ds)
+    loader = build_loader(split, args, model, ds)
     evaluator = RankingEvaluator(split, ks=args.ks,
                                  batch_size=args.eval_batch_size)
     trainer = Trainer(model, loader, evaluator, lr=args.lr,
@@ -194,7 +212,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     except KeyError:
         raise SystemExit(f'pyg-recsys recommend: user {args.user!r} is not '
                          f'in {ns.dataset}') from None
-    model = MODELS[ns.model](split, ns)
+    model = build_model(split, ns, ds)
     model.load_state_dict(torch.load(run / 'best.pt',
                                      weights_only=False)['model'])
     model.eval()
