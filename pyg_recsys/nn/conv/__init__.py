@@ -1,4 +1,5 @@
 """Message-passing layers (one per file)."""
 from pyg_recsys.nn.conv.lightgcn_conv import LightGCNConv
+from pyg_recsys.nn.conv.ngcf_conv import NGCFConv
 
-__all__ = ['LightGCNConv']
+__all__ = ['LightGCNConv', 'NGCFConv']
