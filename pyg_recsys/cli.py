@@ -58,10 +58,23 @@ def _lightgcn(split: Split, args: argparse.Namespace,
                     reg_weight=args.reg)
 
 
+def _ngcf(split: Split, args: argparse.Namespace,
+          ds: Any = None) -> torch.nn.Module:
+    from pyg_recsys.nn.models import NGCF
+    kwargs: dict[str, Any] = {}
+    if args.dropout is not None:
+        kwargs['message_dropout'] = args.dropout
+    return NGCF(split.num_users, split.num_items, split.train,
+                embedding_dim=args.dim, num_layers=args.layers,
+                reg_weight=args.reg, hidden_channels=args.dim,
+                node_dropout=args.node_dropout, **kwargs)
+
+
 ModelBuilder = Callable[[Split, argparse.Namespace, Any], torch.nn.Module]
 MODELS: dict[str, ModelBuilder] = {
     'mf': _mf,
     'lightgcn': _lightgcn,
+    'ngcf': _ngcf,
 }
 
 
@@ -281,6 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--layers', type=int, default=3)
     t.add_argument('--reg', type=float, default=1e-4)
     t.add_argument('--batch-size', type=int, default=2048)
+    t.add_argument('--dropout', type=float, default=None,
+                   help='ngcf: message dropout (default 0.1); sage/gat: '
+                   'dropout between layers (default 0)')
+    t.add_argument('--node-dropout', type=float, default=0.0,
+                   help='ngcf: share of user-item edges dropped per step')
     t.add_argument('--eval-every', type=int, default=1)
     t.add_argument('--eval-batch-size', type=int, default=None,
                    help='users per evaluation chunk (default: about 4M '
