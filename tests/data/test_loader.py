@@ -1,9 +1,14 @@
 import pytest
 import torch
 
-from pyg_recsys.data.loader import PairLoader
+from pyg_recsys.data.loader import PairBatch, PairLoader
 from pyg_recsys.ops.csr import CSR
-from pyg_recsys.sampling import UniformSampler
+from pyg_recsys.sampling import (
+    CurriculumSampler,
+    InBatchSampler,
+    SharedSampler,
+    UniformSampler,
+)
 
 PAIRS = torch.tensor([[0, 0, 1, 1, 2, 2, 2], [0, 1, 1, 2, 0, 3, 4]])
 
@@ -37,7 +42,8 @@ def test_epochs_differ_and_replay_exactly():
     assert a[0].neg.shape == (4, 2)
     assert not all(torch.equal(x.user, y.user) for x, y in zip(a, b))
     for x, y in zip(a, c):
-        assert all(torch.equal(p, q) for p, q in zip(x, y))
+        assert x.neg_mask is None and x.shared is False
+        assert all(torch.equal(p, q) for p, q in zip(x[:3], y[:3]))
 
 
 def test_drop_last_and_no_shuffle():
@@ -52,3 +58,41 @@ def test_loader_errors():
         PairLoader(torch.zeros(3, 2), UniformSampler(2))
     with pytest.raises(ValueError, match='batch_size must be positive'):
         PairLoader(PAIRS, UniformSampler(6), batch_size=0)
+
+
+def test_shared_and_in_batch_negatives_come_with_a_mask_and_replay():
+    known = CSR.from_pairs(PAIRS[0], PAIRS[1], 3, 6)
+    for sampler, num, n in ((SharedSampler(UniformSampler(6, known)), 5, 5),
+                            (InBatchSampler(known), 1, 4)):
+        loader = _loader(batch_size=4, num_neg=num, seed=2)
+        loader.sampler = sampler
+        loader.set_epoch(2)
+        a, b = list(loader), list(loader)
+        first = a[0]
+        assert isinstance(first, PairBatch) and first.shared is True
+        assert first.neg.shape == (n,) and first.neg_mask.shape == (4, n)
+        for x, y in zip(a, b):
+            assert torch.equal(x.neg, y.neg)
+            assert torch.equal(x.neg_mask, y.neg_mask)
+        for x in a:  # masked exactly where the item is a known positive
+            hit = known.contains(x.user.view(-1, 1),
+                                 x.neg.view(1, -1).expand_as(x.neg_mask))
+            assert torch.equal(x.neg_mask, ~hit)
+
+
+def test_loader_gives_its_epoch_to_the_sampler():
+    known = CSR.from_pairs(PAIRS[0], PAIRS[1], 3, 6)
+    s = CurriculumSampler(UniformSampler(6, known), UniformSampler(6, known),
+                          max_hard=5)
+    loader = PairLoader(PAIRS, s, batch_size=7)
+    loader.set_epoch(4)
+    assert next(iter(loader)).neg.shape == (7, 4) and s.epoch == 4
+
+
+def test_a_sampler_with_only_sample_still_works():
+    class Fixed:
+        def sample(self, users, num, generator=None):
+            return torch.full((users.numel(), ), 5)
+
+    batch = next(iter(PairLoader(PAIRS, Fixed(), batch_size=2)))
+    assert batch.neg.tolist() == [5, 5] and batch.neg_mask is None

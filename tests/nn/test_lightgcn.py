@@ -189,3 +189,26 @@ def test_repr_and_errors():
         LightGCN(NU, 3, EDGES)
     with pytest.raises(ValueError, match='LightGCN: num_users and num_items'):
         LightGCN(0, NI, EDGES)
+
+
+def test_shared_negatives_match_per_pair_negatives():
+    # LightGCN's own _loss_embeddings path: shared [N] negatives with a
+    # mask give the loss and gradient of the same negatives per pair
+    model = make(reg_weight=0.0)
+    user, pos = torch.tensor([0, 1, 3]), torch.tensor([1, 2, 4])
+    shared = torch.tensor([3, 0, 5, 1])
+    mask = torch.tensor([[1, 0, 1, 0], [1, 1, 1, 0], [0, 1, 1, 1]],
+                        dtype=torch.bool)
+    losses, grads = [], []
+    for batch in (PairBatch(user, pos, shared, mask, shared=True),
+                  PairBatch(user, pos, shared.expand(3, -1), mask)):
+        loss = model.loss(batch)
+        losses.append(loss)
+        grads.append(torch.autograd.grad(loss, model.embedding.weight)[0])
+    assert torch.allclose(losses[0], losses[1])
+    assert torch.allclose(grads[0], grads[1], atol=1e-6)
+    # in-batch negatives reuse the positives' rows: same as a copy of them
+    inb = PairBatch(user, pos, pos, pos.view(1, -1) != pos.view(-1, 1),
+                    shared=True)
+    ref = PairBatch(user, pos, pos.expand(3, -1), inb.neg_mask)
+    assert torch.allclose(model.loss(inb), model.loss(ref))

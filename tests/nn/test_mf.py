@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from pyg_recsys.data.loader import PairBatch
 from pyg_recsys.nn.models import MF, EmbeddingRecommender
@@ -104,3 +105,122 @@ def test_errors():
         model.loss(bad)
     with pytest.raises(NotImplementedError, match='must implement forward'):
         EmbeddingRecommender(2, 3)()
+
+
+# Masked and shared negatives (EmbeddingRecommender.loss) #####################
+
+
+def _model(reg_weight=0.0, pair_loss='bpr', temperature=1.0):
+    torch.manual_seed(0)
+    model = MF(3, 6, embedding_dim=4, reg_weight=reg_weight)
+    model.pair_loss, model.temperature = pair_loss, temperature
+    return model
+
+
+def _reference(model, user, pos, neg, mask):
+    """BPR mean over the valid (user, pos, neg) pairs, one at a time."""
+    w = model.embedding.weight
+    terms = []
+    for b in range(user.numel()):
+        for j in range(neg.size(1)):
+            if mask[b, j]:
+                e_u = w[user[b]]
+                d = e_u @ w[3 + pos[b]] - e_u @ w[3 + neg[b, j]]
+                terms.append(-F.logsigmoid(d))
+    return torch.stack(terms).mean()
+
+
+USER = torch.tensor([0, 1, 2, 1])
+POS = torch.tensor([0, 1, 2, 3])
+SHARED = torch.tensor([4, 5, 1, 4, 0])
+MASK = torch.tensor([[1, 1, 1, 1, 0], [1, 0, 0, 1, 1], [1, 1, 1, 1, 1],
+                     [0, 0, 0, 0, 0]], dtype=torch.bool)
+
+
+def test_masked_and_shared_loss_equal_a_per_pair_reference():
+    model = _model()
+    per_pair = SHARED.expand(4, -1)
+    ref = _reference(model, USER, POS, per_pair, MASK)
+    masked = model.loss(PairBatch(USER, POS, per_pair, MASK))
+    shared = model.loss(PairBatch(USER, POS, SHARED, MASK, shared=True))
+    assert torch.allclose(masked, ref) and torch.allclose(shared, ref)
+    # gradients agree with the reference too
+    g_ref = torch.autograd.grad(ref, model.embedding.weight)[0]
+    g = torch.autograd.grad(
+        model.loss(PairBatch(USER, POS, SHARED, MASK, shared=True)),
+        model.embedding.weight)[0]
+    assert torch.allclose(g, g_ref)
+    # no mask: the plain [B, N] path
+    full = torch.ones(4, 5, dtype=torch.bool)
+    assert torch.allclose(
+        model.loss(PairBatch(USER, POS, SHARED, shared=True)),
+        model.loss(PairBatch(USER, POS, per_pair)))
+    assert torch.allclose(model.loss(PairBatch(USER, POS, per_pair)),
+                          _reference(model, USER, POS, per_pair, full))
+    # [B] negatives with a [B] mask
+    neg = torch.tensor([5, 4, 0, 2])
+    keep = torch.tensor([True, False, True, False])
+    assert torch.allclose(
+        model.loss(PairBatch(USER, POS, neg, keep)),
+        _reference(model, USER, POS, neg.view(-1, 1), keep.view(-1, 1)))
+    # all pairs masked: zero, not nan
+    none = torch.zeros(4, 5, dtype=torch.bool)
+    assert model.loss(PairBatch(USER, POS, SHARED, none, True)).item() == 0
+
+
+def test_in_batch_negatives_reuse_the_positives():
+    model = _model(reg_weight=0.5)
+    mask = POS.view(1, -1) != POS.view(-1, 1)
+    out = model.loss(PairBatch(USER, POS, POS, mask, shared=True))
+    w = model.embedding.weight
+    # the penalty counts users and positives once: no negatives of its own
+    reg = 0.5 * 0.5 * (w[USER].pow(2).sum() + w[3 + POS].pow(2).sum()) / 4
+    ref = _reference(model, USER, POS, POS.expand(4, -1), mask) + reg
+    assert torch.allclose(out, ref)
+    # shared negatives are penalised once each, not once per user
+    out = model.loss(PairBatch(USER, POS, SHARED, MASK, shared=True))
+    reg = 0.25 * (w[USER].pow(2).sum() + w[3 + POS].pow(2).sum() +
+                  w[3 + SHARED].pow(2).sum()) / 4
+    ref = _reference(model, USER, POS, SHARED.expand(4, -1), MASK) + reg
+    assert torch.allclose(out, ref)
+
+
+def test_softmax_pair_loss_leaves_masked_negatives_out():
+    model = _model(pair_loss='softmax', temperature=0.5)
+    w = model.embedding.weight
+    ref = []
+    for b in range(4):
+        e_u = w[USER[b]]
+        items = [POS[b]] + [SHARED[j] for j in range(5) if MASK[b, j]]
+        logits = torch.stack([e_u @ w[3 + i] for i in items]) / 0.5
+        ref.append(-F.log_softmax(logits, 0)[0])
+    ref = torch.stack(ref).mean()
+    out = model.loss(PairBatch(USER, POS, SHARED, MASK, shared=True))
+    assert torch.allclose(out, ref)
+    per_pair = model.loss(PairBatch(USER, POS, SHARED.expand(4, -1), MASK))
+    assert torch.allclose(per_pair, ref)
+    # one negative per pair at temperature 1: softmax == BPR
+    model.temperature = 1.0
+    neg = torch.tensor([5, 4, 0, 2])
+    bpr = _model().loss(PairBatch(USER, POS, neg))
+    assert torch.allclose(model.loss(PairBatch(USER, POS, neg)), bpr)
+
+
+def test_masked_and_shared_errors():
+    model = _model()
+    with pytest.raises(ValueError, match=r'neg_mask must have the shape'):
+        model.loss(PairBatch(USER, POS, SHARED.expand(4, -1), MASK[:, :2]))
+    with pytest.raises(ValueError, match=r'MF.loss: shared negatives need'):
+        model.loss(PairBatch(USER, POS, SHARED.expand(4, -1), shared=True))
+    with pytest.raises(ValueError, match=r'MF.loss: shared negatives need'):
+        model.loss(PairBatch(USER, POS, SHARED, MASK[:2], shared=True))
+    with pytest.raises(ValueError, match="EmbeddingRecommender: unknown "
+                                         "pair_loss 'hinge'"):
+        EmbeddingRecommender(2, 3, pair_loss='hinge')
+    with pytest.raises(ValueError, match='temperature must be positive'):
+        EmbeddingRecommender(2, 3, temperature=0.0)
+    soft = EmbeddingRecommender(2, 3, pair_loss='softmax', temperature=2.0)
+    assert (soft.pair_loss, soft.temperature) == ('softmax', 2.0)
+    model.pair_loss = 'hinge'  # set later: caught at the next loss
+    with pytest.raises(ValueError, match="MF: unknown pair_loss 'hinge'"):
+        model.loss(PairBatch(USER, POS, SHARED, MASK, shared=True))

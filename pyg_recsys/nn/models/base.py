@@ -10,11 +10,12 @@ cache of the final embeddings.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Embedding
 
 from pyg_recsys.data.loader import PairBatch
-from pyg_recsys.loss import bpr_loss, l2_reg
+from pyg_recsys.loss import bpr_loss, l2_reg, sampled_softmax_loss
 from pyg_recsys.ops.csr import CSR
 from pyg_recsys.ops.topk import chunked_topk
 
@@ -42,10 +43,20 @@ class EmbeddingRecommender(torch.nn.Module):
         embedding_dim: Embedding size :math:`d`.
         reg_weight: Weight :math:`\lambda` of the L2 penalty
             (:func:`pyg_recsys.loss.l2_reg`).
+        pair_loss: ``'bpr'`` (default) or ``'softmax'``: sampled softmax
+            cross-entropy of each positive against its row's negatives
+            (:func:`pyg_recsys.loss.sampled_softmax_loss`), the usual
+            objective with in-batch negatives.  A plain attribute: a
+            subclass that does not forward it can still set
+            ``model.pair_loss``.
+        temperature: Softmax temperature :math:`\tau` of ``'softmax'``.
     """
 
+    PAIR_LOSSES = ('bpr', 'softmax')
+
     def __init__(self, num_users: int, num_items: int,
-                 embedding_dim: int = 64, reg_weight: float = 1e-4) -> None:
+                 embedding_dim: int = 64, reg_weight: float = 1e-4, *,
+                 pair_loss: str = 'bpr', temperature: float = 1.0) -> None:
         super().__init__()
         name = type(self).__name__
         if num_users <= 0 or num_items <= 0:
@@ -57,10 +68,13 @@ class EmbeddingRecommender(torch.nn.Module):
         if reg_weight < 0:
             raise ValueError(f'{name}: reg_weight must be >= 0, got '
                              f'{reg_weight}')
+        self._check_pair_loss(pair_loss, temperature)
         self.num_users = num_users
         self.num_items = num_items
         self.embedding_dim = embedding_dim
         self.reg_weight = reg_weight
+        self.pair_loss = pair_loss
+        self.temperature = temperature
         self.embedding = Embedding(num_users + num_items, embedding_dim)
         self._cache: tuple[tuple, Tensor] | None = None
 
@@ -88,6 +102,57 @@ class EmbeddingRecommender(torch.nn.Module):
         """Final and layer-0 embeddings of ``nodes``."""
         return self(nodes), self.embedding(nodes)
 
+    def _check_pair_loss(self, pair_loss: str, temperature: float) -> None:
+        if pair_loss not in self.PAIR_LOSSES:
+            raise ValueError(f"{type(self).__name__}: unknown pair_loss "
+                             f"'{pair_loss}'; choose one of "
+                             f'{self.PAIR_LOSSES}')
+        if not temperature > 0:
+            raise ValueError(f'{type(self).__name__}: temperature must be '
+                             f'positive, got {temperature}')
+
+    def _pair_loss(self, pos: Tensor, neg: Tensor,
+                   mask: Tensor | None) -> Tensor:
+        """BPR or sampled softmax of ``pos`` ``[B]`` against ``neg``
+        ``[B]`` / ``[B, N]``, leaving out pairs where ``mask`` is False."""
+        if self.pair_loss != 'bpr':
+            self._check_pair_loss(self.pair_loss, self.temperature)
+            if neg.dim() == 1:
+                neg = neg.unsqueeze(-1)
+            if mask is not None:
+                neg = neg.masked_fill(~mask.view_as(neg), float('-inf'))
+            return sampled_softmax_loss(pos, neg,
+                                        temperature=self.temperature)
+        if mask is None:
+            return bpr_loss(pos, neg)
+        if neg.dim() == 2:
+            pos = pos.unsqueeze(-1)
+        loss = -F.logsigmoid(pos - neg).masked_fill(~mask, 0.0)
+        return loss.sum() / mask.sum().clamp(min=1)
+
+    def _shared_loss(self, user: Tensor, pos: Tensor, neg: Tensor,
+                     mask: Tensor | None) -> Tensor:
+        B, N = user.numel(), neg.numel()
+        if pos.numel() != B or neg.dim() != 1 or (
+                mask is not None and tuple(mask.shape) != (B, N)):
+            raise ValueError(
+                f'{type(self).__name__}.loss: shared negatives need user '
+                f'and pos of shape [B], neg of shape [N] and neg_mask of '
+                f'shape [B, N], got {list(user.shape)}, {list(pos.shape)}, '
+                f'{list(neg.shape)} and '
+                f'{None if mask is None else list(mask.shape)}')
+        # in-batch negatives (neg is the batch's positives): reuse e_p
+        in_batch = N == B and torch.equal(neg, pos)
+        U = self.num_users
+        nodes = [user, pos + U] if in_batch else [user, pos + U, neg + U]
+        final, layer0 = self._loss_embeddings(torch.cat(nodes))
+        e_u, e_p = final[:B], final[B:2 * B]
+        e_n = e_p if in_batch else final[2 * B:]
+        loss = self._pair_loss((e_u * e_p).sum(-1), e_u @ e_n.t(), mask)
+        if self.reg_weight > 0:
+            loss = loss + self.reg_weight * l2_reg(layer0, batch_size=B)
+        return loss
+
     def loss(self, batch: PairBatch) -> Tensor:
         r"""BPR loss plus L2 penalty on the batch's layer-0 embeddings:
 
@@ -99,12 +164,26 @@ class EmbeddingRecommender(torch.nn.Module):
             \lVert\mathbf{e}^{(0)}_i\rVert^2 +
             \lVert\mathbf{e}^{(0)}_j\rVert^2\big)
 
+        With ``pair_loss='softmax'`` the BPR term is replaced by sampled
+        softmax cross-entropy over each row's positive and negatives.
+
         Args:
             batch: ``user`` and ``pos`` ``[B]``, ``neg`` ``[B]`` or
                 ``[B, N]`` (item ids from 0); the mean runs over all
                 (positive, negative) pairs and every negative is penalised.
+                With ``batch.neg_mask`` (bool, shaped like ``neg``) the
+                mean runs over the pairs where it is ``True`` only.  With
+                ``batch.shared`` ``neg`` is ``[N]`` items scored by every
+                user (one ``[B, d] x [d, N]`` product; ``neg_mask``
+                ``[B, N]``), and the penalty counts each shared negative
+                once, not once per user; in-batch negatives
+                (``neg`` equal to ``pos``) reuse the positives' embeddings
+                and add no penalty of their own.
         """
         user, pos, neg = batch.user.view(-1), batch.pos.view(-1), batch.neg
+        mask = getattr(batch, 'neg_mask', None)
+        if getattr(batch, 'shared', False):
+            return self._shared_loss(user, pos, neg, mask)
         B = user.numel()
         if pos.numel() != B or neg.dim() not in (1, 2) or neg.size(0) != B:
             raise ValueError(
@@ -112,6 +191,10 @@ class EmbeddingRecommender(torch.nn.Module):
                 f'[B] and neg of shape [B] or [B, N], got '
                 f'{list(batch.user.shape)}, {list(batch.pos.shape)} and '
                 f'{list(neg.shape)}')
+        if mask is not None and mask.shape != neg.shape:
+            raise ValueError(
+                f'{type(self).__name__}.loss: neg_mask must have the shape '
+                f'of neg, {list(neg.shape)}, got {list(mask.shape)}')
         U = self.num_users
         nodes = torch.cat([user, pos + U, neg.reshape(-1) + U])
         final, layer0 = self._loss_embeddings(nodes)
@@ -122,7 +205,10 @@ class EmbeddingRecommender(torch.nn.Module):
             neg_score = (e_u.unsqueeze(1) * e_n).sum(-1)
         else:
             neg_score = (e_u * e_n).sum(-1)
-        loss = bpr_loss(pos_score, neg_score)
+        if mask is None and self.pair_loss == 'bpr':
+            loss = bpr_loss(pos_score, neg_score)
+        else:
+            loss = self._pair_loss(pos_score, neg_score, mask)
         if self.reg_weight > 0:
             loss = loss + self.reg_weight * l2_reg(layer0, batch_size=B)
         return loss
