@@ -78,22 +78,58 @@ MODELS: dict[str, ModelBuilder] = {
 }
 
 
+NEGATIVES = ('uniform', 'popularity', 'shared', 'inbatch', 'ppr',
+             'curriculum')
+
+
 def build_model(split: Split, args: argparse.Namespace,
                 ds: Any = None) -> torch.nn.Module:
     """The model ``args.model`` of the name table, built on the training
     pairs of ``split`` (``ds``, the dataset, supplies node features to the
-    models that use them)."""
-    return MODELS[args.model](split, args, ds)
+    models that use them), with the pairwise objective ``args.pair_loss``
+    where the model has one."""
+    from pyg_recsys.nn.models import EmbeddingRecommender
+    model = MODELS[args.model](split, args, ds)
+    if isinstance(model, EmbeddingRecommender):
+        model._check_pair_loss(args.pair_loss, args.temperature)
+        model.pair_loss = args.pair_loss
+        model.temperature = args.temperature
+    return model
+
+
+def build_sampler(split: Split, args: argparse.Namespace) -> Any:
+    """The negative sampler ``args.neg`` over the training items of
+    ``split`` (known positives are never negatives)."""
+    from pyg_recsys import sampling as S
+    train = split.csr('train')
+    uniform = S.UniformSampler(split.num_items, exclude=train)
+    if args.neg == 'uniform':
+        return uniform
+    if args.neg == 'popularity':
+        count = torch.bincount(split.train[1], minlength=split.num_items)
+        return S.PopularitySampler(count, exclude=train)
+    if args.neg == 'shared':
+        return S.SharedSampler(uniform)
+    if args.neg == 'inbatch':
+        return S.InBatchSampler(train)
+    hard = S.PPRHardSampler(train, rank_range=tuple(args.hard_ranks),
+                            num_walks=args.ppr_walks, seed=args.seed)
+    if args.neg == 'ppr':
+        return hard
+    return S.CurriculumSampler(uniform, hard, max_hard=args.max_hard)
 
 
 def build_loader(split: Split, args: argparse.Namespace,
                  model: torch.nn.Module, ds: Any = None) -> Any:
     """The training loader of a run: (user, positive, negatives) batches
-    from the negative sampler ``args.neg``."""
+    from the sampler ``args.neg``."""
     from pyg_recsys.data.loader import PairLoader
-    from pyg_recsys.sampling import UniformSampler
-    sampler = UniformSampler(split.num_items, exclude=split.csr('train'))
-    return PairLoader(split.train, sampler, batch_size=args.batch_size,
+    if args.neg == 'inbatch' and args.num_neg != 1:
+        raise SystemExit('pyg-recsys train: --neg inbatch takes the other '
+                         'pairs of the batch as negatives; leave --num-neg '
+                         'at 1 and set --batch-size instead')
+    return PairLoader(split.train, build_sampler(split, args),
+                      batch_size=args.batch_size, num_neg=args.num_neg,
                       seed=args.seed)
 
 
@@ -299,6 +335,26 @@ def build_parser() -> argparse.ArgumentParser:
                    'dropout between layers (default 0)')
     t.add_argument('--node-dropout', type=float, default=0.0,
                    help='ngcf: share of user-item edges dropped per step')
+    t.add_argument('--neg', choices=NEGATIVES, default='uniform',
+                   help='negative sampler: uniform or popularity (exact, '
+                   'known positives excluded), shared (one set per batch '
+                   'scored by every user), inbatch (the batch\'s other '
+                   'positives), ppr (personalized-PageRank hard '
+                   'negatives), curriculum (uniform + epoch-1 ppr ones)')
+    t.add_argument('--num-neg', type=int, default=1,
+                   help='negatives per pair (shared: per batch)')
+    t.add_argument('--pair-loss', choices=('bpr', 'softmax'), default='bpr',
+                   help='pairwise objective (softmax: sampled softmax '
+                   'cross-entropy over the negatives)')
+    t.add_argument('--temperature', type=float, default=1.0,
+                   help='softmax temperature of --pair-loss softmax')
+    t.add_argument('--hard-ranks', type=int, nargs=2, default=[10, 100],
+                   metavar=('LO', 'HI'),
+                   help='ppr/curriculum: rank window of hard candidates')
+    t.add_argument('--ppr-walks', type=int, default=1000,
+                   help='ppr/curriculum: random walks per user')
+    t.add_argument('--max-hard', type=int, default=4,
+                   help='curriculum: most hard negatives per pair')
     t.add_argument('--eval-every', type=int, default=1)
     t.add_argument('--eval-batch-size', type=int, default=None,
                    help='users per evaluation chunk (default: about 4M '

@@ -94,6 +94,46 @@ def test_cli_errors(env):
 
 
 @needs_ml
+@pytest.mark.parametrize('model', ['ngcf'])
+def test_every_model_trains_and_recommends(env, model, capsys):
+    out = env / model
+    assert main(['-q', 'train', '--model', model, '--dataset',
+                 'movielens-100k', '--epochs', '1', '--lr', '0.01',
+                 '--dim', '16', '--layers', '2', '--no-progress', '--out',
+                 str(out)]) == 0
+    m = json.loads((out / 'metrics.json').read_text())
+    assert m['best_epoch'] == 1 and 0 < m['test']['recall@20'] < 1
+    capsys.readouterr()
+    assert main(['recommend', '--run', str(out), '--user', '1',
+                 '--k', '3']) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 4
+
+
+@needs_ml
+@pytest.mark.parametrize('options', [
+    ['--neg', 'popularity', '--num-neg', '2'],
+    ['--neg', 'shared', '--num-neg', '64'],
+    ['--neg', 'inbatch', '--pair-loss', 'softmax', '--temperature', '0.2'],
+    ['--neg', 'ppr', '--ppr-walks', '64'],
+    ['--neg', 'curriculum', '--ppr-walks', '64', '--max-hard', '2'],
+], ids=lambda o: o[1])
+def test_negative_samplers_from_the_cli(env, options):
+    out = env / options[1]
+    _train(out, '--epochs', '2', *options)
+    m = json.loads((out / 'metrics.json').read_text())
+    # MF after 2 epochs at lr 0.01 is far above random (recall@20 ~0.01)
+    assert m['test']['recall@20'] > 0.05
+    cfg = json.loads((out / 'config.json').read_text())
+    assert cfg['neg'] == options[1]
+
+
+@needs_ml
+def test_inbatch_rejects_num_neg(env):
+    with pytest.raises(SystemExit, match='--neg inbatch takes the other'):
+        _train(env / 'x', '--neg', 'inbatch', '--num-neg', '4')
+
+
+@needs_ml
 def test_datasets_lists_every_name(env, capsys):
     assert main(['datasets']) == 0
     text = capsys.readouterr().out
