@@ -361,3 +361,37 @@ def auc(pos_scores: Tensor, neg_scores: Tensor) -> float:
     n_pos, n_neg = pos.numel(), neg.numel()
     u = rank_sum - n_pos * (n_pos + 1) / 2.0
     return u / (n_pos * n_neg)
+
+
+def link_hits_at_k(pos_scores: Tensor, neg_scores: Tensor, k: int) -> float:
+    r"""Hits@K of link prediction against one shared pool of negatives,
+    the Open Graph Benchmark protocol (``ogbl-ddi``, ``ogbl-collab``): the
+    fraction of positive edges that score strictly above the
+    :math:`K`-th best negative,
+
+    .. math::
+        \mathrm{Hits@}K = \frac{1}{|S^+|} \sum_{p \in S^+}
+        1\big[p > s^-_{(K)}\big],
+
+    with :math:`s^-_{(K)}` the :math:`K`-th largest negative score; 1.0
+    when there are fewer than :math:`K` negatives (as OGB's
+    ``Evaluator``).  A sampled-negative protocol; label it as such.
+
+    Args:
+        pos_scores (torch.Tensor): ``[P]`` scores of positive edges.
+        neg_scores (torch.Tensor): ``[N]`` scores of negative edges.
+        k (int): The cut-off :math:`K`.
+
+    Returns:
+        float: Hits@K in :math:`[0, 1]`.
+    """
+    pos = pos_scores.detach().reshape(-1)
+    neg = neg_scores.detach().reshape(-1)
+    if k < 1:
+        raise ValueError(f'link_hits_at_k: k must be >= 1, got {k}')
+    if pos.numel() == 0:
+        raise ValueError('link_hits_at_k: need at least one positive score')
+    if neg.numel() < k:
+        return 1.0
+    kth = torch.topk(neg, k).values[-1]
+    return float((pos > kth).sum()) / pos.numel()

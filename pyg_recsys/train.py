@@ -79,7 +79,7 @@ def _to_device(batch: Any, device: torch.device | str | None) -> Any:
 
 
 def _batch_size(batch: Any) -> int:
-    for attr in ('num_graphs', 'user', 'y'):
+    for attr in ('batch_size', 'num_graphs', 'user', 'y'):
         value = getattr(batch, attr, None)
         if isinstance(value, int):
             return value

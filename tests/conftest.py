@@ -43,3 +43,13 @@ def gowalla_raw():
     """Read-only folder with the LightGCN Gowalla split."""
     return _staged('gowalla-lightgcn', ('train.txt', 'test.txt',
                                         'user_list.txt', 'item_list.txt'))
+
+
+@pytest.fixture(scope='module')
+def ogbl_ddi_raw():
+    """Read-only folder with ogbl-ddi in OGB's layout (raw/, split/)."""
+    folder = _staged('ogbl-ddi', (
+        'ogbl_ddi/RELEASE_v1.txt', 'ogbl_ddi/raw/edge.csv.gz',
+        'ogbl_ddi/split/target/train.pt', 'ogbl_ddi/split/target/valid.pt',
+        'ogbl_ddi/split/target/test.pt'))
+    return f'{folder}/ogbl_ddi'

@@ -303,3 +303,19 @@ def test_auc_errors():
         auc(torch.zeros(0), torch.zeros(3))
     with pytest.raises(ValueError, match='one negative per row'):
         auc(torch.zeros(2), torch.zeros(2, 0))
+
+
+def test_link_hits_at_k_matches_loop():
+    from pyg_recsys.metrics import link_hits_at_k
+    gen = torch.Generator().manual_seed(0)
+    pos = torch.randint(0, 30, (200,), generator=gen).float()
+    neg = torch.randint(0, 30, (60,), generator=gen).float()
+    for k in (1, 5, 20, 60):
+        kth = sorted(neg.tolist(), reverse=True)[k - 1]
+        ref = sum(p > kth for p in pos.tolist()) / len(pos)
+        assert link_hits_at_k(pos, neg, k) == pytest.approx(ref)
+    assert link_hits_at_k(pos, neg, 61) == 1.0  # fewer negatives than K
+    with pytest.raises(ValueError, match='link_hits_at_k: k must be >= 1'):
+        link_hits_at_k(pos, neg, 0)
+    with pytest.raises(ValueError, match='need at least one positive'):
+        link_hits_at_k(pos[:0], neg, 5)

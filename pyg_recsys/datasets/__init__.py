@@ -11,12 +11,14 @@ from pyg_recsys.datasets.movielens import (
     parse_atomic,
     parse_grouplens,
 )
+from pyg_recsys.datasets.ogb import OGBLinkDataset
 
 __all__ = [
     'RecDataset',
     'default_root',
     'MovieLens100K',
     'LightGCNDataset',
+    'OGBLinkDataset',
     'GENRES',
     'parse_grouplens',
     'parse_atomic',

@@ -1,8 +1,13 @@
 """Recommenders (one per file)."""
 from pyg_recsys.nn.models.base import EmbeddingRecommender
+from pyg_recsys.nn.models.gat import GATRecommender
+from pyg_recsys.nn.models.gnn_rec import BipartiteGNNRecommender
 from pyg_recsys.nn.models.lightgcn import LightGCN
 from pyg_recsys.nn.models.mf import MF
 from pyg_recsys.nn.models.ngcf import NGCF
 from pyg_recsys.nn.models.pop import Popularity
+from pyg_recsys.nn.models.sage import SAGERecommender
 
-__all__ = ['EmbeddingRecommender', 'LightGCN', 'MF', 'NGCF', 'Popularity']
+__all__ = [
+    'BipartiteGNNRecommender', 'GATRecommender', 'SAGERecommender',
+    'EmbeddingRecommender', 'LightGCN', 'MF', 'NGCF', 'Popularity']
