@@ -70,12 +70,47 @@ def _ngcf(split: Split, args: argparse.Namespace,
                 node_dropout=args.node_dropout, **kwargs)
 
 
+def _node_features(ds: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """``user_x`` / ``item_x`` of the dataset's graph, where it has them
+    and ``--no-features`` is not set."""
+    if ds is None or not args.features:
+        return {}
+    data = ds[0]
+    return {f'{t}_x': data[t].x for t in ('user', 'item')
+            if 'x' in data[t]}
+
+
+def _gnn_kwargs(split: Split, args: argparse.Namespace,
+                ds: Any) -> dict[str, Any]:
+    return dict(embedding_dim=args.dim, num_layers=args.layers,
+                reg_weight=args.reg, dropout=args.dropout or 0.0,
+                **_node_features(ds, args))
+
+
+def _sage(split: Split, args: argparse.Namespace,
+          ds: Any = None) -> torch.nn.Module:
+    from pyg_recsys.nn.models import SAGERecommender
+    return SAGERecommender(split.num_users, split.num_items, split.train,
+                           **_gnn_kwargs(split, args, ds))
+
+
+def _gat(split: Split, args: argparse.Namespace,
+         ds: Any = None) -> torch.nn.Module:
+    from pyg_recsys.nn.models import GATRecommender
+    return GATRecommender(split.num_users, split.num_items, split.train,
+                          heads=args.heads, **_gnn_kwargs(split, args, ds))
+
+
 ModelBuilder = Callable[[Split, argparse.Namespace, Any], torch.nn.Module]
 MODELS: dict[str, ModelBuilder] = {
     'mf': _mf,
     'lightgcn': _lightgcn,
     'ngcf': _ngcf,
+    'sage': _sage,
+    'gat': _gat,
 }
+# Models that can train on sampled subgraphs (--minibatch).
+MINIBATCH = ('sage', 'gat')
 
 
 NEGATIVES = ('uniform', 'popularity', 'shared', 'inbatch', 'ppr',
@@ -123,7 +158,23 @@ def build_loader(split: Split, args: argparse.Namespace,
                  model: torch.nn.Module, ds: Any = None) -> Any:
     """The training loader of a run: (user, positive, negatives) batches
     from the sampler ``args.neg``."""
-    from pyg_recsys.data.loader import PairLoader
+    from pyg_recsys.data.loader import LinkNeighborPairLoader, PairLoader
+    if args.minibatch:
+        if args.model not in MINIBATCH:
+            raise SystemExit(f'pyg-recsys train: --minibatch works with '
+                             f'{", ".join(MINIBATCH)}, not {args.model}')
+        if args.neg != 'uniform':
+            raise SystemExit('pyg-recsys train: --minibatch draws its own '
+                             'negatives (LinkNeighborLoader); leave --neg '
+                             'at uniform')
+        neighbors = args.neighbors or [10] * args.layers
+        if len(neighbors) != args.layers:
+            raise SystemExit(f'pyg-recsys train: --neighbors needs one '
+                             f'count per layer ({args.layers}), got '
+                             f'{len(neighbors)}')
+        return LinkNeighborPairLoader(split.graph(), split.train, neighbors,
+                                      batch_size=args.batch_size,
+                                      num_neg=args.num_neg, seed=args.seed)
     if args.neg == 'inbatch' and args.num_neg != 1:
         raise SystemExit('pyg-recsys train: --neg inbatch takes the other '
                          'pairs of the batch as negatives; leave --num-neg '
@@ -335,6 +386,16 @@ def build_parser() -> argparse.ArgumentParser:
                    'dropout between layers (default 0)')
     t.add_argument('--node-dropout', type=float, default=0.0,
                    help='ngcf: share of user-item edges dropped per step')
+    t.add_argument('--heads', type=int, default=2, help='gat: heads')
+    t.add_argument('--no-features', dest='features', action='store_false',
+                   help='sage/gat: ignore the dataset\'s user/item '
+                   'features (MovieLens-100K has them)')
+    t.add_argument('--minibatch', action='store_true',
+                   help='sage/gat: train on sampled subgraphs '
+                   '(LinkNeighborLoader) instead of the full graph')
+    t.add_argument('--neighbors', type=int, nargs='+', default=None,
+                   help='--minibatch: neighbours sampled per layer '
+                   '(default 10 each)')
     t.add_argument('--neg', choices=NEGATIVES, default='uniform',
                    help='negative sampler: uniform or popularity (exact, '
                    'known positives excluded), shared (one set per batch '

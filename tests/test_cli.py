@@ -94,7 +94,7 @@ def test_cli_errors(env):
 
 
 @needs_ml
-@pytest.mark.parametrize('model', ['ngcf'])
+@pytest.mark.parametrize('model', ['ngcf', 'sage', 'gat'])
 def test_every_model_trains_and_recommends(env, model, capsys):
     out = env / model
     assert main(['-q', 'train', '--model', model, '--dataset',
@@ -128,9 +128,27 @@ def test_negative_samplers_from_the_cli(env, options):
 
 
 @needs_ml
-def test_inbatch_rejects_num_neg(env):
+def test_sage_minibatch_from_the_cli(env):
+    out = env / 'mb'
+    assert main(['-q', 'train', '--model', 'sage', '--dataset',
+                 'movielens-100k', '--epochs', '1', '--lr', '0.01',
+                 '--dim', '16', '--layers', '2', '--minibatch',
+                 '--neighbors', '5', '3', '--batch-size', '4096',
+                 '--no-progress', '--out', str(out)]) == 0
+    m = json.loads((out / 'metrics.json').read_text())
+    assert 0 < m['test']['recall@20'] < 1
+
+
+@needs_ml
+def test_loader_option_errors(env):
     with pytest.raises(SystemExit, match='--neg inbatch takes the other'):
         _train(env / 'x', '--neg', 'inbatch', '--num-neg', '4')
+    with pytest.raises(SystemExit, match='--minibatch works with sage, gat'):
+        _train(env / 'y', '--minibatch')
+    with pytest.raises(SystemExit, match='--neighbors needs one count'):
+        main(['train', '--model', 'sage', '--dataset', 'movielens-100k',
+              '--layers', '2', '--minibatch', '--neighbors', '5',
+              '--out', str(env / 'z')])
 
 
 @needs_ml
