@@ -70,6 +70,15 @@ def _ngcf(split: Split, args: argparse.Namespace,
                 node_dropout=args.node_dropout, **kwargs)
 
 
+def _simgcl(split: Split, args: argparse.Namespace,
+            ds: Any = None) -> torch.nn.Module:
+    from pyg_recsys.nn.models import SimGCL
+    return SimGCL(split.num_users, split.num_items, split.train,
+                  embedding_dim=args.dim, num_layers=args.layers,
+                  reg_weight=args.reg, cl_weight=args.cl_weight,
+                  eps=args.eps, temperature=args.cl_temperature)
+
+
 def _node_features(ds: Any, args: argparse.Namespace) -> dict[str, Any]:
     """``user_x`` / ``item_x`` of the dataset's graph, where it has them
     and ``--no-features`` is not set."""
@@ -108,6 +117,7 @@ MODELS: dict[str, ModelBuilder] = {
     'ngcf': _ngcf,
     'sage': _sage,
     'gat': _gat,
+    'simgcl': _simgcl,
 }
 # Models that can train on sampled subgraphs (--minibatch).
 MINIBATCH = ('sage', 'gat')
@@ -387,6 +397,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--node-dropout', type=float, default=0.0,
                    help='ngcf: share of user-item edges dropped per step')
     t.add_argument('--heads', type=int, default=2, help='gat: heads')
+    t.add_argument('--cl-weight', type=float, default=0.2,
+                   help='simgcl: weight of the contrastive loss (lambda)')
+    t.add_argument('--eps', type=float, default=0.1,
+                   help='simgcl: norm of the noise added per layer')
+    t.add_argument('--cl-temperature', type=float, default=0.2,
+                   help='simgcl: InfoNCE temperature (tau)')
     t.add_argument('--no-features', dest='features', action='store_false',
                    help='sage/gat: ignore the dataset\'s user/item '
                    'features (MovieLens-100K has them)')

@@ -110,3 +110,38 @@ def l2_reg(*tensors: Tensor, batch_size: int | None = None) -> Tensor:
         batch_size = tensors[0].size(0)
     total = sum(t.pow(2).sum() for t in tensors)
     return 0.5 * total / max(batch_size, 1)
+
+
+def info_nce(z1: Tensor, z2: Tensor, temperature: float = 0.2) -> Tensor:
+    r"""InfoNCE between two views of the same rows (Oord et al., 2018), as
+    used by SGL and SimGCL: row :math:`i` of ``z2`` is the positive of row
+    :math:`i` of ``z1`` and every other row of ``z2`` a negative.
+
+    .. math::
+        \mathcal{L} = -\frac{1}{n} \sum_{i=1}^{n} \log
+        \frac{\exp(\mathbf{z}'_i{}^\top \mathbf{z}''_i / \tau)}
+        {\sum_{j=1}^{n} \exp(\mathbf{z}'_i{}^\top \mathbf{z}''_j / \tau)},
+        \qquad \mathbf{z}' = \frac{\mathbf{z}_1}{\lVert \mathbf{z}_1
+        \rVert}, \; \mathbf{z}'' = \frac{\mathbf{z}_2}{\lVert \mathbf{z}_2
+        \rVert}
+
+    (cosine similarities; one direction, ``z1`` against ``z2``, as in the
+    SELFRec reference code).
+
+    Args:
+        z1: ``[n, d]`` first view.
+        z2: ``[n, d]`` second view of the same ``n`` rows.
+        temperature: Softmax temperature :math:`\tau > 0`.
+    """
+    if z1.dim() != 2 or z1.shape != z2.shape:
+        raise ValueError(f'info_nce: z1 and z2 must both have shape [n, d], '
+                         f'got {list(z1.shape)} and {list(z2.shape)}')
+    if temperature <= 0:
+        raise ValueError(f'info_nce: temperature must be > 0, got '
+                         f'{temperature}')
+    # 1/tau folded into the [n, d] normalisation, not the [n, n] logits
+    z1 = z1 / (z1.norm(dim=-1, keepdim=True).clamp_min(1e-12) * temperature)
+    z2 = F.normalize(z2, dim=-1)
+    logits = z1 @ z2.t()
+    target = torch.arange(z1.size(0), device=z1.device)
+    return F.cross_entropy(logits, target)

@@ -94,7 +94,7 @@ def test_cli_errors(env):
 
 
 @needs_ml
-@pytest.mark.parametrize('model', ['ngcf', 'sage', 'gat'])
+@pytest.mark.parametrize('model', ['ngcf', 'sage', 'gat', 'simgcl'])
 def test_every_model_trains_and_recommends(env, model, capsys):
     out = env / model
     assert main(['-q', 'train', '--model', model, '--dataset',

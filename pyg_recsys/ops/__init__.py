@@ -2,6 +2,7 @@
 products, LightGCN propagation and chunked top-K with exclusion."""
 from pyg_recsys.ops.adj import NormAdj, RowSlice
 from pyg_recsys.ops.csr import CSR
+from pyg_recsys.ops.perturb import perturbed_propagate
 from pyg_recsys.ops.propagate import layer_weights, propagate
 from pyg_recsys.ops.random_walk import ppr_scores, random_walk, rwr_visits
 from pyg_recsys.ops.topk import chunked_topk, masked_topk
@@ -13,6 +14,7 @@ __all__ = [
     'chunked_topk',
     'layer_weights',
     'masked_topk',
+    'perturbed_propagate',
     'propagate',
     'ppr_scores',
     'random_walk',

@@ -7,7 +7,9 @@ from pyg_recsys.nn.models.mf import MF
 from pyg_recsys.nn.models.ngcf import NGCF
 from pyg_recsys.nn.models.pop import Popularity
 from pyg_recsys.nn.models.sage import SAGERecommender
+from pyg_recsys.nn.models.simgcl import SimGCL
 
 __all__ = [
     'BipartiteGNNRecommender', 'GATRecommender', 'SAGERecommender',
-    'EmbeddingRecommender', 'LightGCN', 'MF', 'NGCF', 'Popularity']
+    'EmbeddingRecommender', 'LightGCN', 'MF', 'NGCF', 'Popularity',
+    'SimGCL']

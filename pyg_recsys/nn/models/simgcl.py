@@ -1,0 +1,241 @@
+r"""SimGCL (Yu et al., SIGIR 2022): LightGCN with noise-based contrastive
+views."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from pyg_recsys.data.loader import PairBatch
+from pyg_recsys.loss import info_nce, l2_reg
+from pyg_recsys.nn.models.base import EmbeddingRecommender
+from pyg_recsys.ops.adj import NormAdj
+from pyg_recsys.ops.perturb import perturbed_propagate
+from pyg_recsys.ops.propagate import propagate
+
+
+class SimGCL(EmbeddingRecommender):
+    r"""The SimGCL recommender from `"Are Graph Augmentations Necessary?
+    Simple Graph Contrastive Learning for Recommendation"
+    <https://arxiv.org/abs/2112.08679>`_ (Yu et al., SIGIR 2022).
+
+    The encoder is LightGCN over the symmetric normalised adjacency
+    :math:`\mathbf{A}` (:class:`~pyg_recsys.ops.adj.NormAdj`), averaged over
+    layers :math:`1..K` (layer 0 left out, as in the reference code):
+
+    .. math::
+        \mathbf{E} = \frac{1}{K} \sum_{k=1}^{K} \mathbf{A}^k
+        \mathbf{E}^{(0)}, \qquad \hat{y}_{ui} = \mathbf{e}_u^\top
+        \mathbf{e}_i.
+
+    Two contrastive views :math:`\mathbf{E}'`, :math:`\mathbf{E}''` add
+    fresh uniform noise of radius :math:`\epsilon` after every layer,
+    :math:`\mathbf{H}^{(k)} = \mathbf{A}\mathbf{H}^{(k-1)} +
+    \boldsymbol{\Delta}^{(k)}` with :math:`\boldsymbol{\Delta}^{(k)} =
+    \epsilon \operatorname{sign}(\mathbf{A}\mathbf{H}^{(k-1)}) \odot
+    \overline{\mathbf{U}}^{(k)}` and :math:`\overline{\mathbf{U}}^{(k)}`
+    row-normalised :math:`U(0, 1)` draws
+    (:func:`~pyg_recsys.ops.perturb.perturbed_propagate`).  A batch
+    :math:`B` of (user, positive, negative) triples is trained on
+
+    .. math::
+        \mathcal{L} = \mathcal{L}_{\text{BPR}}(\mathbf{E})
+        + \lambda_2 \, \mathcal{L}_{\text{L2}}
+        + \lambda \big(\operatorname{InfoNCE}_\tau(\mathbf{E}'_{\mathcal{U}_B},
+        \mathbf{E}''_{\mathcal{U}_B}) + \operatorname{InfoNCE}_\tau(
+        \mathbf{E}'_{\mathcal{I}_B}, \mathbf{E}''_{\mathcal{I}_B})\big),
+
+    with :math:`\mathcal{U}_B` the batch's distinct users,
+    :math:`\mathcal{I}_B` its distinct positive items (negatives are not
+    contrasted), :func:`~pyg_recsys.loss.info_nce` with cosine similarity
+    and the other rows of the same view as negatives, and
+    :math:`\mathcal{L}_{\text{L2}} = \frac{1}{2|B|}\sum
+    \lVert\mathbf{e}^{(0)}\rVert^2` over the batch's users, positives and
+    negatives (:func:`~pyg_recsys.loss.l2_reg`).  Evaluation
+    (:meth:`forward`, :meth:`score`, :meth:`recommend`) uses the clean
+    :math:`\mathbf{E}`, cached in evaluation mode.
+
+    Noise is drawn from torch's global generator: seed it (the
+    :class:`~pyg_recsys.train.Trainer` does and checkpoints its CPU state,
+    so CPU runs resume exactly).
+
+    Speed: the clean view and both noisy views come out of one call with a
+    shared first layer, side-by-side products for the noisy views, the
+    last layer only for the batch's rows and a single backward pass for the
+    three (the views share LightGCN's Jacobian, see
+    :mod:`pyg_recsys.ops.perturb`).  With :math:`K = 2` a step makes one
+    full sparse-dense product forward and one backward, as a LightGCN step
+    does; what it adds is InfoNCE over about :math:`2|B|` rows and the
+    noise draws.  Measured with batch 2048 on one thread (2-core Xeon
+    shared with other jobs, ratios from the same run): at MovieLens-100K
+    size a step takes 2.5x a LightGCN step (InfoNCE is most of the
+    difference) and 0.8x the time of the reference code's scheme (three
+    full propagations under autograd); on a random graph of Gowalla's size
+    (29,858 users, 40,981 items, 810k pairs) 2.4x LightGCN and 0.39x the
+    reference scheme.
+
+    Deviations from the reference code (SELFRec ``model/graph/SimGCL.py``):
+    the L2 term is the library's (squared norms of the layer-0 rows of
+    users, positives and negatives, halved, over :math:`|B|`) where SELFRec
+    adds :math:`\lambda_2 (\lVert\mathbf{E}_u\rVert_F +
+    \lVert\mathbf{E}_i\rVert_F) / |B|` on the *propagated* rows of users
+    and positives (unsquared norms) and the original TensorFlow code (QRec)
+    halved squared norms of the propagated rows, summed; with
+    :math:`\lambda_2 = 10^{-4}` all are small next to the other terms.
+    BPR uses :math:`\log\sigma` where SELFRec takes
+    :math:`\log(\sigma + 10^{-5})`.  QRec sums the BPR and InfoNCE terms
+    over the batch; SELFRec and this class average them.  The
+    initialisation is the reference's: Xavier-uniform, for the user and the
+    item table separately (bounds :math:`\sqrt{6 / (U + d)}` and
+    :math:`\sqrt{6 / (I + d)}`).
+
+    Args:
+        num_users: Number of users :math:`U`.
+        num_items: Number of items :math:`I`.
+        edge_index: ``[2, E]`` (user, item) training pairs, item ids from 0.
+        embedding_dim: Embedding size :math:`d`.
+        num_layers: Number of layers :math:`K \ge 1`.
+        reg_weight: L2 weight :math:`\lambda_2`.
+        cl_weight: Weight :math:`\lambda` of the contrastive terms; ``0``
+            trains the plain encoder with BPR (no noise is drawn).
+        eps: Noise radius :math:`\epsilon`.
+        temperature: InfoNCE temperature :math:`\tau`.
+    """
+
+    def __init__(self, num_users: int, num_items: int, edge_index: Tensor,
+                 embedding_dim: int = 64, num_layers: int = 2,
+                 reg_weight: float = 1e-4, cl_weight: float = 0.2,
+                 eps: float = 0.1, temperature: float = 0.2) -> None:
+        super().__init__(num_users, num_items, embedding_dim, reg_weight)
+        if num_layers < 1:
+            raise ValueError(f'SimGCL: num_layers must be >= 1 (the final '
+                             f'embedding averages layers 1..K), got '
+                             f'{num_layers}')
+        if cl_weight < 0 or eps < 0:
+            raise ValueError(f'SimGCL: cl_weight and eps must be >= 0, got '
+                             f'{cl_weight} and {eps}')
+        if temperature <= 0:
+            raise ValueError(f'SimGCL: temperature must be > 0, got '
+                             f'{temperature}')
+        self.num_layers = num_layers
+        self.cl_weight = cl_weight
+        self.eps = eps
+        self.temperature = temperature
+        self.alpha = (0.0, ) + (1.0 / num_layers, ) * num_layers
+        adj = NormAdj.from_edge_index(edge_index, num_users, num_items)
+        # Non-persistent buffers: they follow .to() / .double() but stay out
+        # of the state_dict.
+        self.register_buffer('adj_rowptr', adj.rowptr, persistent=False)
+        self.register_buffer('adj_col', adj.col, persistent=False)
+        self.register_buffer('adj_value', adj.value, persistent=False)
+        self._adj = adj
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        r"""Xavier-uniform initialisation of the user and the item table,
+        each on its own (as the reference code does)."""
+        weight = self.embedding.weight
+        torch.nn.init.xavier_uniform_(weight[:self.num_users])
+        torch.nn.init.xavier_uniform_(weight[self.num_users:])
+        self.clear_cache()
+
+    @property
+    def adj(self) -> NormAdj:
+        """The normalised adjacency, rebuilt (without copying) when the
+        module moved to another device or dtype."""
+        adj = self._adj
+        if (adj.value is not self.adj_value or adj.col is not self.adj_col
+                or adj.rowptr is not self.adj_rowptr):
+            adj = NormAdj(self.adj_rowptr, self.adj_col, self.adj_value,
+                          self.num_users, self.num_items)
+            self._adj = adj
+        return adj
+
+    def _cache_key(self) -> tuple:
+        return super()._cache_key() + (self.adj_value.data_ptr(), )
+
+    def forward(self, index: Tensor | None = None) -> Tensor:
+        r"""Clean final embeddings (no noise) of node ids ``index`` (users
+        ``0 .. U-1``, items ``U + i``; any shape), or of all nodes."""
+        return propagate(self.adj, self.embedding.weight, self.num_layers,
+                         self.alpha, index)
+
+    def loss(self, batch: PairBatch) -> Tensor:
+        r"""BPR on the clean view, L2 on the layer-0 rows and
+        :math:`\lambda` times the users' and positive items' InfoNCE
+        between two noisy views (see the class docstring).
+
+        Args:
+            batch: ``user`` and ``pos`` ``[B]``, ``neg`` ``[B]`` or
+                ``[B, N]`` (item ids from 0), or with ``batch.shared``
+                ``[N]`` items scored by every user; pairs where
+                ``batch.neg_mask`` is False are left out (as in
+                :meth:`EmbeddingRecommender.loss`).
+        """
+        user, pos, neg = batch.user.view(-1), batch.pos.view(-1), batch.neg
+        mask = getattr(batch, 'neg_mask', None)
+        shared = bool(getattr(batch, 'shared', False))
+        B = user.numel()
+        if pos.numel() != B or (neg.dim() != 1 if shared else (
+                neg.dim() not in (1, 2) or neg.size(0) != B)):
+            raise ValueError(
+                f'SimGCL.loss: expected user and pos of shape [B] and neg of '
+                f'shape [B] or [B, N] ([N] when shared), got '
+                f'{list(batch.user.shape)}, {list(batch.pos.shape)} and '
+                f'{list(neg.shape)}')
+        U = self.num_users
+        num_bpr = 2 * B + neg.numel()
+        nodes, inv = torch.unique(torch.cat([user, pos + U,
+                                             neg.reshape(-1) + U]),
+                                  return_inverse=True)
+        m = nodes.numel()
+        contrast = self.cl_weight > 0
+        sel = inv
+        if contrast:
+            # Positions in `nodes` of the distinct users and distinct
+            # positive items (a mask, no second sort); ascending ids.
+            at_user = torch.zeros(m, dtype=torch.bool, device=inv.device)
+            at_user[inv[:B]] = True
+            at_pos = torch.zeros_like(at_user)
+            at_pos[inv[B:2 * B]] = True
+            user_rows = at_user.nonzero().view(-1)
+            cl_rows = torch.cat([user_rows, at_pos.nonzero().view(-1)])
+            # view 0 (clean) at the BPR rows, views 1 and 2 (noisy) at the
+            # InfoNCE rows: one gather, so the backward scatters once
+            sel = torch.cat([inv, cl_rows + m, cl_rows + 2 * m])
+        eps = (0.0, self.eps, self.eps) if contrast else (0.0, )
+        # One call over the distinct nodes of the batch for all views.
+        views, layer0 = perturbed_propagate(
+            self.adj, self.embedding.weight, self.num_layers, eps,
+            self.alpha, nodes, return_layer0=True)
+        rows = views.view(-1, views.size(-1)).index_select(0, sel)
+        e_u, e_p, e_n = rows[:num_bpr].split([B, B, neg.numel()])
+        pos_score = (e_u * e_p).sum(-1)
+        if shared:
+            neg_score = e_u @ e_n.t()
+        elif neg.dim() == 2:
+            e_n = e_n.view(B, neg.size(1), -1)
+            neg_score = (e_u.unsqueeze(1) * e_n).sum(-1)
+        else:
+            neg_score = (e_u * e_n).sum(-1)
+        if mask is not None and mask.shape != neg_score.shape:
+            raise ValueError(
+                f'SimGCL.loss: neg_mask must have the shape of the '
+                f'negative scores {list(neg_score.shape)}, got '
+                f'{list(mask.shape)}')
+        loss = self._pair_loss(pos_score, neg_score, mask)
+        if self.reg_weight > 0:
+            loss = loss + self.reg_weight * l2_reg(
+                layer0.index_select(0, inv), batch_size=B)
+        if contrast:
+            v1, v2 = rows[num_bpr:].split(cl_rows.numel())
+            n = user_rows.numel()
+            cl_loss = (info_nce(v1[:n], v2[:n], self.temperature) +
+                       info_nce(v1[n:], v2[n:], self.temperature))
+            loss = loss + self.cl_weight * cl_loss
+        return loss
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}({self.num_users} users, '
+                f'{self.num_items} items, '
+                f'embedding_dim={self.embedding_dim}, '
+                f'num_layers={self.num_layers}, eps={self.eps})')
