@@ -13,14 +13,11 @@ from torch_geometric.typing import (
     SparseTensor,
 )
 from torch_geometric.utils import (
-    is_torch_sparse_tensor,
-    scatter,
     spmm,
-    to_edge_index,
 )
-from torch_geometric.utils.sparse import set_sparse_value
 
 from pyg_recsys.ops.adj import NormAdj
+from pyg_recsys.ops.norm import bipartite_norm
 
 
 class LightGCNConv(LGConv):
@@ -142,31 +139,11 @@ class LightGCNConv(LGConv):
 
     def _bipartite_norm(self, edge_index: Adj, edge_weight: OptTensor,
                         size: Size, dtype: torch.dtype):
-        # Source out-degree and target in-degree, so that user-item and
-        # item-user relations reproduce 1 / sqrt(|N_u| |N_i|).
         if size is None or size[1] is None:
             raise ValueError(
                 'LightGCNConv: with bipartite input the number of target '
                 'nodes is needed for normalisation; pass x_dst or size')
-        n_src, n_dst = size  # sparse inputs are adj_t: [n_dst, n_src]
-        if isinstance(edge_index, SparseTensor):
-            adj_t = edge_index
-            if not adj_t.has_value():
-                adj_t = adj_t.fill_value(1., dtype=dtype)
-            row, col, value = adj_t.coo()
-            value = value * _norm_factor(value, col, row, n_src, n_dst)
-            return adj_t.set_value(value, layout='coo'), None
-        if is_torch_sparse_tensor(edge_index):
-            index, value = to_edge_index(edge_index)
-            value = value.to(dtype)
-            dst, src = index[0], index[1]
-            value = value * _norm_factor(value, src, dst, n_src, n_dst)
-            return set_sparse_value(edge_index, value), None
-        if edge_weight is None:
-            edge_weight = torch.ones(edge_index.size(1), dtype=dtype,
-                                     device=edge_index.device)
-        return edge_index, edge_weight * _norm_factor(
-            edge_weight, edge_index[0], edge_index[1], n_src, n_dst)
+        return bipartite_norm(edge_index, edge_weight, size, dtype)
 
     def message_and_aggregate(self, adj_t: Adj, x: OptPairTensor) -> Tensor:
         return spmm(adj_t, x[0], reduce=self.aggr)
@@ -174,11 +151,3 @@ class LightGCNConv(LGConv):
     def __repr__(self) -> str:
         return f'{self.__class__.__name__}(normalize={self.normalize})'
 
-
-def _norm_factor(weight: Tensor, src: Tensor, dst: Tensor, n_src: int,
-                 n_dst: int) -> Tensor:
-    deg_src = scatter(weight, src, 0, dim_size=n_src, reduce='sum')
-    deg_dst = scatter(weight, dst, 0, dim_size=n_dst, reduce='sum')
-    inv_src = deg_src.pow(-0.5).masked_fill_(deg_src == 0, 0.)
-    inv_dst = deg_dst.pow(-0.5).masked_fill_(deg_dst == 0, 0.)
-    return inv_src[src] * inv_dst[dst]

@@ -15,14 +15,11 @@ from torch_geometric.typing import (
     SparseTensor,
 )
 from torch_geometric.utils import (
-    is_torch_sparse_tensor,
-    scatter,
     spmm,
-    to_edge_index,
 )
-from torch_geometric.utils.sparse import set_sparse_value
 
 from pyg_recsys.ops.adj import NormAdj, RowSlice
+from pyg_recsys.ops.norm import bipartite_norm
 
 
 class NGCFConv(MessagePassing):
@@ -213,7 +210,7 @@ class NGCFConv(MessagePassing):
             size = (x_src.size(self.node_dim), x_dst.size(self.node_dim))
         if self.normalize:
             if bipartite:
-                edge_index, edge_weight = _bipartite_norm(
+                edge_index, edge_weight = bipartite_norm(
                     edge_index, edge_weight, size, x_src.dtype)
             elif isinstance(edge_index, SparseTensor):
                 edge_index = gcn_norm(edge_index, None, size[0],
@@ -236,39 +233,6 @@ class NGCFConv(MessagePassing):
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({self.in_channels}, '
                 f'{self.out_channels})')
-
-
-def _bipartite_norm(edge_index: Adj, edge_weight: OptTensor, size: Size,
-                    dtype: torch.dtype):
-    # Source out-degree and target in-degree, so that the user->item and
-    # item->user relations give 1 / sqrt(|N_u| |N_i|).
-    n_src, n_dst = size  # sparse inputs are adj_t: [n_dst, n_src]
-    if isinstance(edge_index, SparseTensor):
-        adj_t = edge_index
-        if not adj_t.has_value():
-            adj_t = adj_t.fill_value(1., dtype=dtype)
-        row, col, value = adj_t.coo()
-        value = value * _norm_factor(value, col, row, n_src, n_dst)
-        return adj_t.set_value(value, layout='coo'), None
-    if is_torch_sparse_tensor(edge_index):
-        index, value = to_edge_index(edge_index)
-        value = value.to(dtype)
-        value = value * _norm_factor(value, index[1], index[0], n_src, n_dst)
-        return set_sparse_value(edge_index, value), None
-    if edge_weight is None:
-        edge_weight = torch.ones(edge_index.size(1), dtype=dtype,
-                                 device=edge_index.device)
-    return edge_index, edge_weight * _norm_factor(
-        edge_weight, edge_index[0], edge_index[1], n_src, n_dst)
-
-
-def _norm_factor(weight: Tensor, src: Tensor, dst: Tensor, n_src: int,
-                 n_dst: int) -> Tensor:
-    deg_src = scatter(weight, src, 0, dim_size=n_src, reduce='sum')
-    deg_dst = scatter(weight, dst, 0, dim_size=n_dst, reduce='sum')
-    inv_src = deg_src.pow(-0.5).masked_fill_(deg_src == 0, 0.)
-    inv_dst = deg_dst.pow(-0.5).masked_fill_(deg_dst == 0, 0.)
-    return inv_src[src] * inv_dst[dst]
 
 
 def _row_spmm(sub: RowSlice, x: Tensor) -> Tensor:
