@@ -42,7 +42,7 @@ def main() -> None:
     p.add_argument('--cl-weight', type=float, default=0.02,
                    help='lambda, weight of the InfoNCE terms')
     p.add_argument('--eps', type=float, default=0.1, help='noise radius')
-    p.add_argument('--temperature', type=float, default=0.2)
+    p.add_argument('--cl-temperature', type=float, default=0.2)
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--out', default=None, help='checkpoint folder')
     p.add_argument('--smoke', action='store_true',
@@ -57,7 +57,7 @@ def main() -> None:
     model = SimGCL(split.num_users, split.num_items, split.train,
                    embedding_dim=args.dim, num_layers=args.layers,
                    reg_weight=args.reg, cl_weight=args.cl_weight,
-                   eps=args.eps, temperature=args.temperature)
+                   eps=args.eps, cl_temperature=args.cl_temperature)
     sampler = UniformSampler(split.num_items, exclude=split.csr('train'))
     loader = PairLoader(split.train, sampler, batch_size=args.batch_size,
                         seed=args.seed)

@@ -76,7 +76,7 @@ def _simgcl(split: Split, args: argparse.Namespace,
     return SimGCL(split.num_users, split.num_items, split.train,
                   embedding_dim=args.dim, num_layers=args.layers,
                   reg_weight=args.reg, cl_weight=args.cl_weight,
-                  eps=args.eps, temperature=args.cl_temperature)
+                  eps=args.eps, cl_temperature=args.cl_temperature)
 
 
 def _node_features(ds: Any, args: argparse.Namespace) -> dict[str, Any]:

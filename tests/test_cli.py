@@ -190,3 +190,14 @@ def test_resume_after_sigkill_matches_uninterrupted_run(env):
     assert a['test'] == b['test']
     assert a['best_epoch'] == b['best_epoch']
     assert [e['val'] for e in a['epochs']] == [e['val'] for e in b['epochs']]
+
+
+def test_simgcl_keeps_its_infonce_temperature():
+    # --temperature (pair-loss softmax) must not overwrite SimGCL's tau
+    from pyg_recsys.cli import build_model, build_parser
+    from pyg_recsys.testing import clustered_split
+    args = build_parser().parse_args(
+        ['train', '--model', 'simgcl', '--dataset', 'movielens-100k',
+         '--out', '-', '--cl-temperature', '0.3', '--temperature', '2'])
+    model = build_model(clustered_split(), args)
+    assert model.cl_temperature == 0.3 and model.temperature == 2.0

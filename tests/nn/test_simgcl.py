@@ -83,7 +83,7 @@ def test_xavier_init_per_table():
                                                [0, 3]])])
 def test_loss_matches_hand_reference_and_gradients(monkeypatch, neg):
     model = make(num_layers=2, reg_weight=0.01, cl_weight=0.3, eps=0.2,
-                 temperature=0.5).double()
+                 cl_temperature=0.5).double()
     batch = PairBatch(BATCH.user, BATCH.pos, neg)
     gen = torch.Generator().manual_seed(0)
     noise = [torch.rand(3, NU + NI, 8, generator=gen, dtype=torch.float64)
@@ -219,8 +219,9 @@ def test_repr_and_errors():
         SimGCL(NU, NI, EDGES, eps=-0.1)
     with pytest.raises(ValueError, match='SimGCL: cl_weight and eps must'):
         SimGCL(NU, NI, EDGES, cl_weight=-1.0)
-    with pytest.raises(ValueError, match='SimGCL: temperature must be > 0'):
-        SimGCL(NU, NI, EDGES, temperature=0.0)
+    with pytest.raises(ValueError,
+                       match='SimGCL: cl_temperature must be > 0'):
+        SimGCL(NU, NI, EDGES, cl_temperature=0.0)
     with pytest.raises(ValueError, match='SimGCL: num_users and num_items'):
         SimGCL(0, NI, EDGES)
     with pytest.raises(ValueError, match='SimGCL.loss: expected user and'):

@@ -16,6 +16,7 @@ from torch.nn import Embedding
 
 from pyg_recsys.data.loader import PairBatch
 from pyg_recsys.loss import bpr_loss, l2_reg, sampled_softmax_loss
+from pyg_recsys.ops.adj import NormAdj
 from pyg_recsys.ops.csr import CSR
 from pyg_recsys.ops.topk import chunked_topk
 
@@ -283,3 +284,55 @@ class EmbeddingRecommender(torch.nn.Module):
         return (f'{type(self).__name__}({self.num_users} users, '
                 f'{self.num_items} items, '
                 f'embedding_dim={self.embedding_dim})')
+
+
+class GraphEmbeddingRecommender(EmbeddingRecommender):
+    r"""An :class:`EmbeddingRecommender` that propagates over the symmetric
+    normalised adjacency of its training pairs
+    (:class:`~pyg_recsys.ops.adj.NormAdj`; LightGCN, NGCF, SimGCL).
+
+    The adjacency is built once at construction and kept in
+    non-persistent buffers: it follows ``.to()`` / ``.double()`` but stays
+    out of the ``state_dict`` (pass the same training pairs when loading).
+
+    Args:
+        num_users: Number of users :math:`U`.
+        num_items: Number of items :math:`I`.
+        edge_index: ``[2, E]`` (user, item) training pairs, item ids from 0;
+            message passing uses these only.
+        embedding_dim: Embedding size :math:`d`.
+        reg_weight: L2 weight :math:`\lambda`.
+    """
+
+    def __init__(self, num_users: int, num_items: int, edge_index: Tensor,
+                 embedding_dim: int = 64, reg_weight: float = 1e-4) -> None:
+        super().__init__(num_users, num_items, embedding_dim, reg_weight)
+        adj = NormAdj.from_edge_index(edge_index, num_users, num_items)
+        self.register_buffer('adj_rowptr', adj.rowptr, persistent=False)
+        self.register_buffer('adj_col', adj.col, persistent=False)
+        self.register_buffer('adj_value', adj.value, persistent=False)
+        self._adj = adj
+
+    @property
+    def adj(self) -> NormAdj:
+        """The normalised adjacency, rebuilt (without copying) when the
+        module moved to another device or dtype."""
+        adj = self._adj
+        if (adj.value is not self.adj_value or adj.col is not self.adj_col
+                or adj.rowptr is not self.adj_rowptr):
+            adj = NormAdj(self.adj_rowptr, self.adj_col, self.adj_value,
+                          self.num_users, self.num_items)
+            self._adj = adj
+        return adj
+
+    def _cache_key(self) -> tuple:
+        return super()._cache_key() + (self.adj_value.data_ptr(), )
+
+    def xavier_tables_(self) -> None:
+        """Xavier-uniform user table and item table, each on its own (the
+        initialisation of the NGCF and SimGCL reference code)."""
+        with torch.no_grad():
+            weight = self.embedding.weight
+            torch.nn.init.xavier_uniform_(weight[:self.num_users])
+            torch.nn.init.xavier_uniform_(weight[self.num_users:])
+        self.clear_cache()

@@ -5,12 +5,11 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
-from pyg_recsys.nn.models.base import EmbeddingRecommender
-from pyg_recsys.ops.adj import NormAdj
+from pyg_recsys.nn.models.base import GraphEmbeddingRecommender
 from pyg_recsys.ops.propagate import layer_weights, propagate
 
 
-class LightGCN(EmbeddingRecommender):
+class LightGCN(GraphEmbeddingRecommender):
     r"""The LightGCN recommender from `"LightGCN: Simplifying and Powering
     Graph Convolution Network for Recommendation"
     <https://arxiv.org/abs/2002.02126>`_ (He et al., SIGIR 2020).
@@ -63,35 +62,14 @@ class LightGCN(EmbeddingRecommender):
                  reg_weight: float = 1e-4,
                  alpha: float | Sequence[float] | Tensor | None = None
                  ) -> None:
-        super().__init__(num_users, num_items, embedding_dim, reg_weight)
+        super().__init__(num_users, num_items, edge_index, embedding_dim,
+                         reg_weight)
         if num_layers < 0:
             raise ValueError(f'LightGCN: num_layers must be >= 0, got '
                              f'{num_layers}')
         self.num_layers = num_layers
         self.alpha = layer_weights(num_layers, alpha)
-        adj = NormAdj.from_edge_index(edge_index, num_users, num_items)
-        # Non-persistent buffers: they follow .to() / .double() but stay out
-        # of the state_dict.
-        self.register_buffer('adj_rowptr', adj.rowptr, persistent=False)
-        self.register_buffer('adj_col', adj.col, persistent=False)
-        self.register_buffer('adj_value', adj.value, persistent=False)
-        self._adj = adj
         self.reset_parameters()
-
-    @property
-    def adj(self) -> NormAdj:
-        """The normalised adjacency, rebuilt (without copying) when the
-        module moved to another device or dtype."""
-        adj = self._adj
-        if (adj.value is not self.adj_value or adj.col is not self.adj_col
-                or adj.rowptr is not self.adj_rowptr):
-            adj = NormAdj(self.adj_rowptr, self.adj_col, self.adj_value,
-                          self.num_users, self.num_items)
-            self._adj = adj
-        return adj
-
-    def _cache_key(self) -> tuple:
-        return super()._cache_key() + (self.adj_value.data_ptr(), )
 
     def forward(self, index: Tensor | None = None) -> Tensor:
         r"""Final embeddings of node ids ``index`` (users ``0 .. U-1``, items

@@ -8,11 +8,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from pyg_recsys.nn.conv.ngcf_conv import NGCFConv
-from pyg_recsys.nn.models.base import EmbeddingRecommender
+from pyg_recsys.nn.models.base import GraphEmbeddingRecommender
 from pyg_recsys.ops.adj import NormAdj
 
 
-class NGCF(EmbeddingRecommender):
+class NGCF(GraphEmbeddingRecommender):
     r"""The NGCF recommender from `"Neural Graph Collaborative Filtering"
     <https://arxiv.org/abs/1905.08108>`_ (Wang et al., SIGIR 2019).
 
@@ -116,7 +116,8 @@ class NGCF(EmbeddingRecommender):
                  message_dropout: float | Sequence[float] = 0.1,
                  node_dropout: float = 0.0, normalize_layers: bool = True,
                  negative_slope: float = 0.2) -> None:
-        super().__init__(num_users, num_items, embedding_dim, reg_weight)
+        super().__init__(num_users, num_items, edge_index, embedding_dim,
+                         reg_weight)
         if num_layers < 0:
             raise ValueError(f'NGCF: num_layers must be >= 0, got '
                              f'{num_layers}')
@@ -141,14 +142,8 @@ class NGCF(EmbeddingRecommender):
             NGCFConv(dims[k], dims[k + 1], negative_slope=negative_slope)
             for k in range(num_layers))
 
-        adj = NormAdj.from_edge_index(edge_index, num_users, num_items)
-        # Non-persistent buffers: they follow .to() / .double() but stay out
-        # of the state_dict.
-        self.register_buffer('adj_rowptr', adj.rowptr, persistent=False)
-        self.register_buffer('adj_col', adj.col, persistent=False)
-        self.register_buffer('adj_value', adj.value, persistent=False)
-        self.register_buffer('adj_edge', _edge_id(adj), persistent=False)
-        self._adj = adj
+        self.register_buffer('adj_edge', _edge_id(self.adj),
+                             persistent=False)
         self.reset_parameters()
 
     @property
@@ -156,25 +151,10 @@ class NGCF(EmbeddingRecommender):
         """Size of the final (concatenated) embeddings."""
         return self.embedding_dim + sum(self.hidden_channels)
 
-    @property
-    def adj(self) -> NormAdj:
-        """The normalised adjacency :math:`\\mathbf{L}`, rebuilt (without
-        copying) when the module moved to another device or dtype."""
-        adj = self._adj
-        if (adj.value is not self.adj_value or adj.col is not self.adj_col
-                or adj.rowptr is not self.adj_rowptr):
-            adj = NormAdj(self.adj_rowptr, self.adj_col, self.adj_value,
-                          self.num_users, self.num_items)
-            self._adj = adj
-        return adj
-
     def reset_parameters(self) -> None:
         r"""Xavier-uniform user and item tables and layer parameters, as the
         reference code."""
-        with torch.no_grad():
-            w = self.embedding.weight
-            torch.nn.init.xavier_uniform_(w[:self.num_users])
-            torch.nn.init.xavier_uniform_(w[self.num_users:])
+        self.xavier_tables_()
         for conv in self.convs:
             conv.reset_parameters()
         self.clear_cache()
@@ -196,7 +176,7 @@ class NGCF(EmbeddingRecommender):
     def _cache_key(self) -> tuple:
         params = tuple((p._version, p.data_ptr())
                        for p in self.convs.parameters())
-        return super()._cache_key() + params + (self.adj_value.data_ptr(), )
+        return super()._cache_key() + params
 
     def forward(self, index: Tensor | None = None) -> Tensor:
         r"""Final embeddings ``[*, out_channels]`` of node ids ``index``

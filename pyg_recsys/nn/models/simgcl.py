@@ -7,13 +7,12 @@ from torch import Tensor
 
 from pyg_recsys.data.loader import PairBatch
 from pyg_recsys.loss import info_nce, l2_reg
-from pyg_recsys.nn.models.base import EmbeddingRecommender
-from pyg_recsys.ops.adj import NormAdj
+from pyg_recsys.nn.models.base import GraphEmbeddingRecommender
 from pyg_recsys.ops.perturb import perturbed_propagate
 from pyg_recsys.ops.propagate import propagate
 
 
-class SimGCL(EmbeddingRecommender):
+class SimGCL(GraphEmbeddingRecommender):
     r"""The SimGCL recommender from `"Are Graph Augmentations Necessary?
     Simple Graph Contrastive Learning for Recommendation"
     <https://arxiv.org/abs/2112.08679>`_ (Yu et al., SIGIR 2022).
@@ -98,14 +97,16 @@ class SimGCL(EmbeddingRecommender):
         cl_weight: Weight :math:`\lambda` of the contrastive terms; ``0``
             trains the plain encoder with BPR (no noise is drawn).
         eps: Noise radius :math:`\epsilon`.
-        temperature: InfoNCE temperature :math:`\tau`.
+        cl_temperature: InfoNCE temperature :math:`\tau` (the pair-loss
+            ``temperature`` of the base class is another setting).
     """
 
     def __init__(self, num_users: int, num_items: int, edge_index: Tensor,
                  embedding_dim: int = 64, num_layers: int = 2,
                  reg_weight: float = 1e-4, cl_weight: float = 0.2,
-                 eps: float = 0.1, temperature: float = 0.2) -> None:
-        super().__init__(num_users, num_items, embedding_dim, reg_weight)
+                 eps: float = 0.1, cl_temperature: float = 0.2) -> None:
+        super().__init__(num_users, num_items, edge_index, embedding_dim,
+                         reg_weight)
         if num_layers < 1:
             raise ValueError(f'SimGCL: num_layers must be >= 1 (the final '
                              f'embedding averages layers 1..K), got '
@@ -113,45 +114,20 @@ class SimGCL(EmbeddingRecommender):
         if cl_weight < 0 or eps < 0:
             raise ValueError(f'SimGCL: cl_weight and eps must be >= 0, got '
                              f'{cl_weight} and {eps}')
-        if temperature <= 0:
-            raise ValueError(f'SimGCL: temperature must be > 0, got '
-                             f'{temperature}')
+        if cl_temperature <= 0:
+            raise ValueError(f'SimGCL: cl_temperature must be > 0, got '
+                             f'{cl_temperature}')
         self.num_layers = num_layers
         self.cl_weight = cl_weight
         self.eps = eps
-        self.temperature = temperature
+        self.cl_temperature = cl_temperature
         self.alpha = (0.0, ) + (1.0 / num_layers, ) * num_layers
-        adj = NormAdj.from_edge_index(edge_index, num_users, num_items)
-        # Non-persistent buffers: they follow .to() / .double() but stay out
-        # of the state_dict.
-        self.register_buffer('adj_rowptr', adj.rowptr, persistent=False)
-        self.register_buffer('adj_col', adj.col, persistent=False)
-        self.register_buffer('adj_value', adj.value, persistent=False)
-        self._adj = adj
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         r"""Xavier-uniform initialisation of the user and the item table,
         each on its own (as the reference code does)."""
-        weight = self.embedding.weight
-        torch.nn.init.xavier_uniform_(weight[:self.num_users])
-        torch.nn.init.xavier_uniform_(weight[self.num_users:])
-        self.clear_cache()
-
-    @property
-    def adj(self) -> NormAdj:
-        """The normalised adjacency, rebuilt (without copying) when the
-        module moved to another device or dtype."""
-        adj = self._adj
-        if (adj.value is not self.adj_value or adj.col is not self.adj_col
-                or adj.rowptr is not self.adj_rowptr):
-            adj = NormAdj(self.adj_rowptr, self.adj_col, self.adj_value,
-                          self.num_users, self.num_items)
-            self._adj = adj
-        return adj
-
-    def _cache_key(self) -> tuple:
-        return super()._cache_key() + (self.adj_value.data_ptr(), )
+        self.xavier_tables_()
 
     def forward(self, index: Tensor | None = None) -> Tensor:
         r"""Clean final embeddings (no noise) of node ids ``index`` (users
@@ -229,8 +205,8 @@ class SimGCL(EmbeddingRecommender):
         if contrast:
             v1, v2 = rows[num_bpr:].split(cl_rows.numel())
             n = user_rows.numel()
-            cl_loss = (info_nce(v1[:n], v2[:n], self.temperature) +
-                       info_nce(v1[n:], v2[n:], self.temperature))
+            cl_loss = (info_nce(v1[:n], v2[:n], self.cl_temperature) +
+                       info_nce(v1[n:], v2[n:], self.cl_temperature))
             loss = loss + self.cl_weight * cl_loss
         return loss
 
