@@ -75,10 +75,10 @@ def _machine() -> dict:
                 platform=platform.machine())
 
 
-def plot_curves(models: list[str], results: Path, smoke: bool = False
+def plot_curves(names: list[str], results: Path, smoke: bool = False
                 ) -> Path | None:
-    """Test recall@20 of the saved runs of ``models``, per epoch and per
-    hour of training, on the same axes."""
+    """Test recall@20 of the saved runs ``names`` (see ``--name``), per
+    epoch and per hour of training, on the same axes."""
     if not pt.WITH_MATPLOTLIB:
         return None
     import matplotlib
@@ -87,11 +87,11 @@ def plot_curves(models: list[str], results: Path, smoke: bool = False
     suffix = '_smoke' if smoke else ''
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4), dpi=120,
                                    sharey=True)
-    for name in models:
+    for name in names:
         path = results / f'gowalla_quality_{name}{suffix}.json'
         if not path.exists():
             raise SystemExit(f'gowalla_quality --plot: {path} is missing; '
-                             f'run --model {name} first')
+                             f'run that model (--name {name}) first')
         rec = json.loads(path.read_text())
         curve = rec['curve']
         hours = rec['train_hours_at_epoch']
@@ -124,14 +124,17 @@ def main(argv: list[str] | None = None) -> dict:
         description=__doc__.splitlines()[0],
         epilog='Other options go to the model (pyg-recsys train options).')
     p.add_argument('--model', default='lightgcn')
+    p.add_argument('--name', default=None,
+                   help='name of this run in file names and plots (default: '
+                   'the model; e.g. simgcl_lambda0.1 for a variant)')
     p.add_argument('--epochs', type=int, default=100)
     p.add_argument('--eval-every', type=int, default=5)
     p.add_argument('--root', default=None, help='writable data root')
     p.add_argument('--raw-dir', default=None)
     p.add_argument('--out', type=Path, default=None)
     p.add_argument('--results', type=Path, default=HERE / 'results')
-    p.add_argument('--plot', nargs='+', default=None, metavar='MODEL',
-                   help='only draw the saved curves of these models')
+    p.add_argument('--plot', nargs='+', default=None, metavar='NAME',
+                   help="only draw the saved curves of these runs (--name)")
     p.add_argument('--smoke', action='store_true',
                    help='synthetic LightGCN-format folder, 2 epochs, then '
                    'the curve plot')
@@ -144,9 +147,10 @@ def main(argv: list[str] | None = None) -> dict:
     margs = build_parser().parse_args(
         ['train', '--model', args.model, '--dataset', 'gowalla', '--out',
          '-', *model_argv])
+    name = args.name or args.model
     if args.out is None:
-        args.out = Path('runs/gowalla_quality' if args.model == 'lightgcn'
-                        else f'runs/gowalla_{args.model}')
+        args.out = Path('runs/gowalla_quality' if name == 'lightgcn'
+                        else f'runs/gowalla_{name}')
     if args.smoke:
         tmp = Path(tempfile.mkdtemp())
         raw = tmp / 'raw'
@@ -183,12 +187,12 @@ def main(argv: list[str] | None = None) -> dict:
                            'eval_every', 'eval_batch_size', 'patience',
                            'monitor', 'ks', 'split_kind')}
     out = dict(
-        benchmark=f'{args.model} quality, Gowalla LightGCN split',
+        benchmark=f'{name} quality, Gowalla LightGCN split',
         protocol=('train.txt for training, test.txt scored with training '
                   'items masked; full ranking over all items; K=20; no '
                   'validation part (paper protocol): "best" is selected on '
                   'test, "last" is the final epoch'),
-        model=args.model, recipe=recipe,
+        model=args.model, name=name, recipe=recipe,
         epochs=len(hist), last_epoch=last_epoch, last=last,
         best_epoch=result['best_epoch'], best=result['best_val'],
         paper=paper,
@@ -199,11 +203,11 @@ def main(argv: list[str] | None = None) -> dict:
         train_hours_at_epoch=hours,
         curve=[dict(epoch=e, **v) for e, v in evals],
         machine=_machine(), smoke=args.smoke)
-    stem = f'gowalla_quality_{args.model}' + ('_smoke' if args.smoke else '')
+    stem = f'gowalla_quality_{name}' + ('_smoke' if args.smoke else '')
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / f'{stem}.json').write_text(json.dumps(out, indent=2))
     md = [
-        f'# {args.model} on Gowalla: quality against the paper', '',
+        f'# {name} on Gowalla: quality against the paper', '',
         f'Protocol: {out["protocol"]}.', '',
         '| | epochs | recall@20 | ndcg@20 |', '|---|---:|---:|---:|',
         f'| ours, last epoch | {last_epoch} | {last["recall@20"]:.4f} | '
@@ -222,7 +226,7 @@ def main(argv: list[str] | None = None) -> dict:
     (args.results / f'{stem}.md').write_text('\n'.join(md) + '\n')
     print('\n'.join(md))
     if pt.WITH_MATPLOTLIB:
-        plot_curves([args.model], args.results, smoke=args.smoke)
+        plot_curves([name], args.results, smoke=args.smoke)
         png = args.results / f'gowalla_quality_curves{"_smoke" * args.smoke}' \
             '.png'
         png.replace(args.results / f'{stem}.png')
