@@ -47,6 +47,7 @@ test-all: install
 bench: install
 	$(BIN)/python benchmarks/eval_speed.py
 	$(BIN)/python benchmarks/lightgcn_gowalla.py
+	$(BIN)/python benchmarks/cf_movielens.py
 
 lint: install
 	$(BIN)/ruff check pyg_recsys tests benchmarks examples
