@@ -42,6 +42,11 @@ RECIPES: dict[str, tuple[str, list[str]]] = {
         'lightgcn', ['--lr', '5e-3', '--neg', 'shared', '--num-neg', '256']),
     'lightgcn, PPR curriculum': (
         'lightgcn', ['--lr', '5e-3', '--neg', 'curriculum']),
+    # ML-100K has 1,682 items: PPR ranks 10-100 hold many held-out
+    # positives, so a deeper window is shown too
+    'lightgcn, PPR curriculum, ranks 100-400': (
+        'lightgcn', ['--lr', '5e-3', '--neg', 'curriculum', '--hard-ranks',
+                     '100', '400']),
     'ngcf': ('ngcf', ['--lr', '5e-3', '--reg', '1e-5']),
     'sage': ('sage', ['--lr', '1e-2', '--layers', '2', '--dropout', '0.1',
                       '--batch-size', '8192']),
