@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import tempfile
 from pathlib import Path
 
 import torch
+from _common import machine, write_results  # benchmarks/, beside this
 
 from pyg_recsys.cli import main as cli_main
 from pyg_recsys.data.split import Split
@@ -149,9 +148,7 @@ def main(argv: list[str] | None = None) -> dict:
     out = dict(benchmark='CF models on MovieLens-100K', protocol=protocol,
                rows=rows, popularity=pop_test,
                published='none for this split',
-               machine=dict(cpus=os.cpu_count(), torch=torch.__version__,
-                            threads=torch.get_num_threads(),
-                            platform=platform.machine()),
+               machine=machine(),
                smoke=args.smoke)
     md = ['# Collaborative filtering on MovieLens-100K', '',
           f'Protocol: {protocol}. Published figure: none for this split '
@@ -170,11 +167,7 @@ def main(argv: list[str] | None = None) -> dict:
            f', {torch.get_num_threads()} threads. Options per model: '
            + '; '.join(f'{r["model"]}: `{" ".join(r["options"])}`'
                        for r in rows)]
-    stem = 'cf_movielens' + ('_smoke' if args.smoke else '')
-    args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / f'{stem}.json').write_text(json.dumps(out, indent=2))
-    (args.results / f'{stem}.md').write_text('\n'.join(md) + '\n')
-    print('\n'.join(md))
+    write_results(args.results, 'cf_movielens', out, md, args.smoke)
     return out
 
 

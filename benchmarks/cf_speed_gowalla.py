@@ -20,14 +20,13 @@ Writes ``benchmarks/results/cf_speed_gowalla.{json,md}``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from _common import machine, write_results  # benchmarks/, beside this
 from lightgcn_gowalla import batches_forever, write_synthetic
 
 from pyg_recsys.cli import build_loader, build_model, build_parser
@@ -111,9 +110,7 @@ def main(argv: list[str] | None = None) -> dict:
                          f'{args.repeats}'),
                rows=rows, load_average=dict(before=load_before,
                                             after=load_after),
-               machine=dict(cpus=os.cpu_count(), torch=torch.__version__,
-                            threads=torch.get_num_threads(),
-                            platform=platform.machine()),
+               machine=machine(),
                smoke=args.smoke)
     md = ['# Training speed of the CF models on Gowalla (same run)', '',
           f'Protocol: {out["protocol"]}; {os.cpu_count()} cores, '
@@ -126,11 +123,7 @@ def main(argv: list[str] | None = None) -> dict:
         md.append(f'| {name} | {" ".join(r["options"]) or "-"} | '
                   f'{r["sec_per_batch"]:.4f} | '
                   f'{r["projected_epoch_s"]:.1f} | {ratio} |')
-    stem = 'cf_speed_gowalla' + ('_smoke' if args.smoke else '')
-    args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / f'{stem}.json').write_text(json.dumps(out, indent=2))
-    (args.results / f'{stem}.md').write_text('\n'.join(md) + '\n')
-    print('\n'.join(md))
+    write_results(args.results, 'cf_speed_gowalla', out, md, args.smoke)
     return out
 
 

@@ -34,13 +34,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import tempfile
 from pathlib import Path
 
 import torch
-from lightgcn_gowalla import write_synthetic  # benchmarks/, beside this file
+from _common import machine, write_results  # benchmarks/, beside this
+from lightgcn_gowalla import write_synthetic
 
 from pyg_recsys import typing as pt
 from pyg_recsys.cli import build_loader, build_model, build_parser
@@ -67,12 +66,6 @@ class TestAsValidation:
 
     def __call__(self, model, part):
         return self.inner(model, 'test')
-
-
-def _machine() -> dict:
-    return dict(cpus=os.cpu_count(), torch=torch.__version__,
-                threads=torch.get_num_threads(),
-                platform=platform.machine())
 
 
 def plot_curves(names: list[str], results: Path, smoke: bool = False
@@ -202,10 +195,8 @@ def main(argv: list[str] | None = None) -> dict:
         median_train_seconds_per_epoch=sorted(train_s)[len(train_s) // 2],
         train_hours_at_epoch=hours,
         curve=[dict(epoch=e, **v) for e, v in evals],
-        machine=_machine(), smoke=args.smoke)
-    stem = f'gowalla_quality_{name}' + ('_smoke' if args.smoke else '')
-    args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / f'{stem}.json').write_text(json.dumps(out, indent=2))
+        machine=machine(), smoke=args.smoke)
+    stem = f'gowalla_quality_{name}'
     md = [
         f'# {name} on Gowalla: quality against the paper', '',
         f'Protocol: {out["protocol"]}.', '',
@@ -223,13 +214,11 @@ def main(argv: list[str] | None = None) -> dict:
            f'{out["median_train_seconds_per_epoch"]:.1f} s '
            f'({out["machine"]["cpus"]} cores, torch {torch.__version__}).',
            '', f'Recipe: {json.dumps(recipe)}']
-    (args.results / f'{stem}.md').write_text('\n'.join(md) + '\n')
-    print('\n'.join(md))
+    write_results(args.results, stem, out, md, args.smoke)
     if pt.WITH_MATPLOTLIB:
-        plot_curves([name], args.results, smoke=args.smoke)
-        png = args.results / f'gowalla_quality_curves{"_smoke" * args.smoke}' \
-            '.png'
-        png.replace(args.results / f'{stem}.png')
+        suffix = '_smoke' if args.smoke else ''
+        png = plot_curves([name], args.results, smoke=args.smoke)
+        png.replace(args.results / f'{stem}{suffix}.png')
     return out
 
 

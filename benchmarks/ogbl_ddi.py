@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import tempfile
 import time
@@ -39,6 +37,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from _common import machine, write_results  # benchmarks/, beside this
 from torch import Tensor
 from torch_geometric.nn import GATConv, SAGEConv
 from torch_geometric.utils import negative_sampling
@@ -288,12 +287,11 @@ def main(argv: list[str] | None = None) -> dict:
     options = {k: getattr(args, k) for k in (
         'epochs', 'eval_every', 'hidden', 'layers', 'heads', 'dropout', 'lr',
         'batch_size')}
-    machine = dict(cpus=os.cpu_count(), threads=torch.get_num_threads(),
-                   torch=torch.__version__, platform=platform.machine())
+    where = machine()
     out = dict(benchmark='ogbl-ddi link prediction, Hits@20 (%)',
                data='synthetic (smoke)' if args.smoke else 'ogbl-ddi',
                summary=summary, published=PUBLISHED, options=options,
-               machine=machine, runs=[{k: v for k, v in r.items()
+               machine=where, runs=[{k: v for k, v in r.items()
                                        if k != 'history'} for r in rows],
                smoke=args.smoke)
     md = ['# ogbl-ddi: GraphSAGE and GAT (test Hits@20, %)', '',
@@ -312,13 +310,9 @@ def main(argv: list[str] | None = None) -> dict:
                   f'| - |')
     md += ['', 'Options: ' + ', '.join(f'{k}={v}' for k, v in
                                        options.items()),
-           f'Machine: {machine["cpus"]} cores, {machine["threads"]} '
-           f'threads, torch {machine["torch"]}.']
-    stem = 'ogbl_ddi' + ('_smoke' if args.smoke else '')
-    args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / f'{stem}.json').write_text(json.dumps(out, indent=2))
-    (args.results / f'{stem}.md').write_text('\n'.join(md) + '\n')
-    print('\n'.join(md))
+           f'Machine: {where["cpus"]} cores, {where["threads"]} '
+           f'threads, torch {where["torch"]}.']
+    write_results(args.results, 'ogbl_ddi', out, md, args.smoke)
     return out
 
 

@@ -8,7 +8,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / 'shared' / 'datasets'
-SCRIPTS = sorted([*ROOT.glob('examples/*.py'), *ROOT.glob('benchmarks/*.py')])
+# modules beside the scripts (benchmarks/_common.py) start with '_'
+SCRIPTS = sorted(p for p in [*ROOT.glob('examples/*.py'),
+                             *ROOT.glob('benchmarks/*.py')]
+                 if not p.name.startswith('_'))
 
 
 @pytest.mark.parametrize('script', SCRIPTS, ids=lambda p: p.name)
