@@ -305,10 +305,14 @@ class Trainer:
         if state.get('loader_rng') is not None:
             self.train_loader.load_state_dict(state['loader_rng'])
 
-    def _checkpoint(self) -> None:
+    def _checkpoint(self, model_state: dict[str, Tensor] | None = None
+                    ) -> None:
         if self.out_dir is None:
             return
-        atomic_save(self.state_dict(), self.last_path)
+        state = self.state_dict()
+        if model_state is not None:
+            state['model'] = model_state
+        atomic_save(state, self.last_path)
         atomic_write_text(json.dumps(self.result(), indent=2),
                           self.out_dir / 'metrics.json')
 
@@ -357,7 +361,13 @@ class Trainer:
         the best checkpoint.  Returns :meth:`result`.
 
         Args:
-            resume: Continue from ``out_dir/last.pt`` if it exists.
+            resume: Continue from ``out_dir/last.pt`` if it exists.  A
+                finished run is returned as it is, or, when ``epochs`` is
+                now larger (and it did not stop early), trained on from its
+                last epoch's weights, optimizer and random state; the old
+                last epoch keeps the validation it got as the run's end, so
+                with ``eval_every=1`` the result equals an uninterrupted
+                longer run (tested).
         """
         if resume:
             if self.out_dir is None:
@@ -368,12 +378,18 @@ class Trainer:
                 log.info('resumed from %s at epoch %d', self.last_path,
                          self.epoch)
                 if self.test is not None:  # the run had already finished
-                    return self.result()
+                    if self.epoch < self.epochs and not self.stopped_early:
+                        # more epochs asked for: go on from the last one
+                        log.info('extending the finished run from %d to %d '
+                                 'epochs', self.epoch, self.epochs)
+                        self.test = None
+                    else:
+                        self._load_best()
+                        self._restore_best()
+                        return self.result()
         else:
             self._reset_state()
-        if self.best_epoch is not None and self.best_path is not None:
-            self.best_state = torch.load(self.best_path,
-                                         weights_only=False)['model']
+        self._load_best()
 
         while self.epoch < self.epochs and not self.stopped_early:
             self.epoch += 1
@@ -410,12 +426,21 @@ class Trainer:
             if self.on_epoch_end is not None:
                 self.on_epoch_end(self, record)
 
+        # last.pt keeps the last epoch's weights (so a finished run can be
+        # extended exactly); the model in memory goes to the best epoch.
+        last = {k: v.detach().clone()
+                for k, v in self.model.state_dict().items()}
         self._restore_best()
         t0 = time.perf_counter()
         self.test = self.evaluator(self.model, 'test')
         self.test_seconds = time.perf_counter() - t0
-        self._checkpoint()
+        self._checkpoint(model_state=last)
         return self.result()
+
+    def _load_best(self) -> None:
+        if self.best_epoch is not None and self.best_path is not None:
+            self.best_state = torch.load(self.best_path,
+                                         weights_only=False)['model']
 
     def _save_best(self) -> None:
         state = {k: v.detach().clone()

@@ -138,9 +138,28 @@ def test_resume_after_interruption_gives_identical_result(tmp_path):
     assert strip == ref
     assert out['test'] == full['test']
     assert out['best_epoch'] == full['best_epoch']
-    # resuming a finished run returns its result without training again
+    # resuming a finished run returns its result without training again,
+    # with the best epoch's weights in the model
     again = _ranker_trainer(split, tmp_path / 'b', epochs=6)
     assert again.fit(resume=True)['test'] == full['test']
+    assert RankingEvaluator(split, ks=(5, 10))(again.model, 'test') \
+        == full['test']
+
+
+def test_finished_run_extends_like_a_longer_run(tmp_path):
+    split = _clustered_split()
+    longer = _ranker_trainer(split, tmp_path / 'a', epochs=7).fit()
+    _ranker_trainer(split, tmp_path / 'b', epochs=4).fit()
+    torch.manual_seed(99)  # a new process: other RNG state
+    out = _ranker_trainer(split, tmp_path / 'b', epochs=7).fit(resume=True)
+    assert [r['epoch'] for r in out['epochs']] == list(range(1, 8))
+    strip = [{k: v for k, v in r.items() if not k.endswith('seconds')}
+             for r in out['epochs']]
+    ref = [{k: v for k, v in r.items() if not k.endswith('seconds')}
+           for r in longer['epochs']]
+    assert strip == ref
+    assert out['test'] == longer['test']
+    assert out['best_epoch'] == longer['best_epoch']
 
 
 def test_early_stopping_counts_validations(tmp_path):
