@@ -238,9 +238,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = {k: v for k, v in vars(args).items() if k != 'func'}
     if args.resume and config_path.exists():
         saved = json.loads(config_path.read_text())
+        # options added since the run was made count as their defaults
+        defaults = vars(build_parser().parse_args(
+            ['train', '--model', args.model, '--dataset', args.dataset,
+             '--out', str(out)]))
         free = ('resume', 'progress', 'eval_batch_size', 'quiet')
-        diff = {k: (saved.get(k), v) for k, v in config.items()
-                if k not in free and saved.get(k) != v}
+        diff = {k: (saved.get(k, defaults.get(k)), v)
+                for k, v in config.items()
+                if k not in free and saved.get(k, defaults.get(k)) != v}
         if diff:
             raise SystemExit(
                 f'pyg-recsys train --resume: the arguments differ from the '

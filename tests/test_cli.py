@@ -152,6 +152,19 @@ def test_loader_option_errors(env):
 
 
 @needs_ml
+def test_resume_accepts_runs_made_before_new_options(env):
+    out = env / 'old'
+    _train(out)
+    cfg = json.loads((out / 'config.json').read_text())
+    for key in ('neg', 'num_neg', 'cl_weight', 'heads'):  # newer options
+        del cfg[key]
+    (out / 'config.json').write_text(json.dumps(cfg))
+    assert _train(out, '--resume') == 0
+    with pytest.raises(SystemExit, match=r"'neg': \('uniform', 'shared'\)"):
+        _train(out, '--resume', '--neg', 'shared')
+
+
+@needs_ml
 def test_datasets_lists_every_name(env, capsys):
     assert main(['datasets']) == 0
     text = capsys.readouterr().out
