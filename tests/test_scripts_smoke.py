@@ -12,16 +12,20 @@ SHARED = ROOT.parent / 'shared' / 'datasets'
 SCRIPTS = sorted(p for p in [*ROOT.glob('examples/*.py'),
                              *ROOT.glob('benchmarks/*.py')]
                  if not p.name.startswith('_'))
+# scripts that serve more than one model run once per model
+CASES = [(p, []) for p in SCRIPTS] + [
+    (ROOT / 'examples' / 'sage_movielens.py', ['--model', 'gat'])]
 
 
-@pytest.mark.parametrize('script', SCRIPTS, ids=lambda p: p.name)
-def test_script_smoke(script, tmp_path):
+@pytest.mark.parametrize('script,extra', CASES,
+                         ids=[' '.join([p.name, *a]) for p, a in CASES])
+def test_script_smoke(script, extra, tmp_path):
     if script.parent.name == 'examples' and not (
             SHARED / 'movielens-100k' / 'raw' / 'u.data').exists():
         pytest.skip(f'staged MovieLens-100K not found under {SHARED}')
     env = dict(os.environ, PYG_RECSYS_DATA=str(SHARED),
                PYG_RECSYS_ROOT=str(tmp_path / 'data'), OMP_NUM_THREADS='1')
-    res = subprocess.run([sys.executable, str(script), '--smoke'],
+    res = subprocess.run([sys.executable, str(script), '--smoke', *extra],
                          cwd=tmp_path, env=env, capture_output=True,
                          text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
