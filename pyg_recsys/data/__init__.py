@@ -5,6 +5,13 @@ from pyg_recsys.data.interactions import (
     k_core_mask,
     read_table,
 )
+from pyg_recsys.data.session import (
+    SessionData,
+    SessionGraphs,
+    session_graph,
+    step_batch,
+    to_padded,
+)
 from pyg_recsys.data.split import (
     PARTS,
     Split,
@@ -27,4 +34,9 @@ __all__ = [
     'leave_one_out',
     'fixed_split',
     'audit',
+    'SessionData',
+    'SessionGraphs',
+    'session_graph',
+    'step_batch',
+    'to_padded',
 ]
