@@ -32,6 +32,13 @@ def _staged(name, files):
     return str(folder)
 
 
+@pytest.fixture(scope='session')
+def staged():
+    """``staged(name, files)``: the read-only raw folder of the staged data
+    set ``name`` holding ``files``, or a skip saying what is missing."""
+    return _staged
+
+
 @pytest.fixture
 def movielens_raw():
     """Read-only folder with GroupLens ml-100k (u.data, u.item, ...)."""

@@ -12,6 +12,7 @@ from pyg_recsys.datasets.movielens import (
     parse_grouplens,
 )
 from pyg_recsys.datasets.ogb import OGBLinkDataset
+from pyg_recsys.datasets.session import SequenceDataset, SRGNNSessions
 
 __all__ = [
     'RecDataset',
@@ -19,6 +20,8 @@ __all__ = [
     'MovieLens100K',
     'LightGCNDataset',
     'OGBLinkDataset',
+    'SRGNNSessions',
+    'SequenceDataset',
     'GENRES',
     'parse_grouplens',
     'parse_atomic',

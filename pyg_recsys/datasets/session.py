@@ -1,0 +1,578 @@
+"""Readers of the session and sequence data sets (raw data only).
+
+Two formats, two classes; both return plain lists of item-id sequences and
+target tensors with contiguous 0-based item ids.  Session graphs are built
+from them by :mod:`pyg_recsys.data.session`.
+
+* :class:`SRGNNSessions`: the SR-GNN pickle format (Yoochoose 1/64,
+  Tmall, Nowplaying, Diginetica): ``train.txt`` / ``test.txt`` hold
+  ``(prefixes, labels)``, already prefix-augmented.
+* :class:`SequenceDataset`: one time-ordered item sequence per user (the
+  S3Rec files ``user item item ...`` and SASRec's ``user item`` pairs),
+  with :meth:`SequenceDataset.leave_one_out`.
+
+Raw files are located as in :mod:`pyg_recsys.datasets.base`: the
+``raw_dir`` argument, else ``$PYG_RECSYS_DATA/<folder>/raw``, else
+``<root>/<folder>/raw``.  Nothing is downloaded; missing files raise a
+:class:`FileNotFoundError` naming the folder to stage and the upstream URL.
+"""
+from __future__ import annotations
+
+import contextlib
+import gc
+import io
+import itertools
+import os
+import os.path as osp
+import pickle
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from pyg_recsys.datasets.base import default_root, find_raw_dir
+
+Sequences = list[list[int]]
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pauses the cyclic garbage collector while millions of small lists
+    are built (they hold no cycles; collection passes over them would
+    double the load time), restoring its previous state."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+class _NoGlobalsUnpickler(pickle.Unpickler):
+    """Unpickler that refuses every global (class, function) lookup, so a
+    pickle can only build plain lists, tuples, ints and the like."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(
+            f'refusing to load global {module}.{name}; SR-GNN files hold '
+            f'plain lists and ints only')
+
+
+def load_plain_pickle(path: str) -> Any:
+    """Loads a pickle of plain Python values without resolving any global
+    (no code can run).
+
+    Raises:
+        ValueError: Naming ``path`` if the file is not such a pickle.
+    """
+    with open(path, 'rb') as f:
+        raw = f.read()
+    try:
+        return _NoGlobalsUnpickler(io.BytesIO(raw)).load()
+    except Exception as exc:  # noqa: BLE001 - any decoding failure
+        raise ValueError(
+            f'{path}: not a readable SR-GNN pickle of plain lists ({exc}); '
+            f'restage the file from upstream') from None
+
+
+def _check_sequences(seqs: Any, path: str, what: str) -> Sequences:
+    """Checks ``seqs`` is a list of non-empty lists of non-negative ints
+    (vectorised; the per-sequence loop only runs to locate an error)."""
+    if not isinstance(seqs, (list, tuple)):
+        raise ValueError(f'{path}: {what} must be a list of item-id lists, '
+                         f'got {type(seqs).__name__}')
+    if set(map(type, seqs)) - {list, tuple}:
+        n, seq = next((n, s) for n, s in enumerate(seqs)
+                      if not isinstance(s, (list, tuple)))
+        raise ValueError(f'{path}: {what}[{n}] must be a list of item '
+                         f'ids, got {type(seq).__name__}')
+    if seqs and min(map(len, seqs)) == 0:
+        n = next(n for n, s in enumerate(seqs) if len(s) == 0)
+        raise ValueError(f'{path}: {what}[{n}] is an empty sequence; '
+                         f'every sequence needs at least one item')
+    types = set(map(type, itertools.chain.from_iterable(seqs)))
+    if types - {int}:
+        bad = next(t for t in types if t is not int)
+        raise ValueError(f'{path}: {what} holds a {bad.__name__} item id; '
+                         f'item ids must be ints')
+    try:
+        flat = _flat(seqs)
+    except OverflowError:
+        raise ValueError(f'{path}: {what} holds an item id that does not '
+                         f'fit in int64') from None
+    if flat.size and flat.min() < 0:
+        raise ValueError(f'{path}: {what} holds a negative item id; item '
+                         f'ids must be non-negative ints')
+    return seqs if isinstance(seqs, list) else list(seqs)
+
+
+def _flat(seqs: Sequences) -> np.ndarray:
+    return np.fromiter(itertools.chain.from_iterable(seqs), dtype=np.int64)
+
+
+def _remap(seqs: Sequences, ids: np.ndarray) -> Sequences:
+    """Maps every original id in ``seqs`` (all must be in ``ids``, an array
+    of unique ids) to its index in ``ids``."""
+    if not seqs:
+        return []
+    order = np.argsort(ids, kind='stable')
+    flat = order[np.searchsorted(ids[order], _flat(seqs))].tolist()
+    ends = list(itertools.accumulate(map(len, seqs)))
+    return [flat[e - len(s):e] for s, e in zip(seqs, ends)]
+
+
+def read_srgnn_examples(path: str) -> tuple[Sequences, list[int]]:
+    """Reads an SR-GNN ``train.txt`` / ``test.txt``: a pickled pair
+    ``(prefixes, labels)`` of equal length.
+
+    Returns:
+        The prefixes (lists of original item ids) and the labels.
+
+    Raises:
+        ValueError: Naming the file, for a pickle that needs globals, a
+            wrong shape, lengths that differ, empty prefixes or non-int or
+            negative ids.
+    """
+    obj = load_plain_pickle(path)
+    if not isinstance(obj, (list, tuple)) or len(obj) != 2:
+        raise ValueError(f'{path}: expected a pair (prefixes, labels), got '
+                         f'{type(obj).__name__}'
+                         + (f' of length {len(obj)}'
+                            if isinstance(obj, (list, tuple)) else ''))
+    prefixes = _check_sequences(obj[0], path, 'prefixes')
+    labels = obj[1]
+    if not isinstance(labels, (list, tuple)):
+        raise ValueError(f'{path}: labels must be a list of item ids, got '
+                         f'{type(labels).__name__}')
+    if len(labels) != len(prefixes):
+        raise ValueError(f'{path}: {len(prefixes)} prefixes but '
+                         f'{len(labels)} labels; they must pair up')
+    _check_sequences([list(labels)] if labels else [], path, 'labels')
+    return prefixes, list(labels)
+
+
+def read_srgnn_sessions(path: str) -> Sequences:
+    """Reads SR-GNN's ``all_train_seq.txt``: a pickled list of sessions.
+
+    Raises:
+        ValueError: As :func:`read_srgnn_examples`.
+    """
+    return _check_sequences(load_plain_pickle(path), path, 'sessions')
+
+
+def _missing_error(cls: str, folder: str, raw_dir: str,
+                   missing: list[str], url: str) -> FileNotFoundError:
+    return FileNotFoundError(
+        f'{cls}: raw files {missing} not found in {raw_dir}; stage the '
+        f'{folder!r} folder (set $PYG_RECSYS_DATA to the folder holding '
+        f'{folder}/raw, or pass raw_dir=...) with the files from {url}')
+
+
+class SRGNNSessions:
+    r"""Session data sets in the SR-GNN pickle format, from S. Wu et al.,
+    `"Session-based Recommendation with Graph Neural Networks"
+    <https://arxiv.org/abs/1811.00855>`_ (AAAI 2019): Yoochoose 1/64 and
+    Diginetica as preprocessed by SR-GNN
+    (https://github.com/CRIPAC-DIG/SR-GNN, ``datasets/preprocess.py``),
+    Tmall and Nowplaying as preprocessed by GCE-GNN
+    (https://github.com/CCIIPLab/GCE-GNN/tree/master/datasets).
+
+    Raw files (folder ``<name>-srgnn``): ``train.txt`` and ``test.txt``,
+    pickles of ``(prefixes, labels)``, already prefix-augmented as in the
+    paper (a session :math:`s` gives the examples
+    :math:`(s_{1:t}, s_{t+1})`); ``all_train_seq.txt`` (optional), the
+    un-augmented training sessions.  Pickles are read with an unpickler
+    that resolves no globals.
+
+    Item ids are remapped to ``0 .. num_items - 1`` over the items of the
+    training examples (prefixes and labels), in increasing original id
+    (:attr:`item_ids` maps back).  SR-GNN instead keeps the 1-based ids and
+    sizes the embedding table ``max id + 1``, so items that occur only in
+    test get untrained embeddings.  Here test-only items (Yoochoose 1/64:
+    369 items; none in Tmall or Nowplaying) get no id: with
+    ``unseen='drop'`` (default) they are removed from test prefixes, and
+    test examples whose label is unseen, or whose prefix becomes empty,
+    are dropped; the counts are in :attr:`info` (``num_test_raw`` is the
+    published test count, for rescaling a hit rate to the paper's
+    denominator, where a dropped example counts as a miss).  With
+    ``unseen='keep'`` they get the ids ``num_train_items ..`` after the
+    training items (in increasing original id) and every test example is
+    kept, as in SR-GNN; no model sees them in training.
+
+    Args:
+        name: ``'yoochoose1_64'``, ``'tmall'``, ``'nowplaying'`` or
+            ``'diginetica'``.
+        root: Data root (default ``$PYG_RECSYS_ROOT`` or ``'datasets'``);
+            raw files in ``<root>/<name>-srgnn/raw`` unless found elsewhere.
+        raw_dir: Folder with the raw files (read-only is fine).
+        unseen: ``'drop'`` or ``'keep'``, see above.
+
+    Attributes:
+        train: Training prefixes (lists of 0-based item ids).
+        train_y: Training labels, ``LongTensor`` of shape ``[len(train)]``.
+        test: Test prefixes.
+        test_y: Test labels.
+        sessions: Remapped ``all_train_seq.txt`` sessions (items unseen in
+            the training examples removed), or ``None`` if absent.
+        item_ids: Original id of every item, ``LongTensor [num_items]``.
+        num_items: Number of items (rows of an embedding table).
+        info: Counts and the source folder.
+    """
+
+    names: ClassVar[tuple[str, ...]] = ('yoochoose1_64', 'tmall',
+                                        'nowplaying', 'diginetica')
+    raw_files: ClassVar[tuple[str, ...]] = ('train.txt', 'test.txt')
+    optional_files: ClassVar[tuple[str, ...]] = ('all_train_seq.txt',)
+    urls: ClassVar[dict[str, str]] = {
+        'yoochoose1_64': 'https://github.com/CRIPAC-DIG/SR-GNN (run '
+                         'datasets/preprocess.py on the RecSys Challenge '
+                         '2015 yoochoose-clicks.dat)',
+        'diginetica': 'https://github.com/CRIPAC-DIG/SR-GNN (run '
+                      'datasets/preprocess.py on the CIKM Cup 2016 '
+                      'train-item-views.csv)',
+        'tmall': 'https://github.com/CCIIPLab/GCE-GNN/tree/master/'
+                 'datasets/Tmall',
+        'nowplaying': 'https://github.com/CCIIPLab/GCE-GNN/tree/master/'
+                      'datasets/Nowplaying',
+    }
+
+    def __init__(self, name: str = 'yoochoose1_64', root: str | None = None,
+                 raw_dir: str | None = None, unseen: str = 'drop') -> None:
+        if name not in self.names:
+            raise ValueError(f'SRGNNSessions: unknown name {name!r}; use '
+                             f'one of {self.names}')
+        if unseen not in ('drop', 'keep'):
+            raise ValueError(f"SRGNNSessions: unseen must be 'drop' or "
+                             f"'keep', got {unseen!r}")
+        self.name = name
+        self.folder = self.folder_name(name)
+        root = osp.expanduser(os.fspath(root)) if root else default_root()
+        self.raw_dir = (os.fspath(raw_dir) if raw_dir else
+                        find_raw_dir(self.folder, self.raw_files, root))
+        missing = [f for f in self.raw_files
+                   if not osp.isfile(osp.join(self.raw_dir, f))]
+        if missing:
+            raise _missing_error('SRGNNSessions', self.folder, self.raw_dir,
+                                 missing, self.urls[name])
+        with _gc_paused():
+            self._build(unseen)
+
+    @staticmethod
+    def folder_name(name: str) -> str:
+        """The data set's folder under the roots: ``<name>-srgnn``."""
+        return f'{name}-srgnn'
+
+    def _build(self, unseen: str) -> None:
+        train, train_y = read_srgnn_examples(
+            osp.join(self.raw_dir, 'train.txt'))
+        test, test_y = read_srgnn_examples(
+            osp.join(self.raw_dir, 'test.txt'))
+        if not train:
+            raise ValueError(f'{osp.join(self.raw_dir, "train.txt")}: no '
+                             f'training examples')
+        seen = np.unique(np.fromiter(
+            itertools.chain(itertools.chain.from_iterable(train), train_y),
+            dtype=np.int64))
+        test_items = np.unique(np.fromiter(
+            itertools.chain(itertools.chain.from_iterable(test), test_y),
+            dtype=np.int64))
+        extra = np.setdiff1d(test_items, seen)
+        ids = np.concatenate([seen, extra]) if unseen == 'keep' else seen
+        remap = {int(o): n for n, o in enumerate(ids.tolist())}
+        info: dict[str, Any] = {
+            'source': self.raw_dir, 'unseen': unseen,
+            'num_train_items': int(seen.size),
+            'num_test_only_items': int(extra.size),
+            'num_test_raw': len(test),
+            'avg_length': (sum(map(len, train)) + sum(map(len, test))
+                           + len(train) + len(test))
+            / max(len(train) + len(test), 1),
+        }
+        self.train = _remap(train, ids)
+        self.train_y = torch.tensor(_remap([train_y], ids)[0],
+                                    dtype=torch.long)
+        out, out_y = [], []
+        removed = dropped_label = dropped_empty = 0
+        for seq, y in zip(test, test_y):
+            if y not in remap:
+                dropped_label += 1
+                continue
+            new = [remap[i] for i in seq if i in remap]
+            removed += len(seq) - len(new)
+            if not new:
+                dropped_empty += 1
+                continue
+            out.append(new)
+            out_y.append(remap[y])
+        info.update(test_items_removed=removed,
+                    test_dropped_unseen_label=dropped_label,
+                    test_dropped_empty=dropped_empty)
+        self.test = out
+        self.test_y = torch.tensor(out_y, dtype=torch.long)
+        self.item_ids = torch.from_numpy(ids)
+        self.num_items = int(ids.size)
+        path = osp.join(self.raw_dir, 'all_train_seq.txt')
+        self.sessions: Sequences | None = None
+        if osp.isfile(path):
+            sessions = [[remap[i] for i in s if i in remap]
+                        for s in read_srgnn_sessions(path)]
+            self.sessions = [s for s in sessions if s]
+            info['num_sessions'] = len(self.sessions)
+        self.info = info
+
+    def __repr__(self) -> str:
+        return (f'SRGNNSessions({self.name}, num_items={self.num_items}, '
+                f'num_train={len(self.train)}, num_test={len(self.test)})')
+
+
+# -- per-user sequences -----------------------------------------------------
+
+def _parse_int(tok: str, path: str, lineno: int, line: str) -> int:
+    if not tok.isdigit() or not tok.isascii():
+        raise ValueError(f'{path}: line {lineno}: id {tok!r} is not a '
+                         f'non-negative integer (line {line.strip()!r})')
+    return int(tok)
+
+
+def read_s3rec(path: str) -> tuple[list[int], Sequences]:
+    """Reads an S3Rec file: one line ``user item item ...`` per user, items
+    in time order (blank lines are skipped).
+
+    Returns:
+        The users (original ids, file order) and their item sequences
+        (original ids).
+
+    Raises:
+        ValueError: Naming the file and line of a line without items, a
+            non-integer id or a user listed twice; or an empty file.
+    """
+    users: list[int] = []
+    seqs: Sequences = []
+    seen: set[int] = set()
+    with open(path, encoding='utf-8') as f:
+        for lineno, line in enumerate(f, 1):
+            fields = line.split()
+            if not fields:
+                continue
+            try:
+                ids = [int(t) for t in fields]
+                if min(ids) < 0 or not all(t.isdigit() for t in fields):
+                    raise ValueError
+            except ValueError:
+                for tok in fields:
+                    _parse_int(tok, path, lineno, line)
+                raise  # pragma: no cover
+            if len(ids) < 2:
+                raise ValueError(f'{path}: line {lineno}: user {ids[0]} '
+                                 f'has no items; expected "user item item '
+                                 f'..."')
+            if ids[0] in seen:
+                raise ValueError(f'{path}: line {lineno}: user {ids[0]} is '
+                                 f'listed twice; expected one line per user')
+            seen.add(ids[0])
+            users.append(ids[0])
+            seqs.append(ids[1:])
+    if not users:
+        raise ValueError(f'{path}: file is empty; expected lines "user '
+                         f'item item ..."')
+    return users, seqs
+
+
+def read_sasrec(path: str) -> tuple[list[int], Sequences]:
+    """Reads a SASRec file: one ``user item`` pair per line, each user's
+    pairs in time order (users need not be contiguous; file order is kept
+    per user, as SASRec's ``data_partition`` does).
+
+    Returns:
+        The users (original ids, order of first appearance) and their item
+        sequences (original ids).
+
+    Raises:
+        ValueError: Naming the file and line of a line that is not two
+            non-negative integers; or an empty file.
+    """
+    by_user: dict[int, list[int]] = {}
+    with open(path, encoding='utf-8') as f:
+        for lineno, line in enumerate(f, 1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) != 2:
+                raise ValueError(f'{path}: line {lineno}: expected "user '
+                                 f'item", got {line.strip()!r}')
+            u, i = (_parse_int(t, path, lineno, line) for t in fields)
+            by_user.setdefault(u, []).append(i)
+    if not by_user:
+        raise ValueError(f'{path}: file is empty; expected lines "user '
+                         f'item"')
+    return list(by_user), list(by_user.values())
+
+
+@dataclass
+class LeaveOneOutSplit:
+    """Leave-one-out split of per-user sequences (see
+    :meth:`SequenceDataset.leave_one_out`).
+
+    Attributes:
+        train: Training sequences, one per user (all but the last two
+            items; the whole sequence for users with fewer than 3 items).
+        val: Validation prefixes (all but the last two items).
+        val_y: Validation targets (second-to-last items).
+        val_user: User index of every validation example.
+        test: Test prefixes (all but the last item, so including the
+            validation item).
+        test_y: Test targets (last items).
+        test_user: User index of every test example.
+        info: How the split was made.
+    """
+
+    train: Sequences
+    val: Sequences
+    val_y: torch.Tensor
+    val_user: torch.Tensor
+    test: Sequences
+    test_y: torch.Tensor
+    test_user: torch.Tensor
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class SequenceDataset:
+    r"""Per-user item sequences for sequential recommendation.
+
+    * ``'beauty'``, ``'sports'``, ``'toys'``, ``'yelp-s3rec'``,
+      ``'lastfm-s3rec'``: the files of K. Zhou et al., `"S3-Rec"
+      <https://arxiv.org/abs/2008.07873>`_ (CIKM 2020),
+      https://github.com/RUCAIBox/CIKM2020-S3Rec/tree/master/data
+      (``<Name>.txt``, one line ``user item item ...`` per user).
+    * ``'amazon-games'``: ``Video.txt`` of W.-C. Kang and J. McAuley,
+      `"Self-Attentive Sequential Recommendation"
+      <https://arxiv.org/abs/1808.09781>`_ (ICDM 2018),
+      https://github.com/kang205/SASRec/tree/master/data (``user item``
+      lines, time-ordered per user).
+
+    Item ids are remapped to ``0 .. num_items - 1`` in increasing original
+    id (:attr:`item_ids` maps back); users are numbered in file order
+    (:attr:`user_ids`).  Repeated items in a sequence are kept.
+
+    Args:
+        name: One of :attr:`names`.
+        root: Data root (default ``$PYG_RECSYS_ROOT`` or ``'datasets'``);
+            raw files in ``<root>/<folder>/raw`` unless found elsewhere.
+        raw_dir: Folder with the raw file (read-only is fine).
+
+    Attributes:
+        sequences: One list of 0-based item ids per user, in time order.
+        user_ids: Original user ids, ``LongTensor [num_users]``.
+        item_ids: Original item ids, ``LongTensor [num_items]``.
+        num_users, num_items, num_actions: Sizes.
+    """
+
+    names: ClassVar[tuple[str, ...]] = ('beauty', 'sports', 'toys',
+                                        'yelp-s3rec', 'lastfm-s3rec',
+                                        'amazon-games')
+    #: name -> (folder, file, format)
+    files: ClassVar[dict[str, tuple[str, str, str]]] = {
+        'beauty': ('beauty-s3rec', 'Beauty.txt', 's3rec'),
+        'sports': ('sports-and-outdoors-s3rec', 'Sports_and_Outdoors.txt',
+                   's3rec'),
+        'toys': ('toys-and-games-s3rec', 'Toys_and_Games.txt', 's3rec'),
+        'yelp-s3rec': ('yelp-s3rec', 'Yelp.txt', 's3rec'),
+        'lastfm-s3rec': ('lastfm-s3rec', 'LastFM.txt', 's3rec'),
+        'amazon-games': ('amazon-video-sasrec', 'Video.txt', 'sasrec'),
+    }
+    urls: ClassVar[dict[str, str]] = {
+        's3rec': 'https://raw.githubusercontent.com/RUCAIBox/CIKM2020-S3Rec/'
+                 'master/data/{file}',
+        'sasrec': 'https://raw.githubusercontent.com/kang205/SASRec/master/'
+                  'data/{file}',
+    }
+
+    def __init__(self, name: str = 'beauty', root: str | None = None,
+                 raw_dir: str | None = None) -> None:
+        if name not in self.names:
+            raise ValueError(f'SequenceDataset: unknown name {name!r}; use '
+                             f'one of {self.names}')
+        self.name = name
+        self.folder, self.file, self.format = self.files[name]
+        root = osp.expanduser(os.fspath(root)) if root else default_root()
+        self.raw_dir = (os.fspath(raw_dir) if raw_dir else
+                        find_raw_dir(self.folder, (self.file,), root))
+        path = osp.join(self.raw_dir, self.file)
+        if not osp.isfile(path):
+            raise _missing_error(
+                'SequenceDataset', self.folder, self.raw_dir, [self.file],
+                self.urls[self.format].format(file=self.file))
+        reader = read_s3rec if self.format == 's3rec' else read_sasrec
+        with _gc_paused():
+            users, seqs = reader(path)
+            ids = np.unique(np.fromiter(
+                itertools.chain.from_iterable(seqs), dtype=np.int64))
+            self.sequences: Sequences = _remap(seqs, ids)
+        self.user_ids = torch.tensor(users, dtype=torch.long)
+        self.item_ids = torch.from_numpy(ids)
+        self.num_users = len(users)
+        self.num_items = int(ids.size)
+        self.num_actions = sum(map(len, seqs))
+        self.info: dict[str, Any] = {'source': path}
+
+    @classmethod
+    def folder_name(cls, name: str = 'beauty') -> str:
+        """The data set's folder under the roots (e.g. ``beauty-s3rec``)."""
+        return cls.files[name][0]
+
+    def leave_one_out(self, max_len: int | None = None) -> LeaveOneOutSplit:
+        """Leave-one-out split as in SASRec and S3Rec: per user, the last
+        item is the test target, the second-to-last the validation target,
+        the rest is training.
+
+        Users with fewer than 3 items keep their whole sequence for
+        training and get no validation or test example (SASRec's
+        ``data_partition`` rule); their number is in ``info``.
+
+        Args:
+            max_len: If given, keep only the last ``max_len`` items of every
+                training sequence and prefix (SASRec's ``maxlen``).
+        """
+        if max_len is not None and (isinstance(max_len, bool)
+                                    or not isinstance(max_len, int)
+                                    or max_len < 1):
+            raise ValueError(f'SequenceDataset.leave_one_out: max_len must '
+                             f'be a positive int or None, got {max_len!r}')
+        cut = (lambda s: s[-max_len:]) if max_len else (lambda s: s)
+        train: Sequences = []
+        val: Sequences = []
+        test: Sequences = []
+        val_y, test_y, users = [], [], []
+        short = 0
+        for u, seq in enumerate(self.sequences):
+            if len(seq) < 3:
+                train.append(cut(list(seq)))
+                short += 1
+                continue
+            train.append(cut(seq[:-2]))
+            val.append(cut(seq[:-2]))
+            val_y.append(seq[-2])
+            test.append(cut(seq[:-1]))
+            test_y.append(seq[-1])
+            users.append(u)
+        user = torch.tensor(users, dtype=torch.long)
+        return LeaveOneOutSplit(
+            train=train, val=val,
+            val_y=torch.tensor(val_y, dtype=torch.long), val_user=user,
+            test=test, test_y=torch.tensor(test_y, dtype=torch.long),
+            test_user=user.clone(),
+            info={'kind': 'leave_one_out', 'dataset': self.name,
+                  'max_len': max_len, 'num_short_users': short})
+
+    def __repr__(self) -> str:
+        return (f'SequenceDataset({self.name}, num_users={self.num_users}, '
+                f'num_items={self.num_items}, '
+                f'num_actions={self.num_actions})')
+
+
+__all__ = ['SRGNNSessions', 'SequenceDataset', 'LeaveOneOutSplit',
+           'load_plain_pickle', 'read_srgnn_examples', 'read_srgnn_sessions',
+           'read_s3rec', 'read_sasrec']
