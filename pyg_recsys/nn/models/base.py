@@ -131,28 +131,55 @@ class EmbeddingRecommender(torch.nn.Module):
         loss = -F.logsigmoid(pos - neg).masked_fill(~mask, 0.0)
         return loss.sum() / mask.sum().clamp(min=1)
 
-    def _shared_loss(self, user: Tensor, pos: Tensor, neg: Tensor,
-                     mask: Tensor | None) -> Tensor:
-        B, N = user.numel(), neg.numel()
-        if pos.numel() != B or neg.dim() != 1 or (
-                mask is not None and tuple(mask.shape) != (B, N)):
+    def _unpack(self, batch: PairBatch
+                ) -> tuple[Tensor, Tensor, Tensor, Tensor | None, bool]:
+        """``(user, pos, neg, neg_mask, shared)`` of a pair batch, with the
+        shapes checked (see :meth:`loss`)."""
+        user, pos, neg = batch.user.view(-1), batch.pos.view(-1), batch.neg
+        mask = getattr(batch, 'neg_mask', None)
+        shared = bool(getattr(batch, 'shared', False))
+        B = user.numel()
+        if shared:
+            bad_mask = mask is not None and tuple(mask.shape) != (
+                B, neg.numel())
+            if pos.numel() != B or neg.dim() != 1 or bad_mask:
+                raise ValueError(
+                    f'{type(self).__name__}.loss: shared negatives need user '
+                    f'and pos of shape [B], neg of shape [N] and neg_mask of '
+                    f'shape [B, N], got {list(user.shape)}, '
+                    f'{list(pos.shape)}, {list(neg.shape)} and '
+                    f'{None if mask is None else list(mask.shape)}')
+            return user, pos, neg, mask, shared
+        if pos.numel() != B or neg.dim() not in (1, 2) or neg.size(0) != B:
             raise ValueError(
-                f'{type(self).__name__}.loss: shared negatives need user '
-                f'and pos of shape [B], neg of shape [N] and neg_mask of '
-                f'shape [B, N], got {list(user.shape)}, {list(pos.shape)}, '
-                f'{list(neg.shape)} and '
-                f'{None if mask is None else list(mask.shape)}')
-        # in-batch negatives (neg is the batch's positives): reuse e_p
-        in_batch = N == B and torch.equal(neg, pos)
-        U = self.num_users
-        nodes = [user, pos + U] if in_batch else [user, pos + U, neg + U]
-        final, layer0 = self._loss_embeddings(torch.cat(nodes))
-        e_u, e_p = final[:B], final[B:2 * B]
-        e_n = e_p if in_batch else final[2 * B:]
-        loss = self._pair_loss((e_u * e_p).sum(-1), e_u @ e_n.t(), mask)
-        if self.reg_weight > 0:
-            loss = loss + self.reg_weight * l2_reg(layer0, batch_size=B)
-        return loss
+                f'{type(self).__name__}.loss: expected user and pos of shape '
+                f'[B] and neg of shape [B] or [B, N], got '
+                f'{list(batch.user.shape)}, {list(batch.pos.shape)} and '
+                f'{list(neg.shape)}')
+        if mask is not None and mask.shape != neg.shape:
+            raise ValueError(
+                f'{type(self).__name__}.loss: neg_mask must have the shape '
+                f'of neg, {list(neg.shape)}, got {list(mask.shape)}')
+        return user, pos, neg, mask, shared
+
+    def _batch_loss(self, e_u: Tensor, e_p: Tensor, e_n: Tensor,
+                    neg: Tensor, mask: Tensor | None,
+                    shared: bool = False) -> Tensor:
+        """The pair loss (:meth:`_pair_loss`) of final embeddings: ``e_u``
+        and ``e_p`` ``[B, d]``; ``e_n`` the rows of ``neg``, ``[N, d]`` when
+        ``shared`` (scored by every user), else ``[B, d]`` or, for ``neg``
+        of shape ``[B, N]``, ``[B * N, d]`` or ``[B, N, d]``."""
+        pos_score = (e_u * e_p).sum(-1)
+        if shared:
+            neg_score = e_u @ e_n.t()
+        elif neg.dim() == 2:
+            e_n = e_n.view(e_u.size(0), neg.size(1), -1)
+            neg_score = (e_u.unsqueeze(1) * e_n).sum(-1)
+        else:
+            neg_score = (e_u * e_n).sum(-1)
+        if mask is None and self.pair_loss == 'bpr':
+            return bpr_loss(pos_score, neg_score)
+        return self._pair_loss(pos_score, neg_score, mask)
 
     def loss(self, batch: PairBatch) -> Tensor:
         r"""BPR loss plus L2 penalty on the batch's layer-0 embeddings:
@@ -181,35 +208,16 @@ class EmbeddingRecommender(torch.nn.Module):
                 (``neg`` equal to ``pos``) reuse the positives' embeddings
                 and add no penalty of their own.
         """
-        user, pos, neg = batch.user.view(-1), batch.pos.view(-1), batch.neg
-        mask = getattr(batch, 'neg_mask', None)
-        if getattr(batch, 'shared', False):
-            return self._shared_loss(user, pos, neg, mask)
-        B = user.numel()
-        if pos.numel() != B or neg.dim() not in (1, 2) or neg.size(0) != B:
-            raise ValueError(
-                f'{type(self).__name__}.loss: expected user and pos of shape '
-                f'[B] and neg of shape [B] or [B, N], got '
-                f'{list(batch.user.shape)}, {list(batch.pos.shape)} and '
-                f'{list(neg.shape)}')
-        if mask is not None and mask.shape != neg.shape:
-            raise ValueError(
-                f'{type(self).__name__}.loss: neg_mask must have the shape '
-                f'of neg, {list(neg.shape)}, got {list(mask.shape)}')
-        U = self.num_users
-        nodes = torch.cat([user, pos + U, neg.reshape(-1) + U])
-        final, layer0 = self._loss_embeddings(nodes)
-        e_u, e_p, e_n = final.split([B, B, neg.numel()])
-        pos_score = (e_u * e_p).sum(-1)
-        if neg.dim() == 2:
-            e_n = e_n.view(B, neg.size(1), -1)
-            neg_score = (e_u.unsqueeze(1) * e_n).sum(-1)
-        else:
-            neg_score = (e_u * e_n).sum(-1)
-        if mask is None and self.pair_loss == 'bpr':
-            loss = bpr_loss(pos_score, neg_score)
-        else:
-            loss = self._pair_loss(pos_score, neg_score, mask)
+        user, pos, neg, mask, shared = self._unpack(batch)
+        B, U = user.numel(), self.num_users
+        # in-batch negatives (shared, equal to the positives) reuse e_p
+        in_batch = shared and neg.numel() == B and torch.equal(neg, pos)
+        parts = [user, pos + U] if in_batch else [user, pos + U,
+                                                  neg.reshape(-1) + U]
+        final, layer0 = self._loss_embeddings(torch.cat(parts))
+        e_u, e_p = final[:B], final[B:2 * B]
+        e_n = e_p if in_batch else final[2 * B:]
+        loss = self._batch_loss(e_u, e_p, e_n, neg, mask, shared)
         if self.reg_weight > 0:
             loss = loss + self.reg_weight * l2_reg(layer0, batch_size=B)
         return loss

@@ -26,7 +26,7 @@ from torch_geometric.nn import HeteroConv, MessagePassing
 from torch_geometric.nn.resolver import activation_resolver
 
 from pyg_recsys.data.loader import PairBatch
-from pyg_recsys.loss import bpr_loss, l2_reg
+from pyg_recsys.loss import l2_reg
 from pyg_recsys.nn.models.base import EmbeddingRecommender
 
 USER_ITEM = ('user', 'interacts', 'item')
@@ -279,12 +279,7 @@ class BipartiteGNNRecommender(EmbeddingRecommender):
         out = self.encode(x_dict, batch.edge_index_dict)
         B = src.numel()
         e_u, e_p = out['user'][src], out['item'][pos]
-        e_n = out['item'][neg]
-        if neg.dim() == 2:
-            neg_score = (e_u.unsqueeze(1) * e_n).sum(-1)
-        else:
-            neg_score = (e_u * e_n).sum(-1)
-        loss = bpr_loss((e_u * e_p).sum(-1), neg_score)
+        loss = self._batch_loss(e_u, e_p, out['item'][neg], neg, None)
         if self.reg_weight > 0:
             U = self.num_users
             rows = torch.cat([user.n_id[src], item.n_id[pos] + U,

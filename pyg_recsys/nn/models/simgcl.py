@@ -147,18 +147,8 @@ class SimGCL(GraphEmbeddingRecommender):
                 ``batch.neg_mask`` is False are left out (as in
                 :meth:`EmbeddingRecommender.loss`).
         """
-        user, pos, neg = batch.user.view(-1), batch.pos.view(-1), batch.neg
-        mask = getattr(batch, 'neg_mask', None)
-        shared = bool(getattr(batch, 'shared', False))
-        B = user.numel()
-        if pos.numel() != B or (neg.dim() != 1 if shared else (
-                neg.dim() not in (1, 2) or neg.size(0) != B)):
-            raise ValueError(
-                f'SimGCL.loss: expected user and pos of shape [B] and neg of '
-                f'shape [B] or [B, N] ([N] when shared), got '
-                f'{list(batch.user.shape)}, {list(batch.pos.shape)} and '
-                f'{list(neg.shape)}')
-        U = self.num_users
+        user, pos, neg, mask, shared = self._unpack(batch)
+        B, U = user.numel(), self.num_users
         num_bpr = 2 * B + neg.numel()
         nodes, inv = torch.unique(torch.cat([user, pos + U,
                                              neg.reshape(-1) + U]),
@@ -185,20 +175,7 @@ class SimGCL(GraphEmbeddingRecommender):
             self.alpha, nodes, return_layer0=True)
         rows = views.view(-1, views.size(-1)).index_select(0, sel)
         e_u, e_p, e_n = rows[:num_bpr].split([B, B, neg.numel()])
-        pos_score = (e_u * e_p).sum(-1)
-        if shared:
-            neg_score = e_u @ e_n.t()
-        elif neg.dim() == 2:
-            e_n = e_n.view(B, neg.size(1), -1)
-            neg_score = (e_u.unsqueeze(1) * e_n).sum(-1)
-        else:
-            neg_score = (e_u * e_n).sum(-1)
-        if mask is not None and mask.shape != neg_score.shape:
-            raise ValueError(
-                f'SimGCL.loss: neg_mask must have the shape of the '
-                f'negative scores {list(neg_score.shape)}, got '
-                f'{list(mask.shape)}')
-        loss = self._pair_loss(pos_score, neg_score, mask)
+        loss = self._batch_loss(e_u, e_p, e_n, neg, mask, shared)
         if self.reg_weight > 0:
             loss = loss + self.reg_weight * l2_reg(
                 layer0.index_select(0, inv), batch_size=B)
