@@ -91,6 +91,45 @@ def sampled_softmax_loss(pos: Tensor, neg: Tensor,
     return -F.log_softmax(logits, dim=-1)[:, 0].mean()
 
 
+def bpr_max_loss(pos: Tensor, neg: Tensor, mask: Tensor | None = None,
+                 reg: float = 1.0) -> Tensor:
+    r"""BPR-max (Hidasi & Karatzoglou, "Recurrent Neural Networks with
+    Top-k Gains for Session-based Recommendations", CIKM 2018, Eq. 4), the
+    GRU4Rec loss for many negatives:
+
+    .. math::
+        \mathcal{L} = -\log \sum_{j} s_j \, \sigma(r_i - r_j)
+        + \lambda \sum_{j} s_j r_j^2, \qquad
+        s_j = \frac{e^{r_j}}{\sum_{k} e^{r_k}}
+
+    averaged over the rows, with :math:`r_i` the positive's score and
+    :math:`r_j` the negatives' (the softmax weights :math:`s_j` run over the
+    row's negatives only).
+
+    Args:
+        pos: ``[B]`` positive scores.
+        neg: ``[B, N]`` negative scores.
+        mask: ``[B, N]``, ``False`` where a column is not a negative of that
+            row (e.g. the row's own target among in-batch negatives).
+            Rows without any negative are left out of the mean.
+        reg: :math:`\lambda`, the weight of the score regulariser.
+    """
+    if neg.dim() != 2 or pos.shape != neg.shape[:1]:
+        raise ValueError(f'bpr_max_loss: expected pos [B] and neg [B, N], '
+                         f'got {list(pos.shape)} and {list(neg.shape)}')
+    if mask is None:
+        mask = torch.ones_like(neg, dtype=torch.bool)
+    weight = torch.softmax(neg.masked_fill(~mask, float('-inf')), dim=1)
+    keep = mask.any(1)
+    weight = torch.where(mask, weight, torch.zeros_like(weight))
+    diff = torch.sigmoid(pos.unsqueeze(1) - neg)
+    loss = -torch.log((weight * diff).sum(1) + 1e-24) \
+        + reg * (weight * neg.pow(2)).sum(1)
+    if not bool(keep.any()):
+        return neg.sum() * 0.0
+    return loss[keep].mean()
+
+
 def l2_reg(*tensors: Tensor, batch_size: int | None = None) -> Tensor:
     r"""L2 penalty on the batch's layer-0 embeddings (LightGCN, Eq. 15, as
     in its reference code):

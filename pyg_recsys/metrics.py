@@ -395,3 +395,42 @@ def link_hits_at_k(pos_scores: Tensor, neg_scores: Tensor, k: int) -> float:
         return 1.0
     kth = torch.topk(neg, k).values[-1]
     return float((pos > kth).sum()) / pos.numel()
+
+
+def sampled_rank_metrics(pos_scores: Tensor, neg_scores: Tensor,
+                         ks: Sequence[int] = (10, 20)) -> dict[str, Tensor]:
+    r"""Per-example HitRate / NDCG / MRR @ K of one target against its own
+    sampled negatives, the sampled protocol of SASRec (Kang & McAuley,
+    ICDM 2018: the target ranked among 100 random items).  With
+    :math:`r` the number of negatives scoring at least the target
+    (ties count against it),
+
+    .. math::
+        \mathrm{hit@}K = 1[r < K], \quad
+        \mathrm{ndcg@}K = \frac{1[r < K]}{\log_2(r + 2)}, \quad
+        \mathrm{mrr@}K = \frac{1[r < K]}{r + 1}.
+
+    Sampled metrics overstate full-ranking quality and do not order models
+    consistently with it (Krichene & Rendle, KDD 2020); report them only
+    next to a paper that used them, and label them.
+
+    Args:
+        pos_scores: ``[B]`` target scores.
+        neg_scores: ``[B, N]`` scores of each example's negatives.
+        ks: Cut-offs.
+
+    Returns:
+        ``{'hit@K': [B], 'ndcg@K': [B], 'mrr@K': [B]}`` (float64).
+    """
+    if neg_scores.dim() != 2 or pos_scores.shape != neg_scores.shape[:1]:
+        raise ValueError(f'sampled_rank_metrics: expected pos [B] and neg '
+                         f'[B, N], got {list(pos_scores.shape)} and '
+                         f'{list(neg_scores.shape)}')
+    rank = (neg_scores >= pos_scores.unsqueeze(1)).sum(1).to(torch.float64)
+    out: dict[str, Tensor] = {}
+    for k in ks:
+        hit = (rank < k).to(torch.float64)
+        out[f'hit@{k}'] = hit
+        out[f'ndcg@{k}'] = hit / torch.log2(rank + 2)
+        out[f'mrr@{k}'] = hit / (rank + 1)
+    return out

@@ -163,34 +163,86 @@ class NextItemEvaluator:
 
     ``model.score(batch)`` returns ``[B, num_items]`` scores for the next
     item of each example and ``batch.y`` holds the target item.  Nothing is
-    masked, as in the session-recommendation protocol (SR-GNN).
+    masked, as in the session-recommendation protocol (SR-GNN) and RecBole's
+    sequential evaluation: an item seen earlier in the session may be the
+    next one.
+
+    With ``num_negatives`` set, each example is also ranked against that
+    many items drawn uniformly among those absent from its input sequence
+    and target (SASRec's protocol, with replacement as its code), scored
+    through ``model.score(batch, items)``; those metrics carry the prefix
+    ``sampled{N}_`` (e.g. ``sampled100_hit@10``) so they are never mistaken
+    for full-ranking figures.  The negatives depend only on ``seed`` and
+    the order of the examples, so every evaluation of a part uses the same
+    ones.
 
     Args:
         loaders: ``{part: iterable of batches}``.
         num_items: Number of items.
         ks: Cut-offs.
+        num_negatives: Sampled negatives per example (``None``: full
+            ranking only).
+        seed: Seed of the sampled negatives.
     """
 
     def __init__(self, loaders: Mapping[str, Iterable[Any]], num_items: int,
-                 ks: Iterable[int] = DEFAULT_KS) -> None:
+                 ks: Iterable[int] = DEFAULT_KS,
+                 num_negatives: int | None = None, seed: int = 0) -> None:
         self.loaders = dict(loaders)
         self.num_items = num_items
         self.ks = tuple(ks)
+        if num_negatives is not None and not (
+                0 < num_negatives < num_items):
+            raise ValueError(f'NextItemEvaluator: num_negatives must be in '
+                             f'[1, {num_items - 1}] (or None), got '
+                             f'{num_negatives}')
+        self.num_negatives = num_negatives
+        self.seed = seed
+
+    def sample_negatives(self, batch: Any, gen: torch.Generator) -> Tensor:
+        """``[B, num_negatives]`` items, none in the example's input
+        sequence or equal to its target."""
+        from pyg_recsys.data.session import step_batch
+        y = batch.y.view(-1)
+        n, width = y.numel(), self.num_items
+        rows = torch.cat([step_batch(batch), torch.arange(n)])
+        seen = torch.unique(rows * width + torch.cat([batch.seq, y]))
+        neg = torch.randint(width, (n, self.num_negatives), generator=gen)
+        row_key = torch.arange(n).unsqueeze(1) * width
+        while True:
+            bad = torch.isin(row_key + neg, seen)
+            if not bool(bad.any()):
+                return neg
+            neg[bad] = torch.randint(width, (int(bad.sum()),), generator=gen)
 
     @torch.no_grad()
     def __call__(self, model: nn.Module, part: str) -> dict[str, float]:
-        from pyg_recsys.metrics import RankingMetrics
+        from pyg_recsys.metrics import RankingMetrics, sampled_rank_metrics
         from pyg_recsys.ops.topk import masked_topk
         model.eval()
         acc = RankingMetrics(ks=self.ks)
+        gen = torch.Generator().manual_seed(self.seed)
+        sampled: dict[str, float] = {}
+        count = 0
         for batch in self.loaders[part]:
             scores = model.score(batch)
             y = batch.y.view(-1)
             rows = torch.arange(y.numel())
+            if self.num_negatives is not None:
+                neg = self.sample_negatives(batch, gen)
+                cand = model.score(batch, torch.cat([y.view(-1, 1), neg], 1))
+                for key, value in sampled_rank_metrics(
+                        cand[:, 0], cand[:, 1:], self.ks).items():
+                    sampled[key] = sampled.get(key, 0.0) + float(value.sum())
+                count += y.numel()
             _, top = masked_topk(scores, max(self.ks), rows, None)
             acc.update(top, rows,
                        CSR.from_pairs(rows, y, y.numel(), self.num_items))
-        return acc.compute()
+        out = acc.compute()
+        prefix = f'sampled{self.num_negatives}_'
+        out.update({prefix + k: v / max(count, 1)
+                    for k, v in sampled.items()})
+        return out
 
 
 # The loop ####################################################################
@@ -221,6 +273,12 @@ class Trainer:
         grad_clip: Optional max gradient norm.
         on_epoch_end: Optional callback ``f(trainer, record)`` after each
             epoch's checkpoint was written.
+        lr_step: Step decay of the learning rate (SR-GNN's ``StepLR``):
+            epoch :math:`e` (from 1) runs at
+            ``lr * lr_gamma ** ((e - 1) // lr_step)``, computed from the
+            epoch number so resumed runs follow the same schedule.
+            ``None``: constant.
+        lr_gamma: Factor of each decay step.
     """
 
     def __init__(self, model: nn.Module, train_loader: Iterable[Any],
@@ -233,6 +291,7 @@ class Trainer:
                  device: torch.device | str | None = None,
                  grad_clip: float | None = None,
                  on_epoch_end: Callable[[Trainer, dict], None] | None = None,
+                 lr_step: int | None = None, lr_gamma: float = 0.1,
                  ) -> None:
         if mode not in ('max', 'min'):
             raise ValueError(f"Trainer: mode must be 'max' or 'min', got "
@@ -255,6 +314,11 @@ class Trainer:
         self.device = device
         self.grad_clip = grad_clip
         self.on_epoch_end = on_epoch_end
+        if lr_step is not None and lr_step < 1:
+            raise ValueError(f'Trainer: lr_step must be >= 1 (or None), got '
+                             f'{lr_step}')
+        self.lr_step = lr_step
+        self.lr_gamma = lr_gamma
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -327,6 +391,13 @@ class Trainer:
             return value > self.best_value
         return value < self.best_value
 
+    def _set_lr(self) -> None:
+        if self.lr_step is None:
+            return
+        factor = self.lr_gamma ** ((self.epoch - 1) // self.lr_step)
+        for group in self.optimizer.param_groups:
+            group['lr'] = group.setdefault('initial_lr', group['lr']) * factor
+
     def train_epoch(self) -> float:
         """One pass over the training loader; returns the mean loss."""
         self.model.train()
@@ -393,6 +464,7 @@ class Trainer:
 
         while self.epoch < self.epochs and not self.stopped_early:
             self.epoch += 1
+            self._set_lr()
             t0 = time.perf_counter()
             loss = self.train_epoch()
             record: dict[str, Any] = dict(

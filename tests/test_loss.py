@@ -130,3 +130,33 @@ def test_info_nce_errors():
         info_nce(torch.randn(3, 2), torch.randn(4, 2))
     with pytest.raises(ValueError, match='temperature must be > 0'):
         info_nce(torch.randn(3, 2), torch.randn(3, 2), temperature=0.0)
+
+
+def test_bpr_max_against_a_loop():
+    from pyg_recsys.loss import bpr_max_loss
+    g = torch.Generator().manual_seed(0)
+    pos = torch.randn(6, generator=g)
+    neg = torch.randn(6, 5, generator=g)
+    mask = torch.rand(6, 5, generator=g) > 0.3
+    mask[2] = False  # a row without negatives is left out
+    reg = 0.5
+    rows = []
+    for b in range(6):
+        cols = [j for j in range(5) if mask[b, j]]
+        if not cols:
+            continue
+        r = neg[b, cols]
+        s = torch.softmax(r, 0)
+        rows.append(-torch.log((s * torch.sigmoid(pos[b] - r)).sum())
+                    + reg * (s * r ** 2).sum())
+    expected = torch.stack(rows).mean()
+    assert torch.allclose(bpr_max_loss(pos, neg, mask, reg=reg), expected)
+    full = torch.stack([
+        -torch.log((torch.softmax(neg[b], 0)
+                    * torch.sigmoid(pos[b] - neg[b])).sum())
+        for b in range(6)]).mean()
+    assert torch.allclose(bpr_max_loss(pos, neg, reg=0.0), full)
+    none = bpr_max_loss(pos, neg, torch.zeros_like(mask))
+    assert float(none) == 0.0
+    with pytest.raises(ValueError, match=r'expected pos \[B\] and neg'):
+        bpr_max_loss(pos, neg[0])

@@ -319,3 +319,24 @@ def test_link_hits_at_k_matches_loop():
         link_hits_at_k(pos, neg, 0)
     with pytest.raises(ValueError, match='need at least one positive'):
         link_hits_at_k(pos[:0], neg, 5)
+
+
+def test_sampled_rank_metrics_against_a_loop():
+    from pyg_recsys.metrics import sampled_rank_metrics
+    g = torch.Generator().manual_seed(0)
+    pos = torch.randn(50, generator=g)
+    neg = torch.randn(50, 20, generator=g)
+    neg[0, :3] = pos[0]  # ties count against the target
+    out = sampled_rank_metrics(pos, neg, ks=(1, 5))
+    for b in range(50):
+        rank = int((neg[b] >= pos[b]).sum())
+        for k in (1, 5):
+            hit = float(rank < k)
+            assert float(out[f'hit@{k}'][b]) == hit
+            assert float(out[f'ndcg@{k}'][b]) == pytest.approx(
+                hit / math.log2(rank + 2))
+            assert float(out[f'mrr@{k}'][b]) == pytest.approx(
+                hit / (rank + 1))
+    assert int((neg[0] >= pos[0]).sum()) >= 3
+    with pytest.raises(ValueError, match=r'expected pos \[B\] and neg'):
+        sampled_rank_metrics(pos, neg[0])

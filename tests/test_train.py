@@ -2,6 +2,7 @@
 a pairwise user-item ranker, a rating regressor and a next-item model over
 batched session graphs."""
 import json
+import math
 
 import pytest
 import torch
@@ -296,3 +297,72 @@ def test_next_item_over_session_batches():
                      progress=False).fit()
     assert result['test']['hit@1'] > 0.9 > before['hit@1']
     assert result['test']['mrr@5'] >= result['test']['hit@1']
+
+
+class FixedScores(nn.Module):
+    """Scores item i by a fixed table value (the same for every session)."""
+
+    def __init__(self, table):
+        super().__init__()
+        self.table = table
+
+    def score(self, batch, items=None):
+        n = batch.y.numel()
+        if items is None:
+            return self.table.repeat(n, 1)
+        return self.table[items]
+
+
+def test_next_item_sampled_protocol():
+    from pyg_recsys.data.session import SessionGraphs, SessionLoader
+    g = torch.Generator().manual_seed(0)
+    seqs = [torch.randint(0, 30, (5,), generator=g).tolist()
+            for _ in range(40)]
+    targets = torch.randint(0, 30, (40,), generator=g)
+    ds = SessionGraphs(seqs, targets=targets, num_items=30)
+    table = torch.randn(30, generator=g)
+    ev = NextItemEvaluator(dict(test=SessionLoader(ds, batch_size=16)),
+                           num_items=30, ks=(5,), num_negatives=10, seed=4)
+    # the negatives avoid each example's items and target
+    batch = ds.collate(torch.arange(40))
+    neg = ev.sample_negatives(batch, torch.Generator().manual_seed(4))
+    assert neg.shape == (40, 10)
+    for i in range(40):
+        banned = set(seqs[i]) | {int(targets[i])}
+        assert not banned & set(neg[i].tolist())
+    out = ev(FixedScores(table), 'test')
+    assert out == ev(FixedScores(table), 'test')  # same negatives each time
+    # per-example loop over the same negatives (batches of 16, one stream)
+    gen = torch.Generator().manual_seed(4)
+    hits, ndcg = [], []
+    for b in SessionLoader(ds, batch_size=16):
+        negs = ev.sample_negatives(b, gen)
+        for t, row in zip(b.y.tolist(), negs):
+            rank = sum(float(table[j]) >= float(table[t]) for j in row)
+            hits.append(float(rank < 5))
+            ndcg.append(1 / math.log2(rank + 2) if rank < 5 else 0.0)
+    assert out['sampled10_hit@5'] == pytest.approx(sum(hits) / 40)
+    assert out['sampled10_ndcg@5'] == pytest.approx(sum(ndcg) / 40)
+    assert 'hit@5' in out  # the full-ranking figures are still there
+    with pytest.raises(ValueError, match=r'num_negatives must be in \[1, '
+                       r'29\]'):
+        NextItemEvaluator({}, num_items=30, num_negatives=30)
+
+
+def test_step_decay_of_the_learning_rate():
+    from pyg_recsys.data.session import SessionGraphs, SessionLoader
+    ds = SessionGraphs([[0, 1, 2], [2, 1, 0]], num_items=3)
+    model = MeanSession(3)
+    seen = []
+    trainer = Trainer(
+        model, SessionLoader(ds, batch_size=2),
+        NextItemEvaluator({'val': SessionLoader(ds),
+                           'test': SessionLoader(ds)}, num_items=3, ks=(1,)),
+        lr=0.8, epochs=5, monitor='hit@1', progress=False, lr_step=2,
+        lr_gamma=0.5,
+        on_epoch_end=lambda t, r: seen.append(
+            t.optimizer.param_groups[0]['lr']))
+    trainer.fit()
+    assert seen == pytest.approx([0.8, 0.8, 0.4, 0.4, 0.2])
+    with pytest.raises(ValueError, match='lr_step must be >= 1'):
+        Trainer(model, [], None, lr_step=0)

@@ -8,6 +8,7 @@ from pyg_recsys.data.interactions import (
 from pyg_recsys.data.session import (
     SessionData,
     SessionGraphs,
+    SessionLoader,
     session_graph,
     step_batch,
     to_padded,
@@ -36,6 +37,7 @@ __all__ = [
     'audit',
     'SessionData',
     'SessionGraphs',
+    'SessionLoader',
     'session_graph',
     'step_batch',
     'to_padded',

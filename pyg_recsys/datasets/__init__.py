@@ -12,7 +12,12 @@ from pyg_recsys.datasets.movielens import (
     parse_grouplens,
 )
 from pyg_recsys.datasets.ogb import OGBLinkDataset
-from pyg_recsys.datasets.session import SequenceDataset, SRGNNSessions
+from pyg_recsys.datasets.session import (
+    NextItemTask,
+    SequenceDataset,
+    SRGNNSessions,
+    next_item_task,
+)
 
 __all__ = [
     'RecDataset',
@@ -22,6 +27,8 @@ __all__ = [
     'OGBLinkDataset',
     'SRGNNSessions',
     'SequenceDataset',
+    'NextItemTask',
+    'next_item_task',
     'GENRES',
     'parse_grouplens',
     'parse_atomic',

@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from pyg_recsys.data.session import MODES, SessionGraphs
 from pyg_recsys.datasets.base import default_root, find_raw_dir
 
 Sequences = list[list[int]]
@@ -573,6 +574,102 @@ class SequenceDataset:
                 f'num_actions={self.num_actions})')
 
 
+@dataclass
+class NextItemTask:
+    """Training, validation and test examples of a next-item data set, as
+    :class:`~pyg_recsys.data.session.SessionGraphs` (see
+    :func:`next_item_task`).
+
+    Attributes:
+        train: Training examples.
+        val: Validation examples (one target each).
+        test: Test examples (one target each).
+        num_items: Number of items.
+        info: How the examples were made (data set, mode, max_len,
+            validation rule, counts).
+    """
+
+    train: SessionGraphs
+    val: SessionGraphs
+    test: SessionGraphs
+    num_items: int
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def next_item_task(ds: SRGNNSessions | SequenceDataset,
+                   mode: str = 'prefix', max_len: int | None = None,
+                   val_fraction: float = 0.1,
+                   seed: int = 0) -> NextItemTask:
+    """Examples of a session or sequence data set for the one training
+    loop and evaluator of the session models.
+
+    * :class:`SRGNNSessions`: the training pickle's prefix examples (already
+      augmented, so only ``mode='prefix'``); a random ``val_fraction`` of
+      them (seeded) is held out for validation, as the ``--validation``
+      option of SR-GNN's code does; the test pickle is the test part.
+    * :class:`SequenceDataset`: leave-one-out
+      (:meth:`SequenceDataset.leave_one_out`); the training sequences give
+      one example per prefix (``'prefix'``: SR-GNN / TAGNN, and RecBole's
+      sequential training) or one per sequence with a target at every
+      step (``'sequence'``: SASRec / GRU4Rec).
+
+    Args:
+        ds: The data set.
+        mode: ``'prefix'`` or ``'sequence'``.
+        max_len: Keep the last ``max_len`` steps of every example (training,
+            validation and test alike); ``None`` keeps everything.
+        val_fraction: Share of SR-GNN training examples held out.
+        seed: Seed of that hold-out.
+    """
+    if mode not in MODES:
+        raise ValueError(f"next_item_task: unknown mode '{mode}'; use one of "
+                         f'{MODES}')
+    info: dict[str, Any] = {'dataset': ds.name, 'mode': mode,
+                            'max_len': max_len}
+    n = ds.num_items
+    if isinstance(ds, SRGNNSessions):
+        if mode != 'prefix':
+            raise ValueError(f"next_item_task: {ds.name} holds prefix "
+                             f"examples that are already augmented; use "
+                             f"mode='prefix'")
+        if not 0.0 < val_fraction < 1.0:
+            raise ValueError(f'next_item_task: val_fraction must be in '
+                             f'(0, 1), got {val_fraction}')
+        gen = torch.Generator().manual_seed(seed)
+        order = torch.randperm(len(ds.train), generator=gen)
+        num_val = int(round(val_fraction * len(ds.train)))
+        val_idx, train_idx = order[:num_val].sort().values, \
+            order[num_val:].sort().values
+        train = SessionGraphs([ds.train[i] for i in train_idx.tolist()],
+                              targets=ds.train_y[train_idx],
+                              max_len=max_len, num_items=n)
+        val = SessionGraphs([ds.train[i] for i in val_idx.tolist()],
+                            targets=ds.train_y[val_idx], max_len=max_len,
+                            num_items=n)
+        test = SessionGraphs(ds.test, targets=ds.test_y, max_len=max_len,
+                             num_items=n)
+        info.update(validation=f'random {val_fraction:g} of the training '
+                    f'examples (seed {seed})', split='SR-GNN pickles',
+                    num_test_raw=ds.info.get('num_test_raw', len(ds.test)))
+    elif isinstance(ds, SequenceDataset):
+        split = ds.leave_one_out()
+        train = SessionGraphs(split.train, mode=mode, max_len=max_len,
+                              num_items=n)
+        val = SessionGraphs(split.val, targets=split.val_y, max_len=max_len,
+                            num_items=n)
+        test = SessionGraphs(split.test, targets=split.test_y,
+                             max_len=max_len, num_items=n)
+        info.update(split='leave-one-out (last item test, second-to-last '
+                    'validation)', num_short_users=split.info[
+                        'num_short_users'])
+    else:
+        raise TypeError(f'next_item_task: expected SRGNNSessions or '
+                        f'SequenceDataset, got {type(ds).__name__}')
+    info.update(num_train=len(train), num_val=len(val), num_test=len(test))
+    return NextItemTask(train, val, test, n, info)
+
+
 __all__ = ['SRGNNSessions', 'SequenceDataset', 'LeaveOneOutSplit',
+           'NextItemTask', 'next_item_task',
            'load_plain_pickle', 'read_srgnn_examples', 'read_srgnn_sessions',
            'read_s3rec', 'read_sasrec']

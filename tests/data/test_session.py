@@ -9,6 +9,7 @@ from torch_geometric.loader import DataLoader
 from pyg_recsys.data.session import (
     SessionData,
     SessionGraphs,
+    SessionLoader,
     session_graph,
     step_batch,
     to_padded,
@@ -248,3 +249,66 @@ def test_to_padded_error():
 def test_empty_dataset():
     ds = SessionGraphs([])
     assert len(ds) == 0 and ds.num_items == 0 and ds.num_skipped == 0
+
+
+def _random_sequences(n=150, num_items=12, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.randint(0, num_items, (int(torch.randint(
+        1, 9, (1,), generator=gen)),), generator=gen).tolist()
+        for _ in range(n)]
+
+
+@pytest.mark.parametrize('kw', [
+    dict(mode='prefix'), dict(mode='sequence'),
+    dict(mode='prefix', max_len=3), dict(mode='sequence', max_len=2),
+    dict(targets=list(range(150)))], ids=str)
+def test_collate_equals_pyg_batch(kw):
+    seqs = _random_sequences()
+    ds = SessionGraphs(seqs, num_items=200, **kw)
+    idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(1))
+    idx = idx[:57]
+    fast = ds.collate(idx)
+    ref = Batch.from_data_list([ds[int(i)] for i in idx])
+    assert set(fast.keys()) == set(ref.keys())
+    for key in ref.keys():
+        assert torch.equal(fast[key], ref[key]), key
+        assert fast[key].dtype == ref[key].dtype, key
+    assert fast.num_graphs == ref.num_graphs == 57
+    for i in (0, 17, 56):
+        a, b = fast.get_example(i), ref.get_example(i)
+        for key in b.keys():
+            assert torch.equal(a[key], b[key]), (i, key)
+
+
+def test_loader_epochs_cover_all_examples_and_are_seeded():
+    ds = SessionGraphs(_random_sequences(), mode='prefix')
+    loader = SessionLoader(ds, batch_size=32, shuffle=True, seed=3)
+    assert len(loader) == -(-len(ds) // 32)
+
+    def epoch_targets(epoch):
+        loader.set_epoch(epoch)
+        return torch.cat([b.y for b in loader])
+
+    first, again, other = epoch_targets(0), epoch_targets(0), \
+        epoch_targets(1)
+    assert torch.equal(first, again)
+    assert not torch.equal(first, other)
+    every = torch.cat([ds[i].y for i in range(len(ds))])
+    assert torch.equal(first.sort().values, every.sort().values)
+    plain = SessionLoader(ds, batch_size=32)
+    assert torch.equal(torch.cat([b.y for b in plain]), every)
+    dropped = SessionLoader(ds, batch_size=32, drop_last=True)
+    assert len(dropped) == len(ds) // 32
+    assert all(b.num_graphs == 32 for b in dropped)
+
+
+def test_loader_and_collate_errors():
+    ds = SessionGraphs([[1, 2, 3]])
+    with pytest.raises(TypeError, match='dataset must be a SessionGraphs'):
+        SessionLoader([ds[0]])
+    with pytest.raises(ValueError, match='batch_size must be a positive'):
+        SessionLoader(ds, batch_size=0)
+    with pytest.raises(ValueError, match='index is empty'):
+        ds.collate([])
+    with pytest.raises(IndexError, match='out of range for 2 examples'):
+        ds.collate([2])
