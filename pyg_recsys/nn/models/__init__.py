@@ -2,14 +2,17 @@
 from pyg_recsys.nn.models.base import EmbeddingRecommender
 from pyg_recsys.nn.models.gat import GATRecommender
 from pyg_recsys.nn.models.gnn_rec import BipartiteGNNRecommender
+from pyg_recsys.nn.models.gru4rec import GRU4Rec
 from pyg_recsys.nn.models.lightgcn import LightGCN
 from pyg_recsys.nn.models.mf import MF
 from pyg_recsys.nn.models.ngcf import NGCF
 from pyg_recsys.nn.models.pop import Popularity
 from pyg_recsys.nn.models.sage import SAGERecommender
+from pyg_recsys.nn.models.sasrec import SASRec, SASRecBlock
+from pyg_recsys.nn.models.session_base import SessionRecommender
 from pyg_recsys.nn.models.simgcl import SimGCL
 
 __all__ = [
     'BipartiteGNNRecommender', 'GATRecommender', 'SAGERecommender',
     'EmbeddingRecommender', 'LightGCN', 'MF', 'NGCF', 'Popularity',
-    'SimGCL']
+    'SimGCL', 'SessionRecommender', 'GRU4Rec', 'SASRec', 'SASRecBlock']
