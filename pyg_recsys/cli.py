@@ -27,13 +27,29 @@ log = logging.getLogger('pyg_recsys')
 
 
 def _dataset_table() -> dict[str, tuple[type, dict[str, Any]]]:
-    from pyg_recsys.datasets import LightGCNDataset, MovieLens100K
+    from pyg_recsys.datasets import (
+        LightGCNDataset,
+        MovieLens100K,
+        SequenceDataset,
+        SRGNNSessions,
+    )
     table: dict[str, tuple[type, dict[str, Any]]] = {
         'movielens-100k': (MovieLens100K, {}),
     }
     for name in LightGCNDataset.names:
         table[name] = (LightGCNDataset, dict(name=name))
+    for name in SRGNNSessions.names:
+        table[name] = (SRGNNSessions, dict(name=name))
+    for name in SequenceDataset.names:
+        table[name] = (SequenceDataset, dict(name=name))
     return table
+
+
+def is_session_dataset(name: str) -> bool:
+    """Whether the CLI's dataset ``name`` is a session / sequence data set
+    (the session models' data) rather than a user-item log."""
+    from pyg_recsys.datasets import SequenceDataset, SRGNNSessions
+    return _dataset_table()[name][0] in (SRGNNSessions, SequenceDataset)
 
 
 def load_dataset(name: str, root: str | None = None,
@@ -110,7 +126,45 @@ def _gat(split: Split, args: argparse.Namespace,
                           heads=args.heads, **_gnn_kwargs(split, args, ds))
 
 
-ModelBuilder = Callable[[Split, argparse.Namespace, Any], torch.nn.Module]
+# Session / sequence models: built on the data set's item count.
+
+
+def _srgnn(split: Any, args: argparse.Namespace,
+           ds: Any = None) -> torch.nn.Module:
+    from pyg_recsys.nn.models import SRGNN
+    return SRGNN(ds.num_items, embedding_dim=args.dim, num_steps=args.steps,
+                 loss=args.loss)
+
+
+def _tagnn(split: Any, args: argparse.Namespace,
+           ds: Any = None) -> torch.nn.Module:
+    from pyg_recsys.nn.models import TAGNN
+    if args.loss != 'ce':
+        raise SystemExit('pyg-recsys train: tagnn scores every candidate '
+                         'with its own session vector and trains with '
+                         '--loss ce only')
+    return TAGNN(ds.num_items, embedding_dim=args.dim, num_steps=args.steps)
+
+
+def _gru4rec(split: Any, args: argparse.Namespace,
+             ds: Any = None) -> torch.nn.Module:
+    from pyg_recsys.nn.models import GRU4Rec
+    return GRU4Rec(ds.num_items, embedding_dim=args.dim,
+                   hidden_size=args.hidden, num_layers=args.rnn_layers,
+                   dropout=0.3 if args.dropout is None else args.dropout,
+                   loss=args.loss, bpr_max_reg=args.bpr_max_reg)
+
+
+def _sasrec(split: Any, args: argparse.Namespace,
+            ds: Any = None) -> torch.nn.Module:
+    from pyg_recsys.nn.models import SASRec
+    return SASRec(ds.num_items, embedding_dim=args.dim,
+                  num_blocks=args.blocks, num_heads=args.heads,
+                  dropout=0.5 if args.dropout is None else args.dropout,
+                  max_len=args.max_len or 50, loss=args.loss)
+
+
+ModelBuilder = Callable[[Any, argparse.Namespace, Any], torch.nn.Module]
 MODELS: dict[str, ModelBuilder] = {
     'mf': _mf,
     'lightgcn': _lightgcn,
@@ -118,7 +172,13 @@ MODELS: dict[str, ModelBuilder] = {
     'sage': _sage,
     'gat': _gat,
     'simgcl': _simgcl,
+    'srgnn': _srgnn,
+    'tagnn': _tagnn,
+    'gru4rec': _gru4rec,
+    'sasrec': _sasrec,
 }
+# Next-item models, trained on session / sequence data sets.
+SESSION_MODELS = ('srgnn', 'tagnn', 'gru4rec', 'sasrec')
 # Models that can train on sampled subgraphs (--minibatch).
 MINIBATCH = ('sage', 'gat')
 
@@ -225,6 +285,121 @@ def _plot_curve(history: list[dict], monitor: str, path: Path) -> bool:
     return True
 
 
+def _resolve_defaults(args: argparse.Namespace) -> None:
+    """Options whose default depends on the kind of model."""
+    session = args.model in SESSION_MODELS
+    if args.batch_size is None:
+        args.batch_size = 256 if session else 2048
+    if session and args.max_len is None:
+        args.max_len = 50
+    if session and args.bucket is None:
+        args.bucket = 20
+    if session and args.monitor is None:
+        args.monitor = 'hit@20'
+    if args.monitor is None:
+        args.monitor = 'recall@20'
+
+
+def build_session_task(ds: Any, args: argparse.Namespace,
+                       model: torch.nn.Module) -> Any:
+    """The training / validation / test examples of a session run: one
+    example per sequence (a target after every step) for causal models on
+    per-user sequences unless ``--train-mode prefix``, else one per
+    prefix."""
+    from pyg_recsys.datasets import SRGNNSessions, next_item_task
+    mode = args.train_mode
+    if mode == 'auto':
+        mode = ('sequence' if getattr(model, 'causal', False)
+                and not isinstance(ds, SRGNNSessions) else 'prefix')
+    if mode == 'sequence' and not getattr(model, 'causal', False):
+        raise SystemExit(f'pyg-recsys train: {args.model} is not causal; '
+                         f'it trains with --train-mode prefix')
+    try:
+        return next_item_task(ds, mode=mode, max_len=args.max_len or None,
+                              seed=args.seed)
+    except ValueError as err:
+        raise SystemExit(f'pyg-recsys train: {err}') from None
+
+
+def _train_session(args: argparse.Namespace, out: Path,
+                   config: dict[str, Any]) -> int:
+    from pyg_recsys.data.session import SessionLoader
+    from pyg_recsys.io import atomic_write_text
+    from pyg_recsys.train import NextItemEvaluator, Trainer
+    if not is_session_dataset(args.dataset):
+        raise SystemExit(f'pyg-recsys train: {args.model} is a next-item '
+                         f'model; give it a session or sequence data set '
+                         f'(e.g. yoochoose1_64, beauty), not {args.dataset}')
+    t0 = time.perf_counter()
+    ds = load_dataset(args.dataset, args.root, args.raw_dir)
+    model = build_model(None, args, ds)
+    task = build_session_task(ds, args, model)
+    log.info('dataset %s: %d items, %d/%d/%d train/val/test examples '
+             '(%s, %.1f s)', args.dataset, task.num_items, len(task.train),
+             len(task.val), len(task.test), task.info['mode'],
+             time.perf_counter() - t0)
+    out.mkdir(parents=True, exist_ok=True)
+    sampled = args.sampled_negatives
+    config['task'] = task.info
+    config['protocol'] = dict(
+        ranking='full over all items, nothing masked', ks=args.ks,
+        monitor=args.monitor,
+        sampled=(f'sampled{sampled}_* metrics: the target among {sampled} '
+                 f'uniform items absent from the input sequence (SASRec '
+                 f'protocol; for comparison with papers only)'
+                 if sampled else None))
+    atomic_write_text(json.dumps(config, indent=2), out / 'config.json')
+    eval_bs = args.eval_batch_size or 512
+    evaluator = NextItemEvaluator(
+        {'val': SessionLoader(task.val, eval_bs),
+         'test': SessionLoader(task.test, eval_bs)},
+        task.num_items, ks=args.ks, num_negatives=sampled, seed=args.seed)
+    loader = SessionLoader(task.train, args.batch_size, shuffle=True,
+                           seed=args.seed, bucket=args.bucket or None)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr,
+                                 weight_decay=args.weight_decay)
+    trainer = Trainer(model, loader, evaluator, optimizer=optimizer,
+                      epochs=args.epochs, eval_every=args.eval_every,
+                      monitor=args.monitor, patience=args.patience,
+                      out_dir=out, progress=args.progress,
+                      lr_step=args.lr_step, lr_gamma=args.lr_gamma)
+    result = trainer.fit(resume=args.resume)
+    result.update(model=args.model, dataset=args.dataset, task=task.info,
+                  protocol=config['protocol'])
+    atomic_write_text(json.dumps(result, indent=2), out / 'metrics.json')
+    _plot_curve(result['epochs'], args.monitor, out / 'curve.png')
+    best = result['best_epoch']
+    print(f'{args.model} on {args.dataset}: best epoch {best} of '
+          f'{len(result["epochs"])} (validation {args.monitor} '
+          f'{result["best_val"][args.monitor]:.4f}); '
+          f'{len(task.test)} test examples')
+    print('test (full ranking over all items, nothing masked):')
+    keep = ('hit', 'mrr', 'ndcg')
+    for key in sorted(result['test'], key=_metric_order):
+        name = key.split('@')[0]
+        if name in keep:
+            print(f'  {key:<14} {result["test"][key]:.4f}')
+    if sampled:
+        print(f'test, {sampled} sampled negatives (SASRec protocol):')
+        for key in sorted(result['test'], key=_metric_order):
+            if key.startswith(f'sampled{sampled}_'):
+                print(f'  {key:<24} {result["test"][key]:.4f}')
+    model.eval()
+    batch = SessionLoader(task.test, 3).dataset.collate(range(min(
+        3, len(task.test))))
+    _, top = model.recommend(batch, 5)
+    ids = ds.item_ids
+    print('sample next-item recommendations (original item ids):')
+    for b in range(top.size(0)):
+        steps = batch.seq[batch.length[:b].sum():batch.length[:b + 1].sum()]
+        tail = ' '.join(str(int(ids[i])) for i in steps[-5:])
+        recs = ' '.join(str(int(ids[i])) for i in top[b])
+        print(f'  ... {tail} -> {recs}  (next: {int(ids[batch.y[b]])})')
+    print(f'wrote {out}/metrics.json, best.pt, config.json'
+          + (', curve.png' if (out / 'curve.png').exists() else ''))
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from pyg_recsys.io import atomic_save, atomic_write_text
     from pyg_recsys.train import (
@@ -233,15 +408,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         seed_everything,
     )
 
+    _resolve_defaults(args)
     out = Path(args.out)
     config_path = out / 'config.json'
     config = {k: v for k, v in vars(args).items() if k != 'func'}
     if args.resume and config_path.exists():
         saved = json.loads(config_path.read_text())
         # options added since the run was made count as their defaults
-        defaults = vars(build_parser().parse_args(
+        defaults = build_parser().parse_args(
             ['train', '--model', args.model, '--dataset', args.dataset,
-             '--out', str(out)]))
+             '--out', str(out)])
+        _resolve_defaults(defaults)
+        defaults = vars(defaults)
         free = ('resume', 'progress', 'eval_batch_size', 'quiet')
         diff = {k: (saved.get(k, defaults.get(k)), v)
                 for k, v in config.items()
@@ -257,6 +435,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             f'continue it or choose another --out')
 
     seed_everything(args.seed)
+    if args.model in SESSION_MODELS:
+        return _train_session(args, out, config)
+    if is_session_dataset(args.dataset):
+        raise SystemExit(f'pyg-recsys train: {args.dataset} is a session / '
+                         f'sequence data set; train one of '
+                         f'{", ".join(SESSION_MODELS)} on it')
     t0 = time.perf_counter()
     ds = load_dataset(args.dataset, args.root, args.raw_dir)
     split = _load_split(ds, args)
@@ -395,7 +579,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--dim', type=int, default=64)
     t.add_argument('--layers', type=int, default=3)
     t.add_argument('--reg', type=float, default=1e-4)
-    t.add_argument('--batch-size', type=int, default=2048)
+    t.add_argument('--batch-size', type=int, default=None,
+                   help='training batch (default 2048 pairs; session '
+                   'models: 256 examples)')
     t.add_argument('--dropout', type=float, default=None,
                    help='ngcf: message dropout (default 0.1); sage/gat: '
                    'dropout between layers (default 0)')
@@ -437,13 +623,55 @@ def build_parser() -> argparse.ArgumentParser:
                    help='ppr/curriculum: random walks per user')
     t.add_argument('--max-hard', type=int, default=4,
                    help='curriculum: most hard negatives per pair')
+    s = t.add_argument_group('session / sequence models (srgnn, tagnn, '
+                             'gru4rec, sasrec)')
+    s.add_argument('--max-len', type=int, default=None,
+                   help='keep the last N steps of every example (default '
+                   '50; 0: no limit)')
+    s.add_argument('--loss', choices=('ce', 'bce', 'bpr-max'), default='ce',
+                   help='ce: softmax over all items; bce: one sampled '
+                   'negative (SASRec paper); bpr-max: in-batch negatives '
+                   '(GRU4Rec)')
+    s.add_argument('--bpr-max-reg', type=float, default=1.0,
+                   help='bpr-max: score regularisation')
+    s.add_argument('--train-mode', choices=('auto', 'prefix', 'sequence'),
+                   default='auto',
+                   help='prefix: one example per prefix; sequence: one '
+                   'per user sequence with a target at every step (causal '
+                   'models; auto picks it for gru4rec/sasrec on per-user '
+                   'data)')
+    s.add_argument('--bucket', type=int, default=None,
+                   help='sort each pool of N shuffled batches by length '
+                   'before batching, so padded models skip most padding '
+                   '(default 20; 0: off)')
+    s.add_argument('--steps', type=int, default=1,
+                   help='srgnn/tagnn: gated graph steps')
+    s.add_argument('--hidden', type=int, default=128,
+                   help='gru4rec: GRU hidden size')
+    s.add_argument('--rnn-layers', type=int, default=1,
+                   help='gru4rec: GRU layers')
+    s.add_argument('--blocks', type=int, default=2,
+                   help='sasrec: self-attention blocks (heads: --heads)')
+    s.add_argument('--weight-decay', type=float, default=0.0,
+                   help='Adam weight decay (SR-GNN: 1e-5)')
+    s.add_argument('--lr-step', type=int, default=None,
+                   help='decay the learning rate every N epochs (SR-GNN: '
+                   '3)')
+    s.add_argument('--lr-gamma', type=float, default=0.1,
+                   help='--lr-step: decay factor')
+    s.add_argument('--sampled-negatives', type=int, default=None,
+                   metavar='N',
+                   help='also report the target ranked among N sampled '
+                   'items (SASRec: 100), labelled sampledN_*')
     t.add_argument('--eval-every', type=int, default=1)
     t.add_argument('--eval-batch-size', type=int, default=None,
                    help='users per evaluation chunk (default: about 4M '
                    'scores per chunk)')
     t.add_argument('--patience', type=int, default=None,
                    help='stop after this many validations without gain')
-    t.add_argument('--monitor', default='recall@20')
+    t.add_argument('--monitor', default=None,
+                   help='validation metric of model selection (default '
+                   'recall@20; session models: hit@20)')
     t.add_argument('--ks', type=int, nargs='+', default=[10, 20])
     t.add_argument('--seed', type=int, default=0)
     t.add_argument('--out', required=True)
@@ -470,7 +698,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
         format='%(asctime)s %(name)s %(message)s', stream=sys.stderr)
-    if (args.command == 'train'
+    if (args.command == 'train' and args.monitor is not None
             and args.monitor.split('@')[0] not in RANKING_METRICS):
         raise SystemExit(f'pyg-recsys train: unknown --monitor '
                          f'{args.monitor!r}; use e.g. recall@20 or ndcg@20')

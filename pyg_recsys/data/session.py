@@ -409,17 +409,25 @@ class SessionLoader:
     :class:`~pyg_recsys.train.Trainer`), so a resumed run sees the same
     batches as an uninterrupted one.
 
+    With ``bucket=k`` (and ``shuffle``), each run of ``k`` consecutive
+    batches of the shuffled order is re-cut after sorting its examples by
+    length, and the batches are then shuffled again: every batch still holds
+    random examples, but of similar length, so models that read padded
+    sequences (GRU4Rec, SASRec) compute on far fewer padding steps.  The
+    same examples are seen once per epoch either way.
+
     Args:
         dataset: The examples.
         batch_size: Examples per batch.
         shuffle: Shuffle every epoch.
         drop_last: Drop the last, smaller batch.
         seed: Seed of the shuffling.
+        bucket: Batches per length-sorting pool (``None``: no bucketing).
     """
 
     def __init__(self, dataset: SessionGraphs, batch_size: int = 100,
                  shuffle: bool = False, drop_last: bool = False,
-                 seed: int = 0) -> None:
+                 seed: int = 0, bucket: int | None = None) -> None:
         if not isinstance(dataset, SessionGraphs):
             raise TypeError(f'SessionLoader: dataset must be a SessionGraphs, '
                             f'got {type(dataset).__name__}')
@@ -427,9 +435,15 @@ class SessionLoader:
                 or batch_size < 1:
             raise ValueError(f'SessionLoader: batch_size must be a positive '
                              f'integer, got {batch_size!r}')
+        if bucket is not None and (isinstance(bucket, bool)
+                                   or not isinstance(bucket, int)
+                                   or bucket < 1):
+            raise ValueError(f'SessionLoader: bucket must be a positive '
+                             f'integer or None, got {bucket!r}')
         self.dataset = dataset
         self.batch_size = batch_size
         self.shuffle = shuffle
+        self.bucket = bucket
         self.drop_last = drop_last
         self.seed = seed
         self.epoch = 0
@@ -446,15 +460,28 @@ class SessionLoader:
 
     def __iter__(self):
         n = len(self.dataset)
-        if self.shuffle:
-            gen = torch.Generator().manual_seed(
-                self.seed * 1_000_003 + self.epoch)
-            order = torch.randperm(n, generator=gen)
-        else:
+        size = self.batch_size
+        if not self.shuffle:
             order = torch.arange(n)
-        for i in range(len(self)):
-            yield self.dataset.collate(
-                order[i * self.batch_size:(i + 1) * self.batch_size])
+            for i in range(len(self)):
+                yield self.dataset.collate(order[i * size:(i + 1) * size])
+            return
+        gen = torch.Generator().manual_seed(
+            self.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(n, generator=gen)
+        batches = [order[i * size:(i + 1) * size] for i in range(len(self))]
+        if self.bucket is not None and self.bucket > 1:
+            length = self.dataset.ex_stop - self.dataset.ex_start
+            pool = self.bucket * size
+            batches = []
+            for start in range(0, len(self) * size, pool):
+                chunk = order[start:min(start + pool, len(self) * size)]
+                chunk = chunk[torch.sort(length[chunk], stable=True)[1]]
+                batches += list(chunk.split(size))
+            perm = torch.randperm(len(batches), generator=gen)
+            batches = [batches[i] for i in perm.tolist()]
+        for index in batches:
+            yield self.dataset.collate(index)
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({self.dataset!r}, '

@@ -172,6 +172,16 @@ def _missing_error(cls: str, folder: str, raw_dir: str,
         f'{folder}/raw, or pass raw_dir=...) with the files from {url}')
 
 
+def _locate(folder: str, files: tuple[str, ...],
+            root: str | None) -> str:
+    root = osp.expanduser(os.fspath(root)) if root else default_root()
+    raw = find_raw_dir(folder, files, root)
+    if all(osp.isfile(osp.join(raw, f)) for f in files):
+        return f'raw files in {raw}'
+    return (f'not found; stage {", ".join(files)} in {raw} (or point '
+            f'$PYG_RECSYS_DATA at a folder holding {folder}/raw)')
+
+
 class SRGNNSessions:
     r"""Session data sets in the SR-GNN pickle format, from S. Wu et al.,
     `"Session-based Recommendation with Graph Neural Networks"
@@ -262,9 +272,15 @@ class SRGNNSessions:
             self._build(unseen)
 
     @staticmethod
-    def folder_name(name: str) -> str:
+    def folder_name(name: str = 'yoochoose1_64') -> str:
         """The data set's folder under the roots: ``<name>-srgnn``."""
         return f'{name}-srgnn'
+
+    @classmethod
+    def locate(cls, root: str | None = None,
+               name: str = 'yoochoose1_64') -> str:
+        """Where the raw files of ``name`` would be read from."""
+        return _locate(cls.folder_name(name), cls.raw_files, root)
 
     def _build(self, unseen: str) -> None:
         train, train_y = read_srgnn_examples(
@@ -523,6 +539,12 @@ class SequenceDataset:
     def folder_name(cls, name: str = 'beauty') -> str:
         """The data set's folder under the roots (e.g. ``beauty-s3rec``)."""
         return cls.files[name][0]
+
+    @classmethod
+    def locate(cls, root: str | None = None, name: str = 'beauty') -> str:
+        """Where the raw file of ``name`` would be read from."""
+        folder, file, _ = cls.files[name]
+        return _locate(folder, (file,), root)
 
     def leave_one_out(self, max_len: int | None = None) -> LeaveOneOutSplit:
         """Leave-one-out split as in SASRec and S3Rec: per user, the last

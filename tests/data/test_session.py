@@ -312,3 +312,25 @@ def test_loader_and_collate_errors():
         ds.collate([])
     with pytest.raises(IndexError, match='out of range for 2 examples'):
         ds.collate([2])
+
+
+def test_loader_buckets_by_length():
+    seqs = _random_sequences(400)
+    ds = SessionGraphs(seqs, mode='prefix', max_len=8)
+    plain = SessionLoader(ds, batch_size=16, shuffle=True, seed=1)
+    bucketed = SessionLoader(ds, batch_size=16, shuffle=True, seed=1,
+                             bucket=8, drop_last=False)
+    every = torch.cat([ds[i].y for i in range(len(ds))]).sort().values
+    ys = torch.cat([b.y for b in bucketed])
+    assert torch.equal(ys.sort().values, every)  # each example once
+    assert len(list(bucketed)) == len(bucketed)
+
+    def padded_steps(loader):
+        return sum(b.num_graphs * int(b.length.max()) for b in loader)
+
+    assert padded_steps(bucketed) < 0.8 * padded_steps(plain)
+    bucketed.set_epoch(1)
+    again = torch.cat([b.y for b in bucketed])
+    assert not torch.equal(again, ys)
+    with pytest.raises(ValueError, match='bucket must be a positive'):
+        SessionLoader(ds, bucket=0)

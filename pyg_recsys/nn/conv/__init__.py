@@ -1,5 +1,6 @@
 """Message-passing layers (one per file)."""
 from pyg_recsys.nn.conv.lightgcn_conv import LightGCNConv
 from pyg_recsys.nn.conv.ngcf_conv import NGCFConv
+from pyg_recsys.nn.conv.srgnn_conv import SRGNNConv
 
-__all__ = ['LightGCNConv', 'NGCFConv']
+__all__ = ['LightGCNConv', 'NGCFConv', 'SRGNNConv']

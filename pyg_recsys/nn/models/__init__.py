@@ -11,8 +11,11 @@ from pyg_recsys.nn.models.sage import SAGERecommender
 from pyg_recsys.nn.models.sasrec import SASRec, SASRecBlock
 from pyg_recsys.nn.models.session_base import SessionRecommender
 from pyg_recsys.nn.models.simgcl import SimGCL
+from pyg_recsys.nn.models.srgnn import SRGNN
+from pyg_recsys.nn.models.tagnn import TAGNN
 
 __all__ = [
     'BipartiteGNNRecommender', 'GATRecommender', 'SAGERecommender',
     'EmbeddingRecommender', 'LightGCN', 'MF', 'NGCF', 'Popularity',
-    'SimGCL', 'SessionRecommender', 'GRU4Rec', 'SASRec', 'SASRecBlock']
+    'SimGCL', 'SessionRecommender', 'GRU4Rec', 'SASRec', 'SASRecBlock',
+    'SRGNN', 'TAGNN']
