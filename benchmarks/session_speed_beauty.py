@@ -40,7 +40,9 @@ from pathlib import Path
 from _common import machine, write_results  # benchmarks/, beside this
 
 HERE = Path(__file__).resolve().parent
-SHARED = HERE.parent.parent / 'shared'
+# ../shared beside the checkout (or $PYG_RECSYS_SHARED)
+SHARED = Path(os.environ.get('PYG_RECSYS_SHARED',
+                             HERE.parent.parent / 'shared'))
 PEER = SHARED / 'peers' / 'recbole_seq.py'
 BEAUTY = SHARED / 'datasets' / 'beauty-s3rec' / 'raw'
 COMMON = ['--batch-size', '256', '--lr', '1e-3', '--dim', '64',
