@@ -420,7 +420,7 @@ def cmd_train(args: argparse.Namespace) -> int:
              '--out', str(out)])
         _resolve_defaults(defaults)
         defaults = vars(defaults)
-        free = ('resume', 'progress', 'eval_batch_size', 'quiet')
+        free = ('resume', 'progress', 'eval_batch_size', 'quiet', 'epochs')
         diff = {k: (saved.get(k, defaults.get(k)), v)
                 for k, v in config.items()
                 if k not in free and saved.get(k, defaults.get(k)) != v}
@@ -502,6 +502,12 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         raise SystemExit(f'pyg-recsys recommend: {run} has no config.json '
                          f'and best.pt; train a model there first')
     config = json.loads(config_path.read_text())
+    if config.get('model') in SESSION_MODELS:
+        raise SystemExit(f'pyg-recsys recommend: {run} holds a next-item '
+                         f'model ({config["model"]}), which recommends for '
+                         f'a session, not a user; its metrics.json and the '
+                         f'train output show sample recommendations, and '
+                         f'model.recommend(batch, k) does it in Python')
     ns = argparse.Namespace(**config)
     split = Split.from_dict(torch.load(run / 'split.pt', weights_only=False))
     ds = load_dataset(ns.dataset, args.root or ns.root, ns.raw_dir)

@@ -217,3 +217,103 @@ def test_simgcl_keeps_its_infonce_temperature():
          '--out', '-', '--cl-temperature', '0.3', '--temperature', '2'])
     model = build_model(clustered_split(), args)
     assert model.cl_temperature == 0.3 and model.temperature == 2.0
+
+
+# Session / sequence models ##################################################
+
+
+def _write_s3rec(folder, users=120, num_items=25, seed=0):
+    """An S3Rec-format file whose sequences follow a fixed successor map."""
+    from pyg_recsys.testing import synthetic_sessions
+    train, test = synthetic_sessions(num_items, users, min_len=4,
+                                     max_len=9, seed=seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / 'Beauty.txt', 'w') as f:
+        for u, seq in enumerate(train + test):
+            f.write(' '.join(str(x) for x in [u + 1, *[i + 1 for i in seq]])
+                    + '\n')
+    return folder
+
+
+def _session(out, model, raw, *extra):
+    return main(['-q', 'train', '--model', model, '--dataset', 'beauty',
+                 '--raw-dir', str(raw), '--epochs', '3', '--lr', '0.01',
+                 '--dim', '16', '--hidden', '16', '--no-progress',
+                 '--batch-size', '32', '--out', str(out), *extra])
+
+
+@pytest.mark.parametrize('model', ['srgnn', 'tagnn', 'gru4rec', 'sasrec'])
+def test_session_models_train_from_the_cli(env, model, capsys):
+    raw = _write_s3rec(env / 'raw')
+    out = env / model
+    assert _session(out, model, raw, '--sampled-negatives', '10',
+                    '--ks', '5', '10', '--monitor', 'hit@5') == 0
+    m = json.loads((out / 'metrics.json').read_text())
+    mode = 'sequence' if model in ('gru4rec', 'sasrec') else 'prefix'
+    assert m['task']['mode'] == mode and m['task']['num_test'] == 120
+    assert m['task']['max_len'] == 50
+    # 25 items: a random ranking has hit@5 = 0.2; the successor map is
+    # learnt to well above it in 3 epochs
+    assert m['test']['hit@5'] > 0.4
+    assert 0 < m['test']['sampled10_hit@5'] <= 1
+    assert 'sampled' in m['protocol']['sampled']
+    text = capsys.readouterr().out
+    assert 'sample next-item recommendations' in text
+    assert 'test, 10 sampled negatives' in text
+    cfg = json.loads((out / 'config.json').read_text())
+    assert cfg['batch_size'] == 32 and cfg['bucket'] == 20
+    # a finished session run resumes to more epochs
+    assert _session(out, model, raw, '--sampled-negatives', '10', '--ks',
+                    '5', '10', '--monitor', 'hit@5', '--epochs', '4',
+                    '--resume') == 0
+    assert len(json.loads((out / 'metrics.json').read_text())[
+        'epochs']) == 4
+
+
+def test_session_cli_on_srgnn_pickles(env):
+    import pickle
+    raw = env / 'pickles'
+    raw.mkdir()
+    from pyg_recsys.testing import synthetic_sessions
+    train, test = synthetic_sessions(20, 200, seed=1)
+
+    def examples(seqs):
+        xs, ys = [], []
+        for s in seqs:
+            for t in range(1, len(s)):
+                xs.append([i + 1 for i in s[:t]])
+                ys.append(s[t] + 1)
+        return xs, ys
+    for name, seqs in (('train.txt', train), ('test.txt', test)):
+        with open(raw / name, 'wb') as f:
+            pickle.dump(examples(seqs), f)
+    out = env / 'yoo'
+    assert main(['-q', 'train', '--model', 'gru4rec', '--dataset',
+                 'yoochoose1_64', '--raw-dir', str(raw), '--epochs', '2',
+                 '--dim', '16', '--lr', '0.01', '--no-progress', '--out',
+                 str(out)]) == 0
+    m = json.loads((out / 'metrics.json').read_text())
+    assert m['task']['mode'] == 'prefix'  # pickles are already augmented
+    assert m['task']['validation'].startswith('random 0.1')
+    assert m['test']['hit@20'] > 0.5
+    with pytest.raises(SystemExit, match='already augmented'):
+        main(['train', '--model', 'sasrec', '--dataset', 'yoochoose1_64',
+              '--raw-dir', str(raw), '--train-mode', 'sequence', '--out',
+              str(env / 'x')])
+
+
+def test_session_cli_errors(env):
+    raw = _write_s3rec(env / 'raw')
+    with pytest.raises(SystemExit, match='srgnn is a next-item model'):
+        main(['train', '--model', 'srgnn', '--dataset', 'movielens-100k',
+              '--out', str(env / 'a')])
+    with pytest.raises(SystemExit, match='beauty is a session / sequence'):
+        main(['train', '--model', 'mf', '--dataset', 'beauty',
+              '--raw-dir', str(raw), '--out', str(env / 'b')])
+    with pytest.raises(SystemExit, match='tagnn scores every candidate'):
+        _session(env / 'c', 'tagnn', raw, '--loss', 'bce')
+    with pytest.raises(SystemExit, match='srgnn is not causal'):
+        _session(env / 'd', 'srgnn', raw, '--train-mode', 'sequence')
+    _session(env / 'e', 'gru4rec', raw, '--epochs', '1')
+    with pytest.raises(SystemExit, match='holds a next-item model'):
+        main(['recommend', '--run', str(env / 'e'), '--user', '1'])

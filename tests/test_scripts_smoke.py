@@ -14,15 +14,20 @@ SCRIPTS = sorted(p for p in [*ROOT.glob('examples/*.py'),
                  if not p.name.startswith('_'))
 # scripts that serve more than one model run once per model
 CASES = [(p, []) for p in SCRIPTS] + [
-    (ROOT / 'examples' / 'sage_movielens.py', ['--model', 'gat'])]
+    (ROOT / 'examples' / 'sage_movielens.py', ['--model', 'gat']),
+    (ROOT / 'examples' / 'srgnn_yoochoose.py', ['--model', 'tagnn']),
+    (ROOT / 'examples' / 'sasrec_beauty.py', ['--model', 'gru4rec'])]
+# the staged file each example reads (default: MovieLens-100K)
+NEEDS = {'srgnn_yoochoose.py': 'yoochoose1_64-srgnn/raw/train.txt',
+         'sasrec_beauty.py': 'beauty-s3rec/raw/Beauty.txt'}
 
 
 @pytest.mark.parametrize('script,extra', CASES,
                          ids=[' '.join([p.name, *a]) for p, a in CASES])
 def test_script_smoke(script, extra, tmp_path):
-    if script.parent.name == 'examples' and not (
-            SHARED / 'movielens-100k' / 'raw' / 'u.data').exists():
-        pytest.skip(f'staged MovieLens-100K not found under {SHARED}')
+    needs = NEEDS.get(script.name, 'movielens-100k/raw/u.data')
+    if script.parent.name == 'examples' and not (SHARED / needs).exists():
+        pytest.skip(f'staged {needs} not found under {SHARED}')
     env = dict(os.environ, PYG_RECSYS_DATA=str(SHARED),
                PYG_RECSYS_ROOT=str(tmp_path / 'data'), OMP_NUM_THREADS='1')
     res = subprocess.run([sys.executable, str(script), '--smoke', *extra],
