@@ -143,7 +143,7 @@ def test_encode_matches_last_step_and_no_nan():
         assert torch.allclose(model(batch), steps[last])
         assert model.score(batch).shape == (len(SEQS), NI)
         # padded positions are finite too, in training mode as well
-        out, mask = model.train()._steps(batch)
+        out, mask = model.train().encode_padded(batch)
         assert not mask.all() and torch.isfinite(out).all()
 
 

@@ -82,13 +82,13 @@ def reference(model, seqs):
     hidden = torch.stack([hidden[i][alias_inputs[i]]
                           for i in range(len(alias_inputs))])
     ht = hidden[torch.arange(mask.shape[0]).long(), torch.sum(mask, 1) - 1]
-    q1 = model.linear_one(ht).view(ht.shape[0], 1, ht.shape[1])
-    q2 = model.linear_two(hidden)
-    alpha = model.linear_three(torch.sigmoid(q1 + q2))
+    q1 = model.readout.linear_one(ht).view(ht.shape[0], 1, ht.shape[1])
+    q2 = model.readout.linear_two(hidden)
+    alpha = model.readout.linear_three(torch.sigmoid(q1 + q2))
     a = torch.sum(alpha * hidden * mask.view(mask.shape[0], -1, 1).float(),
                   1)
     if not model.nonhybrid:
-        a = model.linear_transform(torch.cat([a, ht], 1))
+        a = model.readout.linear_transform(torch.cat([a, ht], 1))
     b = weight[1:]
     return a, torch.matmul(a, b.transpose(1, 0))
 
@@ -119,7 +119,7 @@ def test_encode_matches_reference(num_steps, nonhybrid):
     # gradients reach every parameter except the padding row
     model.loss(batch).backward()
     for name, p in model.named_parameters():
-        if nonhybrid and name.startswith('linear_transform'):
+        if nonhybrid and name.startswith('readout.linear_transform'):
             assert p.grad is None  # s = s_g: the layer is unused
             continue
         assert p.grad is not None and p.grad.abs().sum() > 0, name

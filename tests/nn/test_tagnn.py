@@ -86,16 +86,16 @@ def reference(model, seqs, masked=True):
                           for i in range(len(alias_inputs))])
     pad = (mask == 0).unsqueeze(-1)  # [B, S, 1]
     ht = hidden[torch.arange(mask.shape[0]).long(), torch.sum(mask, 1) - 1]
-    q1 = model.linear_one(ht).view(ht.shape[0], 1, ht.shape[1])
-    q2 = model.linear_two(hidden)
-    alpha = model.linear_three(torch.sigmoid(q1 + q2))
+    q1 = model.readout.linear_one(ht).view(ht.shape[0], 1, ht.shape[1])
+    q2 = model.readout.linear_two(hidden)
+    alpha = model.readout.linear_three(torch.sigmoid(q1 + q2))
     if masked:
         alpha = alpha.masked_fill(pad, float('-inf'))
     alpha = F.softmax(alpha, 1)
     a = torch.sum(alpha * hidden * mask.view(mask.shape[0], -1, 1).float(),
                   1)
     if not model.nonhybrid:
-        a = model.linear_transform(torch.cat([a, ht], 1))
+        a = model.readout.linear_transform(torch.cat([a, ht], 1))
     b = weight[1:]
     hidden = hidden * mask.view(mask.shape[0], -1, 1).float()
     qt = model.linear_t(hidden)

@@ -1,6 +1,6 @@
 """Message-passing layers (one per file)."""
 from pyg_recsys.nn.conv.lightgcn_conv import LightGCNConv
 from pyg_recsys.nn.conv.ngcf_conv import NGCFConv
-from pyg_recsys.nn.conv.srgnn_conv import SRGNNConv
+from pyg_recsys.nn.conv.srgnn_conv import SRGNNConv, SRGNNReadout
 
-__all__ = ['LightGCNConv', 'NGCFConv', 'SRGNNConv']
+__all__ = ['LightGCNConv', 'NGCFConv', 'SRGNNConv', 'SRGNNReadout']

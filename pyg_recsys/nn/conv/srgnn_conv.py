@@ -217,4 +217,72 @@ def _normalised_adj(adj_t: Adj, num_nodes: int,
     return build(row, col, val_in), build(col, row, val_out)
 
 
-__all__ = ['SRGNNConv']
+class SRGNNReadout(torch.nn.Module):
+    r"""SR-GNN's soft-attention session readout (Wu et al., AAAI 2019,
+    Eq. 6-7), shared by :class:`~pyg_recsys.nn.models.SRGNN` and
+    :class:`~pyg_recsys.nn.models.TAGNN` (the companion of
+    :class:`SRGNNConv`, kept in its file).
+
+    With :math:`\mathbf{h}_1, \dots, \mathbf{h}_L` the node states of a
+    session's steps and :math:`\mathbf{h}_L` the last one,
+
+    .. math::
+        \alpha_t = \mathbf{q}^\top \sigma(\mathbf{W}_1 \mathbf{h}_L
+            + \mathbf{b}_1 + \mathbf{W}_2 \mathbf{h}_t + \mathbf{b}_2),
+        \qquad
+        \mathbf{s}_g = \sum_{t=1}^{L} \alpha_t \mathbf{h}_t,
+        \qquad
+        \mathbf{s} = \mathbf{W}_3 [\mathbf{s}_g; \mathbf{h}_L]
+            + \mathbf{b}_3
+
+    (``nonhybrid``: :math:`\mathbf{s} = \mathbf{s}_g`).  SR-GNN sums the
+    raw weights over every step (a repeated item counts once per step);
+    TAGNN (``normalize=True``) first softmaxes them over the session's
+    steps.  Parameter names follow the reference code (``linear_one``,
+    ``linear_two``, ``linear_three``, ``linear_transform``).
+
+    Args:
+        channels: :math:`d`.
+        nonhybrid: Return :math:`\mathbf{s}_g` only.
+        normalize: Softmax the weights over each session's steps (TAGNN).
+    """
+
+    def __init__(self, channels: int, nonhybrid: bool = False,
+                 normalize: bool = False) -> None:
+        super().__init__()
+        d = channels
+        self.nonhybrid = nonhybrid
+        self.normalize = normalize
+        self.linear_one = torch.nn.Linear(d, d, bias=True)
+        self.linear_two = torch.nn.Linear(d, d, bias=True)
+        self.linear_three = torch.nn.Linear(d, 1, bias=False)
+        self.linear_transform = torch.nn.Linear(2 * d, d, bias=True)
+
+    def reset_parameters(self) -> None:
+        for lin in (self.linear_one, self.linear_two, self.linear_three,
+                    self.linear_transform):
+            lin.reset_parameters()
+
+    def forward(self, h_last: Tensor, h_steps: Tensor,
+                step: Tensor) -> Tensor:
+        """Session vectors ``[B, d]`` from the last step's state ``[B, d]``
+        and every step's state ``[sum L, d]`` with its session index
+        ``step`` ``[sum L]``."""
+        from torch_geometric.utils import scatter, softmax
+        num = h_last.size(0)
+        alpha = self.linear_three(torch.sigmoid(
+            self.linear_one(h_last)[step] + self.linear_two(h_steps)))
+        if self.normalize:
+            alpha = softmax(alpha, step, num_nodes=num, dim=0)
+        s_g = scatter(alpha * h_steps, step, dim=0, dim_size=num,
+                      reduce='sum')
+        if self.nonhybrid:
+            return s_g
+        return self.linear_transform(torch.cat([s_g, h_last], dim=-1))
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}({self.linear_one.in_features}, '
+                f'nonhybrid={self.nonhybrid}, normalize={self.normalize})')
+
+
+__all__ = ['SRGNNConv', 'SRGNNReadout']

@@ -7,10 +7,10 @@ from torch.nn import GRU, Dropout, Linear
 from torch.nn.init import xavier_normal_, xavier_uniform_
 
 from pyg_recsys.data.session import to_padded
-from pyg_recsys.nn.models.session_base import SessionRecommender
+from pyg_recsys.nn.models.session_base import PaddedSessionRecommender
 
 
-class GRU4Rec(SessionRecommender):
+class GRU4Rec(PaddedSessionRecommender):
     r"""The GRU4Rec recommender from `"Session-based Recommendations with
     Recurrent Neural Networks" <https://arxiv.org/abs/1511.06939>`_
     (Hidasi et al., ICLR 2016), with the BPR-max loss of `"Recurrent Neural
@@ -88,7 +88,6 @@ class GRU4Rec(SessionRecommender):
         bpr_max_reg: :math:`\lambda` of BPR-max's score regulariser.
     """
 
-    causal = True
 
     def __init__(
         self,
@@ -129,29 +128,13 @@ class GRU4Rec(SessionRecommender):
             xavier_uniform_(weight)
         self.dense.reset_parameters()
 
-    def _steps(self, batch) -> tuple[Tensor, Tensor]:
+    def encode_padded(self, batch) -> tuple[Tensor, Tensor]:
         """``[B, L, d]`` session vector after every (padded) step and the
         ``[B, L]`` mask of real steps."""
         seq, mask = to_padded(batch, 'seq', fill_value=self.padding_idx)
         x = self.emb_dropout(self.item_emb(seq))
         out, _ = self.gru(x)
         return self.dense(out), mask
-
-    def encode(self, batch) -> Tensor:
-        """``[B, d]`` session vector after the last step of each example."""
-        out, _ = self._steps(batch)
-        index = torch.arange(out.size(0), device=out.device)
-        return out[index, batch.length - 1]
-
-    def encode_steps(self, batch) -> Tensor:
-        """``[sum L, d]`` session vector after every step, in the order of
-        ``batch.seq``."""
-        out, mask = self._steps(batch)
-        return out[mask]
-
-    def forward(self, batch) -> Tensor:
-        """Alias of :meth:`encode`."""
-        return self.encode(batch)
 
     def extra_repr(self) -> str:
         return (f'{super().extra_repr()}, hidden_size={self.hidden_size}, '

@@ -10,7 +10,7 @@ from torch import Tensor
 from torch.nn import Dropout, Embedding, LayerNorm, Linear, ModuleList
 
 from pyg_recsys.data.session import to_padded
-from pyg_recsys.nn.models.session_base import SessionRecommender
+from pyg_recsys.nn.models.session_base import PaddedSessionRecommender
 
 ACTIVATIONS = ('gelu', 'relu')
 
@@ -93,7 +93,7 @@ class SASRecBlock(torch.nn.Module):
         return x + self.dropout(self.ffn2(self.dropout(h)))
 
 
-class SASRec(SessionRecommender):
+class SASRec(PaddedSessionRecommender):
     r"""The SASRec recommender from `"Self-Attentive Sequential
     Recommendation" <https://arxiv.org/abs/1808.09781>`_ (Kang & McAuley,
     ICDM 2018).
@@ -174,7 +174,6 @@ class SASRec(SessionRecommender):
         bpr_max_reg: :math:`\lambda` of BPR-max's score regulariser.
     """
 
-    causal = True
 
     def __init__(
         self,
@@ -238,7 +237,7 @@ class SASRec(SessionRecommender):
         with torch.no_grad():
             self.item_emb.weight[self.padding_idx].zero_()
 
-    def _steps(self, batch) -> tuple[Tensor, Tensor]:
+    def encode_padded(self, batch) -> tuple[Tensor, Tensor]:
         """``[B, L, d]`` output after every (padded) step and the ``[B, L]``
         mask of real steps."""
         seq, mask = to_padded(batch, 'seq', fill_value=self.padding_idx)
@@ -255,22 +254,6 @@ class SASRec(SessionRecommender):
         for block in self.blocks:
             x = block(x)
         return self.final_norm(x), mask
-
-    def encode(self, batch) -> Tensor:
-        """``[B, d]`` output after the last step of each example."""
-        out, _ = self._steps(batch)
-        index = torch.arange(out.size(0), device=out.device)
-        return out[index, batch.length - 1]
-
-    def encode_steps(self, batch) -> Tensor:
-        """``[sum L, d]`` output after every step, in the order of
-        ``batch.seq``."""
-        out, mask = self._steps(batch)
-        return out[mask]
-
-    def forward(self, batch) -> Tensor:
-        """Alias of :meth:`encode`."""
-        return self.encode(batch)
 
     def extra_repr(self) -> str:
         return (f'{super().extra_repr()}, num_blocks={self.num_blocks}, '

@@ -196,4 +196,40 @@ class SessionRecommender(torch.nn.Module):
                 f'embedding_dim={self.embedding_dim}, loss={self.loss_name}')
 
 
-__all__ = ['SessionRecommender', 'num_examples', 'per_step_targets']
+class PaddedSessionRecommender(SessionRecommender):
+    """A causal encoder over padded sequences (GRU4Rec, SASRec).
+
+    Subclasses implement :meth:`encode_padded`, the ``[B, L, d]`` output
+    after every step of the left-aligned padded batch
+    (:func:`~pyg_recsys.data.session.to_padded`) and its ``[B, L]`` mask of
+    real steps; :meth:`encode` and :meth:`encode_steps` read it at the last
+    step and at every real step.
+    """
+
+    causal = True
+
+    def encode_padded(self, batch) -> tuple[Tensor, Tensor]:
+        """``([B, L, d] outputs, [B, L] mask)`` of the padded batch."""
+        raise NotImplementedError(
+            f'{type(self).__name__}.encode_padded: a PaddedSessionRecommender '
+            f'must implement encode_padded(batch) -> (out, mask)')
+
+    def encode(self, batch) -> Tensor:
+        """``[B, d]`` output after the last step of each example."""
+        out, _ = self.encode_padded(batch)
+        index = torch.arange(out.size(0), device=out.device)
+        return out[index, batch.length - 1]
+
+    def encode_steps(self, batch) -> Tensor:
+        """``[sum L, d]`` output after every step, in the order of
+        ``batch.seq``."""
+        out, mask = self.encode_padded(batch)
+        return out[mask]
+
+    def forward(self, batch) -> Tensor:
+        """Alias of :meth:`encode`."""
+        return self.encode(batch)
+
+
+__all__ = ['SessionRecommender', 'PaddedSessionRecommender', 'num_examples',
+           'per_step_targets']

@@ -1,13 +1,10 @@
 r"""SR-GNN (Wu et al., AAAI 2019)."""
 from __future__ import annotations
 
-import torch
 from torch import Tensor
-from torch.nn import Linear
-from torch_geometric.utils import scatter
 
 from pyg_recsys.data.session import step_batch
-from pyg_recsys.nn.conv.srgnn_conv import SRGNNConv
+from pyg_recsys.nn.conv.srgnn_conv import SRGNNConv, SRGNNReadout
 from pyg_recsys.nn.models.session_base import SessionRecommender
 
 
@@ -72,10 +69,7 @@ class SRGNN(SessionRecommender):
         d = embedding_dim
         self.nonhybrid = nonhybrid
         self.conv = SRGNNConv(d, num_steps=num_steps)
-        self.linear_one = Linear(d, d, bias=True)
-        self.linear_two = Linear(d, d, bias=True)
-        self.linear_three = Linear(d, 1, bias=False)
-        self.linear_transform = Linear(2 * d, d, bias=True)
+        self.readout = SRGNNReadout(d, nonhybrid=nonhybrid)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -87,16 +81,8 @@ class SRGNN(SessionRecommender):
         r"""``[B, d]`` session vector :math:`\mathbf{s}` of every example."""
         h = self.conv(self.item_emb(batch.x), batch.edge_index,
                       batch.edge_weight_in, batch.edge_weight_out)
-        ht = h[batch.last]  # [B, d]
-        hs = h[batch.alias]  # [sum L, d]
-        step = step_batch(batch)
-        alpha = self.linear_three(torch.sigmoid(
-            self.linear_one(ht)[step] + self.linear_two(hs)))  # [sum L, 1]
-        s_g = scatter(alpha * hs, step, dim=0, dim_size=ht.size(0),
-                      reduce='sum')
-        if self.nonhybrid:
-            return s_g
-        return self.linear_transform(torch.cat([s_g, ht], dim=-1))
+        return self.readout(h[batch.last], h[batch.alias],
+                            step_batch(batch))
 
     def extra_repr(self) -> str:
         return (f'{super().extra_repr()}, num_steps={self.conv.num_steps}, '

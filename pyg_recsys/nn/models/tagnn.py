@@ -4,10 +4,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 from torch.nn import Linear
-from torch_geometric.utils import scatter, softmax, to_dense_batch
+from torch_geometric.utils import to_dense_batch
 
 from pyg_recsys.data.session import step_batch
-from pyg_recsys.nn.conv.srgnn_conv import SRGNNConv
+from pyg_recsys.nn.conv.srgnn_conv import SRGNNConv, SRGNNReadout
 from pyg_recsys.nn.models.session_base import SessionRecommender
 
 
@@ -98,10 +98,7 @@ class TAGNN(SessionRecommender):
         self.nonhybrid = nonhybrid
         self.item_chunk = item_chunk
         self.conv = SRGNNConv(d, num_steps=num_steps)
-        self.linear_one = Linear(d, d, bias=True)
-        self.linear_two = Linear(d, d, bias=True)
-        self.linear_three = Linear(d, 1, bias=False)
-        self.linear_transform = Linear(2 * d, d, bias=True)
+        self.readout = SRGNNReadout(d, nonhybrid=nonhybrid, normalize=True)
         self.linear_t = Linear(d, d, bias=False)
         self.reset_parameters()
 
@@ -114,16 +111,10 @@ class TAGNN(SessionRecommender):
         """``(a [B, d], qt [B, L, d], hs [B, L, d], mask [B, L])``."""
         h = self.conv(self.item_emb(batch.x), batch.edge_index,
                       batch.edge_weight_in, batch.edge_weight_out)
-        ht = h[batch.last]  # [B, d]
         hs = h[batch.alias]  # [sum L, d]
         step = step_batch(batch)
-        num = ht.size(0)
-        alpha = self.linear_three(torch.sigmoid(
-            self.linear_one(ht)[step] + self.linear_two(hs)))  # [sum L, 1]
-        alpha = softmax(alpha, step, num_nodes=num, dim=0)
-        a = scatter(alpha * hs, step, dim=0, dim_size=num, reduce='sum')
-        if not self.nonhybrid:
-            a = self.linear_transform(torch.cat([a, ht], dim=-1))
+        num = batch.last.numel()
+        a = self.readout(h[batch.last], hs, step)
         qt, mask = to_dense_batch(self.linear_t(hs), step, batch_size=num)
         hs, _ = to_dense_batch(hs, step, batch_size=num)
         return a, qt, hs, mask
