@@ -646,6 +646,9 @@ def next_item_task(ds: SRGNNSessions | SequenceDataset,
     if mode not in MODES:
         raise ValueError(f"next_item_task: unknown mode '{mode}'; use one of "
                          f'{MODES}')
+    if not isinstance(ds, (SRGNNSessions, SequenceDataset)):
+        raise TypeError(f'next_item_task: expected SRGNNSessions or '
+                        f'SequenceDataset, got {type(ds).__name__}')
     info: dict[str, Any] = {'dataset': ds.name, 'mode': mode,
                             'max_len': max_len}
     n = ds.num_items
@@ -673,7 +676,7 @@ def next_item_task(ds: SRGNNSessions | SequenceDataset,
         info.update(validation=f'random {val_fraction:g} of the training '
                     f'examples (seed {seed})', split='SR-GNN pickles',
                     num_test_raw=ds.info.get('num_test_raw', len(ds.test)))
-    elif isinstance(ds, SequenceDataset):
+    else:
         split = ds.leave_one_out()
         train = SessionGraphs(split.train, mode=mode, max_len=max_len,
                               num_items=n)
@@ -684,9 +687,6 @@ def next_item_task(ds: SRGNNSessions | SequenceDataset,
         info.update(split='leave-one-out (last item test, second-to-last '
                     'validation)', num_short_users=split.info[
                         'num_short_users'])
-    else:
-        raise TypeError(f'next_item_task: expected SRGNNSessions or '
-                        f'SequenceDataset, got {type(ds).__name__}')
     info.update(num_train=len(train), num_val=len(val), num_test=len(test))
     return NextItemTask(train, val, test, n, info)
 

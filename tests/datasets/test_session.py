@@ -327,3 +327,64 @@ def test_gc_state_restored(tmp_path):
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+# -- next_item_task -------------------------------------------------------
+
+def test_next_item_task_on_sequences(tmp_path):
+    from pyg_recsys.datasets import next_item_task
+    ds = SequenceDataset('beauty', raw_dir=write(tmp_path, 'Beauty.txt',
+                                                 S3REC))
+    seq = next_item_task(ds, mode='sequence')
+    # training sequences [[2, 0], [1, 3], [0]]: the last gives no example
+    assert len(seq.train) == 2 and seq.train.num_skipped == 1
+    assert seq.train[0].seq.tolist() == [2] and seq.train[0].y.tolist() == [0]
+    assert [g.y.tolist() for g in (seq.val[0], seq.val[1])] == [[1], [2]]
+    assert seq.test[0].seq.tolist() == [2, 0, 1]
+    assert seq.test[0].y.tolist() == [0]
+    assert seq.info['mode'] == 'sequence' and seq.info['num_test'] == 2
+    assert seq.info['num_short_users'] == 1
+    pre = next_item_task(ds, mode='prefix', max_len=1)
+    assert [pre.train[i].seq.tolist() for i in range(len(pre.train))] == \
+        [[2], [1]]
+    assert pre.test[0].seq.tolist() == [1]  # last step only
+    assert pre.info['max_len'] == 1 and pre.num_items == 4
+
+
+def test_next_item_task_on_srgnn_pickles(tmp_path):
+    from pyg_recsys.datasets import next_item_task
+    # example i is identified by its length i + 1
+    train = ([[1] * (i + 1) for i in range(40)], [3] * 40)
+    ds = SRGNNSessions('tmall', raw_dir=srgnn_raw(
+        tmp_path, train=train, test=([[1], [1, 3]], [3, 1])))
+    task = next_item_task(ds, val_fraction=0.25, seed=3)
+    assert (len(task.train), len(task.val), len(task.test)) == (30, 10, 2)
+
+    def held(t):
+        return {int(t.val[i].length) for i in range(len(t.val))}
+    train_ids = {int(task.train[i].length) for i in range(30)}
+    assert held(task) | train_ids == set(range(1, 41))
+    assert not held(task) & train_ids
+    assert held(next_item_task(ds, val_fraction=0.25, seed=3)) == held(task)
+    assert held(next_item_task(ds, val_fraction=0.25, seed=4)) != held(task)
+    assert task.info['validation'] == ('random 0.25 of the training '
+                                       'examples (seed 3)')
+    with pytest.raises(ValueError, match='already augmented'):
+        next_item_task(ds, mode='sequence')
+    with pytest.raises(ValueError, match=r'val_fraction must be in \(0, '
+                       r'1\)'):
+        next_item_task(ds, val_fraction=1.0)
+    with pytest.raises(ValueError, match="unknown mode 'x'"):
+        next_item_task(ds, mode='x')
+    with pytest.raises(TypeError, match='expected SRGNNSessions or '
+                       'SequenceDataset'):
+        next_item_task(object())
+
+
+def test_locate_names_the_folder(tmp_path, monkeypatch):
+    raw = tmp_path / 'yoochoose1_64-srgnn' / 'raw'
+    srgnn_raw(raw)
+    monkeypatch.setenv('PYG_RECSYS_DATA', str(tmp_path))
+    assert SRGNNSessions.locate(name='yoochoose1_64') == f'raw files in {raw}'
+    assert 'not found; stage Beauty.txt' in SequenceDataset.locate(
+        root=str(tmp_path / 'r'), name='beauty')
