@@ -14,7 +14,7 @@ export PYG_RECSYS_DATA ?= $(SHARED_DATA)
 endif
 DEMO_OUT ?= runs/demo
 
-.PHONY: demo test test-all bench lint install clean
+.PHONY: demo test test-all bench bench-session lint install clean
 
 install: $(VENV)/.installed
 
@@ -48,6 +48,14 @@ bench: install
 	$(BIN)/python benchmarks/eval_speed.py
 	$(BIN)/python benchmarks/lightgcn_gowalla.py
 	$(BIN)/python benchmarks/cf_movielens.py
+
+# session models: speed against RecBole 1.2.1 (its own venv, made by the
+# peer script), quality against the published Yoochoose 1/64 figures
+bench-session: install
+	bash ../shared/peers/recbole_env.sh
+	$(BIN)/python benchmarks/session_speed_beauty.py
+	$(BIN)/python benchmarks/session_quality.py --dataset yoochoose1_64 \
+	  --epochs 3
 
 lint: install
 	$(BIN)/ruff check pyg_recsys tests benchmarks examples
