@@ -161,7 +161,8 @@ def _sasrec(split: Any, args: argparse.Namespace,
     return SASRec(ds.num_items, embedding_dim=args.dim,
                   num_blocks=args.blocks, num_heads=args.heads,
                   dropout=0.5 if args.dropout is None else args.dropout,
-                  max_len=args.max_len or 50, loss=args.loss)
+                  max_len=args.max_len or 50, loss=args.loss,
+                  norm_first=not args.post_norm)
 
 
 ModelBuilder = Callable[[Any, argparse.Namespace, Any], torch.nn.Module]
@@ -658,6 +659,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help='gru4rec: GRU layers')
     s.add_argument('--blocks', type=int, default=2,
                    help='sasrec: self-attention blocks (heads: --heads)')
+    s.add_argument('--post-norm', action='store_true',
+                   help='sasrec: post-norm blocks and normalised input '
+                   'embeddings (BERT / RecBole layout) instead of the '
+                   'paper\'s pre-norm')
     s.add_argument('--weight-decay', type=float, default=0.0,
                    help='Adam weight decay (SR-GNN: 1e-5)')
     s.add_argument('--lr-step', type=int, default=None,

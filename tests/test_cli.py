@@ -317,3 +317,16 @@ def test_session_cli_errors(env):
     _session(env / 'e', 'gru4rec', raw, '--epochs', '1')
     with pytest.raises(SystemExit, match='holds a next-item model'):
         main(['recommend', '--run', str(env / 'e'), '--user', '1'])
+
+
+def test_sasrec_post_norm_from_the_cli(env):
+    from pyg_recsys.nn.models import SASRec
+    raw = _write_s3rec(env / 'raw')
+    out = env / 'post'
+    assert _session(out, 'sasrec', raw, '--post-norm', '--epochs', '1') == 0
+    cfg = json.loads((out / 'config.json').read_text())
+    assert cfg['post_norm'] is True
+    state = torch.load(out / 'best.pt', weights_only=False)['model']
+    model = SASRec(25, embedding_dim=16, norm_first=False)
+    model.load_state_dict(state)
+    assert 'norm_first=False' in repr(model)

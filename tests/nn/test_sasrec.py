@@ -40,13 +40,16 @@ def small_model(**kwargs):
     return model.eval()
 
 
+def _ln(norm, x):
+    return F.layer_norm(x, (x.size(-1),), norm.weight, norm.bias, norm.eps)
+
+
 def dense_block(block, x):
     """One block by hand: dense masked softmax attention per head."""
     L, d = x.shape
     H = block.num_heads
     dh = d // H
-    y = F.layer_norm(x, (d,), block.attn_norm.weight, block.attn_norm.bias,
-                     block.attn_norm.eps)
+    y = _ln(block.attn_norm, x) if block.norm_first else x
     w_q, w_k, w_v = block.qkv.weight.chunk(3)
     b_q, b_k, b_v = block.qkv.bias.chunk(3)
     q, k, v = y @ w_q.t() + b_q, y @ w_k.t() + b_k, y @ w_v.t() + b_v
@@ -60,29 +63,37 @@ def dense_block(block, x):
         heads.append(s.softmax(-1) @ v[:, cols])
     a = torch.cat(heads, dim=1) @ block.out.weight.t() + block.out.bias
     x = x + a
-    z = F.layer_norm(x, (d,), block.ffn_norm.weight, block.ffn_norm.bias,
-                     block.ffn_norm.eps)
+    if not block.norm_first:  # post-norm: LN after each residual sum
+        x = _ln(block.attn_norm, x)
+    z = _ln(block.ffn_norm, x) if block.norm_first else x
     z = z @ block.ffn1.weight.t() + block.ffn1.bias
     z = F.gelu(z) if block.activation == 'gelu' else torch.relu(z)
-    return x + z @ block.ffn2.weight.t() + block.ffn2.bias
+    out = x + z @ block.ffn2.weight.t() + block.ffn2.bias
+    return out if block.norm_first else _ln(block.ffn_norm, out)
 
 
 def dense_model(model, seq):
     """The whole encoder by hand over one sequence alone: ``[L, d]``."""
     d = model.embedding_dim
     seq = torch.tensor(seq)
+    if not model.norm_first:  # LN(item + position), post-norm blocks
+        x = _ln(model.final_norm, model.item_emb.weight[seq]
+                + model.pos_emb.weight[:len(seq)])
+        for block in model.blocks:
+            x = dense_block(block, x)
+        return x
     x = model.item_emb.weight[seq] * math.sqrt(d) \
         + model.pos_emb.weight[:len(seq)]
     for block in model.blocks:
         x = dense_block(block, x)
-    norm = model.final_norm
-    return F.layer_norm(x, (d,), norm.weight, norm.bias, norm.eps)
+    return _ln(model.final_norm, x)
 
 
-@pytest.mark.parametrize('activation', ['gelu', 'relu'])
-def test_block_matches_dense_attention(activation):
+@pytest.mark.parametrize('activation,norm_first', [
+    ('gelu', True), ('relu', True), ('gelu', False)])
+def test_block_matches_dense_attention(activation, norm_first):
     torch.manual_seed(0)
-    model = small_model(activation=activation)
+    model = small_model(activation=activation, norm_first=norm_first)
     x = torch.randn(2, 6, 8)
     with torch.no_grad():
         out = model.blocks[0](x)
@@ -91,9 +102,10 @@ def test_block_matches_dense_attention(activation):
                                   atol=1e-5)
 
 
-def test_model_matches_dense_reference_per_sequence():
+@pytest.mark.parametrize('norm_first', [True, False])
+def test_model_matches_dense_reference_per_sequence(norm_first):
     torch.manual_seed(0)
-    model = small_model()
+    model = small_model(norm_first=norm_first)
     batch = make_batch(SEQS)
     with torch.no_grad():
         steps = model.encode_steps(batch)
@@ -107,12 +119,13 @@ def test_model_matches_dense_reference_per_sequence():
         assert torch.allclose(steps, alone, atol=1e-5)
 
 
-def test_causal_mask():
+@pytest.mark.parametrize('norm_first', [True, False])
+def test_causal_mask(norm_first):
     """Changing a later item never changes an earlier position's output
     (eval mode, every position before the change, several sequences,
     padding in the batch)."""
     torch.manual_seed(0)
-    model = small_model()
+    model = small_model(norm_first=norm_first)
     ptr = [0]
     for s in SEQS:
         ptr.append(ptr[-1] + len(s))

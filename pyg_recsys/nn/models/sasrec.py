@@ -49,6 +49,13 @@ class SASRecBlock(torch.nn.Module):
     :func:`torch.nn.functional.scaled_dot_product_attention` with
     ``is_causal=True`` (dropout on the attention weights in training).
 
+    With ``norm_first=False`` the block is post-norm instead, the layout of
+    BERT and of RecBole's SASRec: :math:`\mathbf{S} = \operatorname{LN}_1(
+    \mathbf{X} + \operatorname{Dropout}(\operatorname{MHA}(\mathbf{X})))`,
+    :math:`\mathbf{F} = \operatorname{LN}_2(\mathbf{S} +
+    \operatorname{Dropout}(\phi(\mathbf{S} \mathbf{W}_1 + \mathbf{b}_1)
+    \mathbf{W}_2 + \mathbf{b}_2))`.
+
     Args:
         embedding_dim: :math:`d`.
         num_heads: :math:`n_h` (must divide :math:`d`).
@@ -58,14 +65,17 @@ class SASRecBlock(torch.nn.Module):
         attn_dropout: Dropout on the attention weights.
         activation: ``'gelu'`` or ``'relu'``.
         layer_norm_eps: :math:`\epsilon` of the layer norms.
+        norm_first: Pre-norm (the paper) or post-norm sublayers.
     """
 
     def __init__(self, embedding_dim: int, num_heads: int, inner_size: int,
                  dropout: float, attn_dropout: float,
                  activation: str = 'gelu',
-                 layer_norm_eps: float = 1e-12) -> None:
+                 layer_norm_eps: float = 1e-12,
+                 norm_first: bool = True) -> None:
         super().__init__()
         self.num_heads = num_heads
+        self.norm_first = norm_first
         self.attn_dropout = attn_dropout
         self.activation = activation
         self.attn_norm = LayerNorm(embedding_dim, eps=layer_norm_eps)
@@ -86,10 +96,16 @@ class SASRecBlock(torch.nn.Module):
                                            is_causal=True)
         return self.out(h.transpose(1, 2).reshape(B, L, d))
 
+    def _act(self, h: Tensor) -> Tensor:
+        return F.gelu(h) if self.activation == 'gelu' else F.relu(h)
+
     def forward(self, x: Tensor) -> Tensor:
+        if not self.norm_first:  # post-norm (BERT / RecBole layout)
+            x = self.attn_norm(x + self.dropout(self.attention(x)))
+            h = self.ffn2(self._act(self.ffn1(x)))
+            return self.ffn_norm(x + self.dropout(h))
         x = x + self.dropout(self.attention(self.attn_norm(x)))
-        h = self.ffn1(self.ffn_norm(x))
-        h = F.gelu(h) if self.activation == 'gelu' else F.relu(h)
+        h = self._act(self.ffn1(self.ffn_norm(x)))
         return x + self.dropout(self.ffn2(self.dropout(h)))
 
 
@@ -172,8 +188,15 @@ class SASRec(PaddedSessionRecommender):
             ``dropout``).
         loss: ``'ce'``, ``'bce'`` or ``'bpr-max'``.
         bpr_max_reg: :math:`\lambda` of BPR-max's score regulariser.
+        norm_first: ``True`` (default): the paper's pre-norm blocks with a
+            final layer norm and :math:`\sqrt{d}`-scaled item embeddings.
+            ``False``: BERT's post-norm blocks (:class:`SASRecBlock`), the
+            layer norm applied to item plus position embeddings instead, no
+            scaling, one dropout in the feed-forward network: RecBole's
+            SASRec, which learns faster in the first epochs (Beauty, 3
+            epochs, prefix examples: test hit@10 0.0539 against 0.0508
+            pre-norm).
     """
-
 
     def __init__(
         self,
@@ -189,6 +212,7 @@ class SASRec(PaddedSessionRecommender):
         attn_dropout: float | None = None,
         loss: str = 'ce',
         bpr_max_reg: float = 1.0,
+        norm_first: bool = True,
     ) -> None:
         super().__init__(num_items, embedding_dim, loss=loss,
                          bpr_max_reg=bpr_max_reg)
@@ -214,11 +238,13 @@ class SASRec(PaddedSessionRecommender):
         self.num_blocks = num_blocks
         self.num_heads = num_heads
         self.max_len = max_len
+        self.norm_first = norm_first
         self.pos_emb = Embedding(max_len, embedding_dim)
         self.emb_dropout = Dropout(dropout)
         self.blocks = ModuleList([
             SASRecBlock(embedding_dim, num_heads, inner_size, dropout,
-                        attn_dropout, activation, layer_norm_eps)
+                        attn_dropout, activation, layer_norm_eps,
+                        norm_first)
             for _ in range(num_blocks)
         ])
         self.final_norm = LayerNorm(embedding_dim, eps=layer_norm_eps)
@@ -248,6 +274,12 @@ class SASRec(PaddedSessionRecommender):
                 f'max_len={self.max_len} positions; build the data with '
                 f'SessionGraphs(..., max_len={self.max_len})')
         pos = torch.arange(L, device=seq.device)
+        if not self.norm_first:  # RecBole: LN(item + position), post-norm
+            x = self.emb_dropout(self.final_norm(self.item_emb(seq)
+                                                 + self.pos_emb(pos)))
+            for block in self.blocks:
+                x = block(x)
+            return x, mask
         x = self.item_emb(seq) * math.sqrt(self.embedding_dim) \
             + self.pos_emb(pos)
         x = self.emb_dropout(x)
@@ -257,7 +289,8 @@ class SASRec(PaddedSessionRecommender):
 
     def extra_repr(self) -> str:
         return (f'{super().extra_repr()}, num_blocks={self.num_blocks}, '
-                f'num_heads={self.num_heads}, max_len={self.max_len}')
+                f'num_heads={self.num_heads}, max_len={self.max_len}, '
+                f'norm_first={self.norm_first}')
 
 
 __all__ = ['SASRec', 'SASRecBlock']
