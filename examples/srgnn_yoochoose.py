@@ -41,7 +41,7 @@ def main() -> None:
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--out', default=None, help='checkpoint folder')
     p.add_argument('--smoke', action='store_true',
-                   help='one epoch on 2,000 training examples')
+                   help='one epoch on 1,000 training examples')
     args = p.parse_args()
 
     seed_everything(args.seed)
@@ -49,12 +49,10 @@ def main() -> None:
     task = next_item_task(ds, mode='prefix', seed=args.seed)
     train, val, test = task.train, task.val, task.test
     if args.smoke:
-        args.epochs = 1
-        first = range(2000)
-        train = SessionGraphs([ds.train[i] for i in first],
-                              targets=ds.train_y[:2000],
+        args.epochs, n = 1, 1000
+        train = SessionGraphs(ds.train[:n], targets=ds.train_y[:n],
                               num_items=ds.num_items)
-        val = SessionGraphs(ds.test[:500], targets=ds.test_y[:500],
+        val = SessionGraphs(ds.test[:200], targets=ds.test_y[:200],
                             num_items=ds.num_items)
         test = val
     print(f'{args.dataset}: {ds.num_items} items, {len(train)} / '
