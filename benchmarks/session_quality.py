@@ -123,6 +123,13 @@ def run(dataset: str, model: str, epochs: int, raw_dir: str | None,
     return out
 
 
+def _finished(out: Path) -> bool:
+    """A run whose final ``metrics.json`` is written (the trainer's
+    per-epoch record of a run still going has no ``task``)."""
+    path = out / 'metrics.json'
+    return path.exists() and 'task' in json.loads(path.read_text())
+
+
 def row(out: Path) -> dict:
     result = json.loads((out / 'metrics.json').read_text())
     config = json.loads((out / 'config.json').read_text())
@@ -225,7 +232,7 @@ def main() -> None:
             run(args.dataset, model, args.epochs, args.raw_dir, args.runs,
                 args.eval_every)
     rows = [row(out) for out in sorted(args.runs.glob('*/*'))
-            if (out / 'metrics.json').exists()]
+            if _finished(out)]
     write_results(HERE / 'results', 'session_quality',
                   dict(machine=machine(),
                        threads=os.environ.get('OMP_NUM_THREADS'),
