@@ -88,7 +88,6 @@ class GRU4Rec(PaddedSessionRecommender):
         bpr_max_reg: :math:`\lambda` of BPR-max's score regulariser.
     """
 
-
     def __init__(
         self,
         num_items: int,
