@@ -315,8 +315,10 @@ def build_session_task(ds: Any, args: argparse.Namespace,
     if mode == 'sequence' and not getattr(model, 'causal', False):
         raise SystemExit(f'pyg-recsys train: {args.model} is not causal; '
                          f'it trains with --train-mode prefix')
+    # a model with a fixed number of positions (SASRec) bounds the length
+    max_len = args.max_len or getattr(model, 'max_len', None)
     try:
-        return next_item_task(ds, mode=mode, max_len=args.max_len or None,
+        return next_item_task(ds, mode=mode, max_len=max_len,
                               seed=args.seed)
     except ValueError as err:
         raise SystemExit(f'pyg-recsys train: {err}') from None
@@ -634,7 +636,7 @@ def build_parser() -> argparse.ArgumentParser:
                              'gru4rec, sasrec)')
     s.add_argument('--max-len', type=int, default=None,
                    help='keep the last N steps of every example (default '
-                   '50; 0: no limit)')
+                   '50; 0: no limit, except sasrec\'s 50 positions)')
     s.add_argument('--loss', choices=('ce', 'bce', 'bpr-max'), default='ce',
                    help='ce: softmax over all items; bce: one sampled '
                    'negative (SASRec paper); bpr-max: in-batch negatives '

@@ -323,9 +323,11 @@ def test_sasrec_post_norm_from_the_cli(env):
     from pyg_recsys.nn.models import SASRec
     raw = _write_s3rec(env / 'raw')
     out = env / 'post'
-    assert _session(out, 'sasrec', raw, '--post-norm', '--epochs', '1') == 0
+    # --max-len 0 (no limit) still cuts SASRec's data at its 50 positions
+    assert _session(out, 'sasrec', raw, '--post-norm', '--epochs', '1',
+                    '--max-len', '0') == 0
     cfg = json.loads((out / 'config.json').read_text())
-    assert cfg['post_norm'] is True
+    assert cfg['post_norm'] is True and cfg['task']['max_len'] == 50
     state = torch.load(out / 'best.pt', weights_only=False)['model']
     model = SASRec(25, embedding_dim=16, norm_first=False)
     model.load_state_dict(state)
