@@ -388,8 +388,7 @@ def _train_session(args: argparse.Namespace, out: Path,
             if key.startswith(f'sampled{sampled}_'):
                 print(f'  {key:<24} {result["test"][key]:.4f}')
     model.eval()
-    batch = SessionLoader(task.test, 3).dataset.collate(range(min(
-        3, len(task.test))))
+    batch = task.test.collate(range(min(3, len(task.test))))
     _, top = model.recommend(batch, 5)
     ids = ds.item_ids
     print('sample next-item recommendations (original item ids):')
