@@ -115,8 +115,8 @@ class TAGNN(SessionRecommender):
         step = step_batch(batch)
         num = batch.last.numel()
         a = self.readout(h[batch.last], hs, step)
-        qt, mask = to_dense_batch(self.linear_t(hs), step, batch_size=num)
-        hs, _ = to_dense_batch(hs, step, batch_size=num)
+        hs, mask = to_dense_batch(hs, step, batch_size=num)
+        qt = self.linear_t(hs)  # no bias: padded rows stay zero
         return a, qt, hs, mask
 
     def encode(self, batch) -> Tensor:
