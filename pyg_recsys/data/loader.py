@@ -19,6 +19,37 @@ Sampler = (NegativeSampler | SharedSampler | InBatchSampler |
            CurriculumSampler)
 
 
+class EpochSeeded:
+    """Loaders that draw a fresh random stream per epoch.
+
+    :meth:`set_epoch` (called by :class:`~pyg_recsys.train.Trainer` before
+    every epoch) selects the epoch; :meth:`epoch_generator` is seeded from
+    ``seed`` and that epoch only, so a resumed run sees the same batches as
+    an uninterrupted one.  Subclasses set ``seed``, ``batch_size`` and
+    ``drop_last``.
+    """
+
+    seed: int = 0
+    epoch: int = 0
+    batch_size: int
+    drop_last: bool = False
+
+    def set_epoch(self, epoch: int) -> None:
+        """Selects the random stream of ``epoch``."""
+        self.epoch = epoch
+
+    def epoch_generator(self) -> torch.Generator:
+        """A generator seeded from ``seed`` and the current epoch."""
+        return torch.Generator().manual_seed(
+            self.seed * 1_000_003 + self.epoch)
+
+    def _num_batches(self, n: int) -> int:
+        """Batches of ``batch_size`` over ``n`` examples."""
+        if self.drop_last:
+            return n // self.batch_size
+        return -(-n // self.batch_size)
+
+
 class PairBatch(NamedTuple):
     """A batch of training pairs: ``user`` and ``pos`` are ``[B]``, ``neg``
     is ``[B]`` (one negative each) or ``[B, N]``.
@@ -40,7 +71,7 @@ class PairBatch(NamedTuple):
         return self.user.numel()
 
 
-class PairLoader:
+class PairLoader(EpochSeeded):
     """Iterates over shuffled training pairs with fresh negatives each epoch.
 
     Randomness comes from a generator seeded by ``(seed, epoch)``: call
@@ -84,20 +115,13 @@ class PairLoader:
         self.seed = seed
         self.epoch = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
     def __len__(self) -> int:
-        n = self.pairs.size(1)
-        if self.drop_last:
-            return n // self.batch_size
-        return -(-n // self.batch_size)
+        return self._num_batches(self.pairs.size(1))
 
     def __iter__(self) -> Iterator[PairBatch]:
         if hasattr(self.sampler, 'set_epoch'):
             self.sampler.set_epoch(self.epoch)
-        gen = torch.Generator().manual_seed(
-            self.seed * 1_000_003 + self.epoch)
+        gen = self.epoch_generator()
         n = self.pairs.size(1)
         order = (torch.randperm(n, generator=gen) if self.shuffle
                  else torch.arange(n))
@@ -112,7 +136,7 @@ class PairLoader:
                     user, self.num_neg, generator=gen))
 
 
-class LinkNeighborPairLoader:
+class LinkNeighborPairLoader(EpochSeeded):
     """Mini-batches of sampled subgraphs around (user, positive, negative)
     triples, for training message-passing recommenders on graphs that do
     not fit a full-graph pass.
@@ -192,15 +216,11 @@ class LinkNeighborPairLoader:
                 batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
                 **kwargs)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
     def __len__(self) -> int:
         return len(self.loader)
 
     def __iter__(self) -> Iterator[HeteroData]:
-        state = torch.Generator().manual_seed(
-            self.seed * 1_000_003 + self.epoch).get_state()
+        state = self.epoch_generator().get_state()
         it = None
         while True:
             with torch.random.fork_rng(devices=[]):

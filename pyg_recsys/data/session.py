@@ -46,6 +46,8 @@ from torch.utils.data import Dataset
 from torch_geometric.data import Batch, Data
 from torch_geometric.utils import to_dense_batch
 
+from pyg_recsys.data.loader import EpochSeeded
+
 MODES = ('prefix', 'sequence')
 
 
@@ -397,7 +399,7 @@ class SessionGraphs(Dataset):
                 f'num_items={self.num_items})')
 
 
-class SessionLoader:
+class SessionLoader(EpochSeeded):
     """Batches of a :class:`SessionGraphs` dataset: the one loader of the
     session and sequence models.
 
@@ -448,15 +450,8 @@ class SessionLoader:
         self.seed = seed
         self.epoch = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        """Selects the shuffling order of ``epoch``."""
-        self.epoch = epoch
-
     def __len__(self) -> int:
-        n = len(self.dataset)
-        if self.drop_last:
-            return n // self.batch_size
-        return -(-n // self.batch_size)
+        return self._num_batches(len(self.dataset))
 
     def __iter__(self):
         n = len(self.dataset)
@@ -466,8 +461,7 @@ class SessionLoader:
             for i in range(len(self)):
                 yield self.dataset.collate(order[i * size:(i + 1) * size])
             return
-        gen = torch.Generator().manual_seed(
-            self.seed * 1_000_003 + self.epoch)
+        gen = self.epoch_generator()
         order = torch.randperm(n, generator=gen)
         batches = [order[i * size:(i + 1) * size] for i in range(len(self))]
         if self.bucket is not None and self.bucket > 1:
