@@ -24,6 +24,8 @@ import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
+from pyg_recsys.schema import ITEM, USER, USER_ITEM, build_graph
+
 log = logging.getLogger(__name__)
 
 DEDUP = ('last', 'first', 'mean')
@@ -146,27 +148,47 @@ class Interactions:
         return self._lookup('item', orig_id)
 
     def to_hetero(self) -> HeteroData:
-        """The full log as a :class:`~torch_geometric.data.HeteroData`.
+        """The full log as a :class:`~torch_geometric.data.HeteroData`
+        (:func:`~pyg_recsys.schema.build_graph`).
 
         Every interaction is on ``('user', 'interacts', 'item')`` and its
         reverse on ``('item', 'rev_interacts', 'user')``, with ``rating``
-        and ``time`` edge attributes when present.  This is the whole log,
-        not a message-passing graph: use :meth:`Split.graph` for training.
+        and ``time`` edge attributes when present, and the original ids in
+        ``data.orig_ids``.  This is the whole log, not a message-passing
+        graph: use :meth:`Split.graph` for training.
         """
-        data = HeteroData()
-        data['user'].num_nodes = self.num_users
-        data['item'].num_nodes = self.num_items
-        edge_index = torch.stack([self.user, self.item])
-        fwd = data['user', 'interacts', 'item']
-        rev = data['item', 'rev_interacts', 'user']
-        fwd.edge_index = edge_index
-        rev.edge_index = edge_index.flip(0)
-        for name in ('rating', 'time'):
-            value = getattr(self, name)
-            if value is not None:
-                fwd[name] = value
-                rev[name] = value
-        return data
+        attrs = {name: getattr(self, name) for name in ('rating', 'time')
+                 if getattr(self, name) is not None}
+        return build_graph({USER: self.num_users, ITEM: self.num_items},
+                           {USER_ITEM: torch.stack([self.user, self.item])},
+                           {USER_ITEM: attrs},
+                           ids={USER: self.user_ids, ITEM: self.item_ids})
+
+    @classmethod
+    def from_dataframe(cls, df: Any, user: str, item: str,
+                       rating: str | None = None, time: str | None = None,
+                       *, dedup: str = 'last',
+                       k_core: int | tuple[int, int] | None = None
+                       ) -> Interactions:
+        """Builds the log from a :class:`pandas.DataFrame`; see
+        :func:`from_dataframe`."""
+        return from_dataframe(df, user=user, item=item, rating=rating,
+                              time=time, dedup=dedup, k_core=k_core)
+
+    def sequences(self) -> tuple[np.ndarray, list[list[int]]]:
+        """Every user's items in time order (ties, or no time: row order),
+        for next-item models: ``(users, sequences)`` with the contiguous
+        user ids that have interactions and one list of contiguous item
+        ids each.  Needs unique rows only if the caller wants them; repeats
+        of an item are kept."""
+        order = torch.arange(len(self))
+        if self.time is not None:
+            order = torch.sort(self.time, stable=True).indices
+        order = order[torch.sort(self.user[order], stable=True).indices]
+        user, item = self.user[order], self.item[order]
+        users, counts = torch.unique_consecutive(user, return_counts=True)
+        seqs = [s.tolist() for s in torch.split(item, counts.tolist())]
+        return users.numpy(), seqs
 
     def subset(self, mask: Tensor, reindex: bool = False) -> Interactions:
         """The interactions selected by a boolean mask or an index tensor.
@@ -291,7 +313,7 @@ def _build(user: np.ndarray, user_ids: np.ndarray, item: np.ndarray,
            item_ids: np.ndarray, rating: np.ndarray | None,
            time: np.ndarray | None, dedup: str,
            k_core: tuple[int, int] | None,
-           info: dict[str, Any]) -> Interactions:
+           info: dict[str, Any], where: str) -> Interactions:
     keep, rating, dropped = _dedup(user, item, len(item_ids), rating,
                                    time, dedup)
     info = dict(info, dedup=dedup, num_duplicates=int(dropped))
@@ -302,6 +324,12 @@ def _build(user: np.ndarray, user_ids: np.ndarray, item: np.ndarray,
         user_ids, item_ids, info)
     if k_core is not None:
         mask = k_core_mask(out.user, out.item, *k_core)
+        if mask.numel() and not bool(mask.any()):
+            raise ValueError(
+                f'{where}: k_core={tuple(k_core)} removed all '
+                f'{mask.numel()} interactions (no subset where every user '
+                f'has >= {k_core[0]} and every item >= {k_core[1]} '
+                f'interactions); lower k_core')
         out = out.subset(mask, reindex=True)
         out.info.update(k_core=list(k_core),
                         k_core_dropped=int((~mask).sum()))
@@ -311,9 +339,27 @@ def _build(user: np.ndarray, user_ids: np.ndarray, item: np.ndarray,
 def _unique_ids(values: np.ndarray,
                 where: str) -> tuple[np.ndarray, np.ndarray]:
     """Sorted unique ids and the contiguous code of every value."""
-    if values.dtype.kind == 'f' or values.dtype.kind == 'c':
+    if values.dtype.kind in 'fcb':
+        kind = 'boolean' if values.dtype.kind == 'b' else str(values.dtype)
         raise ValueError(f'{where}: ids must be integers or strings, got '
-                         f'dtype {values.dtype}')
+                         f'{kind} ids')
+    if values.dtype.kind == 'O':
+        kinds = {type(v) for v in values.tolist()}
+        if kinds & {bool, np.bool_}:
+            raise ValueError(f'{where}: ids must be integers or strings, '
+                             f'got boolean ids')
+        ints = {k for k in kinds if issubclass(k, (int, np.integer))}
+        strs = {k for k in kinds if issubclass(k, str)}
+        if ints and strs:
+            raise ValueError(f'{where}: ids mix integers and strings; '
+                             f'convert the column to one type (e.g. '
+                             f'.astype(str))')
+        if kinds - ints - strs:
+            bad = sorted(k.__name__ for k in kinds - ints - strs)
+            raise ValueError(f'{where}: ids must be integers or strings, '
+                             f'got {bad}')
+        values = (values.astype(np.int64) if ints
+                  else values.astype(str))
     uniq, codes = np.unique(values, return_inverse=True)
     return uniq, codes.reshape(-1).astype(np.int64)
 
@@ -375,7 +421,153 @@ def from_tensors(user: Any, item: Any, rating: Any = None,
             arr = arr.astype(np.int64)
         arrays[name] = arr
     return _build(u_codes, user_ids, i_codes, item_ids, arrays['rating'],
-                  arrays['time'], dedup, k_pair, {'source': 'tensors'})
+                  arrays['time'], dedup, k_pair, {'source': 'tensors'},
+                  where)
+
+
+# The text pandas gives a missing value when a column is cast to str.
+_MISSING_TEXT = frozenset({'', 'nan', 'NaN', 'None', '<NA>', 'NaT'})
+
+
+def _frame_ids(series: Any, role: str, where: str) -> np.ndarray:
+    """The ids of a DataFrame column as an int64 or str array."""
+    pd = _pandas()
+    dtype = series.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        if bool(series.isna().any()):
+            row = int(np.flatnonzero(series.isna().to_numpy())[0])
+            raise ValueError(f'{where}: {role} id at row {row} is missing '
+                             f'(NaN category); drop or fill missing ids '
+                             f'first')
+        series = series.astype(series.cat.categories.dtype)
+        dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        raise ValueError(f'{where}: {role} ids must be integers or strings, '
+                         f'got boolean ids')
+    missing = series.isna().to_numpy()
+    if missing.any():
+        row = int(np.flatnonzero(missing)[0])
+        raise ValueError(f'{where}: {role} id at row {row} is missing '
+                         f'(None / NaN); drop or fill missing ids first')
+    if pd.api.types.is_integer_dtype(dtype):
+        return series.to_numpy(dtype=np.int64)
+    if pd.api.types.is_float_dtype(dtype):
+        raise ValueError(f'{where}: {role} ids must be integers or strings, '
+                         f'got {dtype} ids; convert the column with '
+                         f".astype('int64') or .astype(str)")
+    values = series.to_numpy(dtype=object)
+    text = np.fromiter((isinstance(v, str) and v in _MISSING_TEXT
+                        for v in values.tolist()), dtype=bool,
+                       count=values.size)
+    if text.any():
+        row = int(np.flatnonzero(text)[0])
+        raise ValueError(f'{where}: {role} id {values[row]!r} at row {row} '
+                         f'is the text of a missing value; drop or fill '
+                         f'missing ids before converting them to str')
+    _, codes = _unique_ids(values, f'{where}: {role}')  # type checks
+    del codes
+    kinds = {type(v) for v in values.tolist()}
+    if any(issubclass(k, str) for k in kinds):
+        return values.astype(str)
+    return values.astype(np.int64)
+
+
+def _frame_numbers(series: Any, role: str, where: str) -> np.ndarray:
+    """Ratings or times of a DataFrame column: finite numbers, or
+    datetimes (naive ones read as UTC, aware ones converted to UTC) as
+    seconds since the epoch (int64, float64 where there are fractions of
+    a second)."""
+    pd = _pandas()
+    if series.isna().to_numpy().any():
+        row = int(np.flatnonzero(series.isna().to_numpy())[0])
+        raise ValueError(f'{where}: {role} at row {row} is missing (None / '
+                         f'NaN / NaT); drop or fill it first')
+    dtype = series.dtype
+    if role == 'time' and not (pd.api.types.is_numeric_dtype(dtype)
+                               and not pd.api.types.is_bool_dtype(dtype)):
+        try:
+            stamps = pd.to_datetime(series, utc=True)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f'{where}: time must be numbers or datetimes, '
+                             f'got {dtype} ({e})') from None
+        return _datetime_seconds(stamps.to_numpy(dtype='datetime64[ns]'))
+    if not pd.api.types.is_numeric_dtype(dtype):
+        try:
+            values = series.to_numpy(dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f'{where}: {role} must be numbers, got '
+                             f'{dtype}') from None
+    else:
+        values = series.to_numpy()
+    if values.dtype.kind == 'f':
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            raise ValueError(f'{where}: {role} at row {int(bad[0])} is '
+                             f'{values[bad[0]]}; pass finite numbers')
+    return values
+
+
+def _datetime_seconds(values: np.ndarray) -> np.ndarray:
+    """``datetime64`` values as seconds since the epoch: int64 when all
+    are whole seconds, float64 otherwise (order is kept either way)."""
+    ns = values.astype('datetime64[ns]').astype(np.int64)
+    if np.all(ns % 1_000_000_000 == 0):
+        return ns // 1_000_000_000
+    return ns / 1e9
+
+
+def from_dataframe(df: Any, user: str, item: str, rating: str | None = None,
+                   time: str | None = None, *, dedup: str = 'last',
+                   k_core: int | tuple[int, int] | None = None
+                   ) -> Interactions:
+    """Builds :class:`Interactions` from a :class:`pandas.DataFrame`.
+
+    Ids may be integer, string or categorical columns (a column mixing
+    integers and strings is an error: ``7`` and ``'7'`` would be two
+    users).  Times may be numbers or datetimes, naive (read as UTC) or
+    timezone-aware (converted to UTC), stored as seconds since the epoch.
+
+    Args:
+        df: The table, one interaction per row.
+        user: Column of user ids.
+        item: Column of item ids.
+        rating: Optional column of ratings (finite numbers).
+        time: Optional column of timestamps.
+        dedup: Handling of repeated pairs, see :func:`from_tensors`.
+        k_core: Optional k-core filter, see :func:`from_tensors`.
+
+    Raises:
+        ValueError: Naming the column and row of a missing value (None,
+            NaN, NaT, or an id that is the text of one such as ``'nan'``),
+            for boolean or float ids, mixed integer and string ids, no
+            rows, or a k-core filter that removes every interaction.
+    """
+    where = 'from_dataframe'
+    if not hasattr(df, 'columns') or not hasattr(df, 'iloc'):
+        raise TypeError(f'{where}: expected a pandas DataFrame, got '
+                        f'{type(df).__name__}')
+    cols = {'user': user, 'item': item, 'rating': rating, 'time': time}
+    for role, col in cols.items():
+        if col is not None and col not in df.columns:
+            raise ValueError(f'{where}: column {col!r} ({role}) not found; '
+                             f'the frame has columns {list(df.columns)}')
+    if len(df) == 0:
+        raise ValueError(f'{where}: the frame has no rows; expected one '
+                         f'interaction per row')
+    k_pair = _check_options(where, dedup, k_core, rating is not None)
+    u = _frame_ids(df[user], 'user', where)
+    i = _frame_ids(df[item], 'item', where)
+    user_ids, u_codes = _unique_ids(u, f'{where}: user')
+    item_ids, i_codes = _unique_ids(i, f'{where}: item')
+    r = t = None
+    if rating is not None:
+        r = _frame_numbers(df[rating], 'rating', where).astype(np.float32)
+    if time is not None:
+        t = _frame_numbers(df[time], 'time', where)
+        if t.dtype.kind in 'iub':
+            t = t.astype(np.int64)
+    return _build(u_codes, user_ids, i_codes, item_ids, r, t, dedup,
+                  k_pair, {'source': 'dataframe'}, where)
 
 
 # ---------------------------------------------------------------------------
@@ -585,7 +777,7 @@ def _parse_numbers(values: np.ndarray, role: str, label: str,
         if bad.size:
             raise ValueError(f'read_table: {label}: {locate(bad[0])}: '
                              f'{role} is missing')
-        return values.astype('datetime64[s]').astype(np.int64)
+        return _datetime_seconds(values)
     if values.dtype.kind in 'iub':
         return values.astype(np.int64 if integer_ok else np.float64)
     if values.dtype.kind != 'f':
@@ -630,7 +822,7 @@ def _from_columns(columns: dict[str, np.ndarray], label: str,
         time = _parse_numbers(columns['time'], 'timestamp', label, locate,
                               integer_ok=True)
     return _build(user, user_ids, item, item_ids, rating, time, dedup,
-                  k_core, info)
+                  k_core, info, f'read_table: {label}')
 
 
 def _read_parquet(path: str, cols: dict[str, _Column]

@@ -7,24 +7,36 @@ uses :meth:`Split.graph`, built from the training pairs only.
 """
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from pyg_recsys.data.interactions import Interactions
 from pyg_recsys.ops.csr import CSR, isin_sorted
+from pyg_recsys.schema import (
+    ITEM,
+    ITEM_ITEM,
+    USER,
+    USER_ITEM,
+    EdgeType,
+    build_graph,
+)
+
+log = logging.getLogger(__name__)
 
 PARTS = ('train', 'val', 'test')
 
 
 @dataclass
 class Split:
-    """A user-item split.
+    """A user-item split, with the side relations that are never held out.
 
     Attributes:
         num_users: Number of users (ids ``0 .. num_users - 1``).
@@ -39,6 +51,24 @@ class Split:
         attrs: Optional per-part edge attributes, e.g.
             ``attrs['train']['rating']`` aligned with ``train``'s columns.
         info: Free-form provenance (dataset name, ratios, files ...).
+        ids: Original ids per node type (``ids['user'][u]`` is the raw id
+            of user ``u``; also ``'item'`` and ``'entity'`` where present),
+            so recommendations map back without the data set.
+        x: Node features per node type (``x['item']`` ``[num_items, F]``).
+        num_nodes: Sizes of the node types beyond users and items
+            (``{'entity': n}`` for a knowledge graph).
+        side: Side relations, edge type -> ``[2, E]`` local ids: the
+            relations of a knowledge graph, user-user trust
+            (:data:`~pyg_recsys.schema.USER_USER`), the item-item
+            co-interaction graph (:data:`~pyg_recsys.schema.ITEM_ITEM`,
+            built from the training pairs).  Part of :meth:`graph`, never
+            part of what is held out; reverse edge types are added there.
+        side_attrs: Edge attributes of side relations (``edge_weight`` ...).
+        labelled: Click-through rows per part, ``[3, n]`` (user, item,
+            label) in the source's order, where the data set comes with
+            explicit negatives (Last.FM as KGCN prepares it); the positives
+            of a part are also in :attr:`train` / :attr:`val` /
+            :attr:`test`, the negatives only here (never in the graph).
     """
 
     num_users: int
@@ -51,12 +81,24 @@ class Split:
     cut_time: Any = None
     attrs: dict[str, dict[str, Tensor]] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    ids: dict[str, Any] = field(default_factory=dict)
+    x: dict[str, Tensor] = field(default_factory=dict)
+    num_nodes: dict[str, int] = field(default_factory=dict)
+    side: dict[EdgeType, Tensor] = field(default_factory=dict)
+    side_attrs: dict[EdgeType, dict[str, Tensor]] = field(
+        default_factory=dict)
+    labelled: dict[str, Tensor] = field(default_factory=dict)
 
     def part(self, name: str) -> Tensor:
         if name not in PARTS:
             raise ValueError(f"Split.part: unknown part '{name}'; use one of "
                              f'{PARTS}')
         return getattr(self, name)
+
+    def node_counts(self) -> dict[str, int]:
+        """Node type -> number of nodes, users and items first."""
+        return {USER: self.num_users, ITEM: self.num_items,
+                **{t: int(n) for t, n in self.num_nodes.items()}}
 
     def csr(self, name: str) -> CSR:
         """The items of each user in one part, as a :class:`CSR`."""
@@ -89,49 +131,79 @@ class Split:
                 self.part(name)  # raises the error for unknown names
         return cache[key]
 
-    def graph(self) -> HeteroData:
-        """The message-passing graph: training pairs only, both directions.
+    def known(self) -> CSR:
+        """Every known item of each user (training, validation and test):
+        what a recommendation for a user of the data set leaves out."""
+        return CSR.union(self.csr('train'), self.csr('val'), self.csr('test'))
 
-        ``('user', 'interacts', 'item')`` holds the training pairs and
-        ``('item', 'rev_interacts', 'user')`` their reverse; training edge
-        attributes (``rating``, ``time``) are copied to both.
-        """
-        data = HeteroData()
-        data['user'].num_nodes = self.num_users
-        data['item'].num_nodes = self.num_items
-        fwd = data['user', 'interacts', 'item']
-        rev = data['item', 'rev_interacts', 'user']
-        fwd.edge_index = self.train
-        rev.edge_index = self.train.flip(0)
-        for key, value in self.attrs.get('train', {}).items():
-            fwd[key] = value
-            rev[key] = value
-        return data
+    def graph(self) -> HeteroData:
+        """The message-passing graph (:func:`~pyg_recsys.schema.
+        build_graph`): the training pairs on ``('user', 'interacts',
+        'item')`` and their reverse on ``('item', 'rev_interacts',
+        'user')`` (training edge attributes such as ``rating`` and
+        ``time`` on both), the side relations with their reverse edge
+        types, the node features :attr:`x` and the original ids
+        (``graph.orig_ids``).  Held-out pairs are never in it."""
+        edges = {USER_ITEM: self.train, **self.side}
+        attrs = dict(self.side_attrs)
+        if self.attrs.get('train'):
+            attrs[USER_ITEM] = self.attrs['train']
+        return build_graph(self.node_counts(), edges, attrs, self.x,
+                           self.ids)
 
     def meta(self) -> dict[str, Any]:
         """A JSON-able record of how the split was made and its sizes."""
         cut = self.cut_time
         if isinstance(cut, Tensor):
             cut = cut.tolist()
-        return dict(kind=self.kind, seed=self.seed, cut_time=cut,
-                    num_users=self.num_users, num_items=self.num_items,
-                    num_train=int(self.train.size(1)),
-                    num_val=int(self.val.size(1)),
-                    num_test=int(self.test.size(1)), **self.info)
+        out = dict(kind=self.kind, seed=self.seed, cut_time=cut,
+                   num_users=self.num_users, num_items=self.num_items,
+                   num_train=int(self.train.size(1)),
+                   num_val=int(self.val.size(1)),
+                   num_test=int(self.test.size(1)))
+        if self.num_nodes:
+            out['num_nodes'] = dict(self.num_nodes)
+        if self.side:
+            out['side'] = dict(edge_types=len(self.side),
+                               edges=sum(int(e.size(1))
+                                         for e in self.side.values()))
+        if self.labelled:
+            out['labelled'] = {p: int(r.size(1))
+                               for p, r in self.labelled.items()}
+        return dict(out, **self.info)
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain tensors, lists and numbers, loadable with
+        ``torch.load(..., weights_only=True)``."""
         return dict(num_users=self.num_users, num_items=self.num_items,
                     train=self.train, val=self.val, test=self.test,
                     kind=self.kind, seed=self.seed, cut_time=self.cut_time,
-                    attrs=self.attrs, info=self.info)
+                    attrs=self.attrs, info=self.info,
+                    ids={t: np.asarray(v).tolist()
+                         for t, v in self.ids.items()},
+                    x=self.x, num_nodes=self.num_nodes, side=self.side,
+                    side_attrs=self.side_attrs, labelled=self.labelled)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Split:
+        d = dict(d)
+        d['ids'] = {t: ids_array(v) for t, v in d.get('ids', {}).items()}
         return cls(**d)
 
-    def audit(self) -> None:
+    def audit(self) -> dict[str, Any]:
         """Checks the split is leak-free; see :func:`audit`."""
-        audit(self)
+        return audit(self)
+
+
+def ids_array(ids: Any) -> np.ndarray:
+    """Original ids as an array: int64 for integers, str otherwise."""
+    ids = list(ids) if not isinstance(ids, np.ndarray) else ids
+    if len(ids) == 0:
+        return np.zeros(0, dtype=np.int64)
+    arr = np.asarray(ids)
+    if arr.dtype.kind in 'iu':
+        return arr.astype(np.int64)
+    return arr.astype(str)
 
 
 # ---------------------------------------------------------------------------
@@ -200,7 +272,8 @@ def _make_split(inter: Interactions, part: Tensor, kind: str,
         info = dict(source=inter.info['source'], **info)
     return Split(inter.num_users, inter.num_items, pairs['train'],
                  pairs['val'], pairs['test'], kind=kind, seed=seed,
-                 cut_time=cut_time, attrs=attrs, info=info)
+                 cut_time=cut_time, attrs=attrs, info=info,
+                 ids={USER: inter.user_ids, ITEM: inter.item_ids})
 
 
 def _holdout_counts(deg: Tensor, r_val: float,
@@ -224,29 +297,48 @@ def _holdout_counts(deg: Tensor, r_val: float,
 
 def random_split(inter: Interactions,
                  ratios: Sequence[float] = (0.8, 0.1, 0.1),
-                 seed: int = 0) -> Split:
-    """Per-user random split.
+                 seed: int = 0, per_user: bool = True) -> Split:
+    """Random split, per user (default) or over the whole log.
 
-    Each user's interactions are shuffled (a :class:`torch.Generator`
-    seeded with ``seed``, so the split is reproducible) and cut into
-    train / validation / test.  Counts per user with ``n`` interactions:
-    ``n_test = round(n * r_test)`` and ``n_val = round(n * r_val)``
-    rounding half up, each at least 1 when its ratio is positive, then
-    reduced (test first) until at least one interaction is left for
-    training.  Users with fewer than 3 interactions keep all of them in
-    train.  Vectorized: one sort by (user, random key), ranks from the
-    per-user offsets.
+    Per user: each user's interactions are shuffled (a
+    :class:`torch.Generator` seeded with ``seed``, so the split is
+    reproducible) and cut into train / validation / test.  Counts per user
+    with ``n`` interactions: ``n_test = round(n * r_test)`` and
+    ``n_val = round(n * r_val)`` rounding half up, each at least 1 when its
+    ratio is positive, then reduced (test first) until at least one
+    interaction is left for training.  Users with fewer than 3
+    interactions keep all of them in train.  Vectorized: one sort by
+    (user, random key), ranks from the per-user offsets.
+
+    Over the whole log (``per_user=False``, the rating-prediction protocol
+    of GraphRec and most explicit-feedback papers): the interactions are
+    shuffled once and the first ``round(E * r_train)`` are training, the
+    next ``round(E * r_val)`` validation, the rest test; users and items
+    without training interactions (cold start) are counted in ``info``.
 
     Args:
         inter: The log (unique pairs).
         ratios: ``(train, val, test)`` fractions summing to 1.
         seed: Seed of the shuffle.
+        per_user: Cut every user's interactions (``True``) or the whole
+            log (``False``).
     """
     where = 'random_split'
-    _, r_val, r_test = _check_ratios(where, ratios)
+    r_train, r_val, r_test = _check_ratios(where, ratios)
     _check_unique(where, inter)
     gen = torch.Generator().manual_seed(int(seed))
     num = len(inter)
+    if not per_user:
+        order = torch.randperm(num, generator=gen)
+        n_train = int(_round_half_up(torch.tensor(num * r_train)))
+        n_val = int(_round_half_up(torch.tensor(num * (r_train + r_val))))
+        part = torch.empty(num, dtype=torch.long)
+        part[order] = torch.where(
+            torch.arange(num) < n_train, 0,
+            torch.where(torch.arange(num) < n_val, 1, 2))
+        info = dict(ratios=list(ratios), per_user=False,
+                    **_cold_counts(inter, part))
+        return _make_split(inter, part, 'random', int(seed), None, info)
     order = _sort_by_user(inter.user, torch.randperm(num, generator=gen))
     user = inter.user[order]
     deg, start = _offsets(inter.user, inter.num_users)
@@ -261,6 +353,24 @@ def random_split(inter: Interactions,
                 rounding='half-up; >=1 val/test and >=1 train per user '
                          'with >=3 interactions')
     return _make_split(inter, part, 'random', int(seed), None, info)
+
+
+def _cold_counts(inter: Interactions, part: Tensor) -> dict[str, int]:
+    """Held-out users and items without training interactions, per part
+    (``part``: 0 train, 1 val, 2 test per interaction)."""
+    train = part == 0
+    seen_u = torch.zeros(inter.num_users, dtype=torch.bool)
+    seen_i = torch.zeros(inter.num_items, dtype=torch.bool)
+    seen_u[inter.user[train]] = True
+    seen_i[inter.item[train]] = True
+    info = {}
+    for code, name in ((1, 'val'), (2, 'test')):
+        held = part == code
+        users = torch.unique(inter.user[held])
+        items = torch.unique(inter.item[held])
+        info[f'{name}_cold_users'] = int((~seen_u[users]).sum())
+        info[f'{name}_cold_items'] = int((~seen_i[items]).sum())
+    return info
 
 
 def temporal_split(inter: Interactions,
@@ -307,17 +417,7 @@ def temporal_split(inter: Interactions,
             cuts.append(sorted_time[k].item() if k < num else math.inf)
         info = {'ratios': list(ratios)}
     part = torch.where(time < cuts[0], 0, torch.where(time < cuts[1], 1, 2))
-    train = part == 0
-    seen_u = torch.zeros(inter.num_users, dtype=torch.bool)
-    seen_i = torch.zeros(inter.num_items, dtype=torch.bool)
-    seen_u[inter.user[train]] = True
-    seen_i[inter.item[train]] = True
-    for code, name in ((1, 'val'), (2, 'test')):
-        held = part == code
-        users = torch.unique(inter.user[held])
-        items = torch.unique(inter.item[held])
-        info[f'{name}_cold_users'] = int((~seen_u[users]).sum())
-        info[f'{name}_cold_items'] = int((~seen_i[items]).sum())
+    info.update(_cold_counts(inter, part))
     return _make_split(inter, part, 'temporal', None, tuple(cuts), info)
 
 
@@ -428,6 +528,86 @@ def fixed_split(train_pairs: Tensor, test_pairs: Tensor, num_users: int,
 
 
 # ---------------------------------------------------------------------------
+# The item-item co-interaction graph
+# ---------------------------------------------------------------------------
+
+def co_interactions(pairs: Tensor, num_users: int, num_items: int,
+                    min_count: int = 1, top_k: int | None = None,
+                    max_pairs: int = 1 << 24) -> tuple[Tensor, Tensor]:
+    r"""The item-item co-interaction graph of (user, item) ``pairs``:
+    an edge :math:`(a, b)`, :math:`a \ne b`, for every two items some user
+    interacted with, weighted by the number of such users,
+
+    .. math::
+        w_{ab} = |\{u : (u, a) \in \mathcal{R}, (u, b) \in
+        \mathcal{R}\}| = (\mathbf{R}^\top \mathbf{R})_{ab}.
+
+    Build it from the training pairs only (:meth:`Split.graph` then holds
+    no held-out interaction two hops away).  Computed in blocks of items
+    so at most about ``max_pairs`` (item, user, item) paths are held at
+    once, whatever the size of the log.
+
+    Args:
+        pairs: ``[2, E]`` (user, item) pairs (repeats count once).
+        num_users: Number of users.
+        num_items: Number of items.
+        min_count: Keep edges with :math:`w_{ab} \ge` ``min_count``.
+        top_k: Keep, for every item, its ``top_k`` heaviest edges (ties:
+            lower item id first); ``None`` keeps all.
+        max_pairs: Paths per block (memory bound).
+
+    Returns:
+        ``(edge_index [2, M], weight [M])``, both directions of every edge
+        (before ``top_k``, which may keep one direction only), sorted by
+        (source, target).
+    """
+    where = 'co_interactions'
+    if min_count < 1 or (top_k is not None and top_k < 1):
+        raise ValueError(f'{where}: min_count and top_k must be >= 1, got '
+                         f'{min_count} and {top_k}')
+    R = CSR.from_pairs(pairs[0], pairs[1], num_users, num_items)
+    Rt = CSR.from_pairs(pairs[1], pairs[0], num_items, num_users)
+    user_deg = R.degree()
+    # paths a -> u -> b of every item a: sum of its users' degrees
+    per_item = torch.zeros(num_items, dtype=torch.long)
+    per_item.index_add_(0, R.col, user_deg[R.rows()])
+    out_src, out_dst, out_w = [], [], []
+    start = 0
+    while start < num_items:
+        # the longest block whose paths fit max_pairs (at least one item)
+        csum = torch.cumsum(per_item[start:], 0)
+        stop = start + max(1, int(torch.searchsorted(
+            csum, torch.tensor(max_pairs), right=True)))
+        block = torch.arange(start, stop)
+        pos, users = Rt.select(block)
+        pos2, items = R.select(users)
+        src = block[pos[pos2]]
+        keep = src != items
+        key = src[keep] * num_items + items[keep]
+        uniq, count = torch.unique(key, return_counts=True)
+        big = count >= min_count
+        uniq, count = uniq[big], count[big]
+        out_src.append(uniq // num_items)
+        out_dst.append(uniq % num_items)
+        out_w.append(count)
+        start = stop
+    src, dst = torch.cat(out_src), torch.cat(out_dst)
+    weight = torch.cat(out_w)
+    if top_k is not None and src.numel():
+        # heaviest first within each source, then lower target id
+        order = torch.argsort(dst, stable=True)
+        order = order[torch.argsort(-weight[order], stable=True)]
+        order = order[torch.argsort(src[order], stable=True)]
+        deg = torch.bincount(src, minlength=num_items)
+        first = torch.cumsum(deg, 0) - deg
+        rank = torch.arange(src.numel()) - first[src[order]]
+        keep = order[rank < top_k]
+        keep = keep.sort().values
+        src, dst, weight = src[keep], dst[keep], weight[keep]
+    return torch.stack([src, dst]), weight
+
+
+# ---------------------------------------------------------------------------
 # Auditing
 # ---------------------------------------------------------------------------
 
@@ -436,13 +616,24 @@ def _example(key: Tensor, mask: Tensor, num_items: int) -> str:
     return f'user {k // num_items}, item {k % num_items}'
 
 
-def audit(split: Split) -> None:
-    """Raises :class:`ValueError` if a split leaks or is malformed.
+def audit(split: Split) -> dict[str, Any]:
+    """Raises :class:`ValueError` if a split leaks or is malformed, and
+    returns a report of what was checked.
 
     Checks, in order: every part is a ``[2, E]`` tensor with ids in range;
     no pair repeats within a part; the parts are disjoint; no validation
-    or test pair is a message-passing edge of :meth:`Split.graph` in
-    either direction (``('user', ., 'item')`` or ``('item', ., 'user')``).
+    or test pair is an edge of any user-item edge type of
+    :meth:`Split.graph`, in either direction (interactions, their reverse
+    and any side relation between users and items); an item-item
+    co-interaction relation only joins items that share a training user;
+    the explicit negatives of :attr:`Split.labelled` are no positive of
+    any part.
+
+    Where the parts carry timestamps (``attrs[part]['time']``), it counts
+    the training interactions newer than the earliest held-out one: an
+    error for a temporal split (the cut is global, so there must be none),
+    a counted note for the others (``report['train_after_first_held_out']``;
+    per-user splits mix users' timelines by design).
     """
     where = 'audit'
     nu, ni = split.num_users, split.num_items
@@ -464,14 +655,16 @@ def audit(split: Split) -> None:
                 f'{where}: {int(both.sum())} pairs are in both {a} and {b} '
                 f'(e.g. {_example(keys[a], both, ni)}); parts must be '
                 f'disjoint')
+    report: dict[str, Any] = {'edge_types': []}
     held = torch.sort(torch.cat([keys['val'], keys['test']])).values
     graph = split.graph()
     for edge_type in graph.edge_types:
+        report['edge_types'].append('__'.join(edge_type))
         src, _, dst = edge_type
         edge_index = graph[edge_type].edge_index
-        if (src, dst) == ('user', 'item'):
+        if (src, dst) == (USER, ITEM):
             users, items = edge_index[0], edge_index[1]
-        elif (src, dst) == ('item', 'user'):
+        elif (src, dst) == (ITEM, USER):
             users, items = edge_index[1], edge_index[0]
         else:
             continue
@@ -488,3 +681,61 @@ def audit(split: Split) -> None:
                     f'message-passing edges {edge_type} of split.graph() '
                     f'(e.g. {_example(keys[name], leak, ni)}); held-out '
                     f'pairs must never be in the training graph')
+    if ITEM_ITEM in split.side:
+        _audit_co_interactions(split)
+    _audit_labelled(split, keys)
+    report.update(_audit_time(split))
+    return report
+
+
+def _audit_co_interactions(split: Split) -> None:
+    edges = split.side[ITEM_ITEM]
+    ni = split.num_items
+    allowed, _ = co_interactions(split.train, split.num_users, ni)
+    ok = isin_sorted(edges[0] * ni + edges[1],
+                     allowed[0] * ni + allowed[1])
+    if not bool(ok.all()):
+        bad = edges[:, ~ok]
+        raise ValueError(
+            f'audit: {int((~ok).sum())} item-item edges {ITEM_ITEM} join '
+            f'items that share no training user (e.g. items '
+            f'{int(bad[0, 0])} and {int(bad[1, 0])}); build the graph from '
+            f'the training pairs only (co_interactions(split.train, ...))')
+
+
+def _audit_labelled(split: Split, keys: dict[str, Tensor]) -> None:
+    ni = split.num_items
+    positives = torch.sort(torch.cat(list(keys.values()))).values
+    for name, rows in split.labelled.items():
+        if rows.dim() != 2 or rows.size(0) != 3:
+            raise ValueError(f'audit: labelled[{name!r}] must be a [3, n] '
+                             f'tensor of (user, item, label) rows, got '
+                             f'shape {list(rows.shape)}')
+        neg = rows[:, rows[2] == 0]
+        bad = isin_sorted(neg[0] * ni + neg[1], positives)
+        if bool(bad.any()):
+            k = int((neg[0] * ni + neg[1])[bad][0])
+            raise ValueError(
+                f'audit: {int(bad.sum())} negatives of labelled[{name!r}] '
+                f'are positives of the split (e.g. user {k // ni}, item '
+                f'{k % ni}); a pair cannot be both')
+
+
+def _audit_time(split: Split) -> dict[str, Any]:
+    times = {name: split.attrs.get(name, {}).get('time') for name in PARTS}
+    held = [t for name, t in times.items()
+            if name != 'train' and t is not None and t.numel()]
+    if times['train'] is None or not held:
+        return {}
+    first = min(t.min() for t in held)
+    newer = int((times['train'] > first).sum())
+    if split.kind == 'temporal' and newer:
+        raise ValueError(
+            f'audit: {newer} training interactions are newer than the '
+            f'earliest held-out one ({first.item()}); a temporal split cuts '
+            f'at one global time, so training must end before it')
+    if newer:
+        log.info('audit: %d training interactions are newer than the '
+                 'earliest held-out one (%s split: expected)', newer,
+                 split.kind)
+    return {'train_after_first_held_out': newer}

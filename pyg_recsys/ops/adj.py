@@ -1,4 +1,4 @@
-r"""The symmetric normalised user-item adjacency of LightGCN, built once.
+r"""The symmetric normalised adjacency of LightGCN, built once.
 
 LightGCN (He et al., SIGIR 2020, Eq. 7-8) propagates embeddings over
 
@@ -10,45 +10,51 @@ LightGCN (He et al., SIGIR 2020, Eq. 7-8) propagates embeddings over
 where :math:`\mathbf{R} \in \{0, 1\}^{U \times I}` holds the training
 interactions, nodes are the :math:`U` users followed by the :math:`I` items,
 and :math:`\mathbf{D}` is the diagonal degree matrix of the bipartite graph.
+The same matrix over more node types (users, items and entities of a
+collaborative knowledge graph, KGAT) is the symmetric normalised adjacency
+of the union of every relation, both directions, with each node type in a
+block of rows (:meth:`NormAdj.from_edges`, :meth:`NormAdj.from_hetero`).
 :class:`NormAdj` holds :math:`\mathbf{A}` in CSR form, built once per graph
 (GUIDE §5: never re-normalise inside a training step), and multiplies it
 with dense matrices.
 
-Backends of :meth:`NormAdj.spmm`, measured by
-``benchmarks/lightgcn_gowalla.py`` on the Gowalla LightGCN split (70,839
-nodes, 1,620,256 non-zeros, 64 float32 columns; 2-core Xeon with AVX-512,
-torch 2.13 CPU, 2 threads, minimum of 10 runs on a machine shared with one
-other busy process):
+Backends of :meth:`NormAdj.spmm` (``benchmarks/lightgcn_gowalla.py``
+measures them; figures in ``benchmarks/results/``):
 
-==================  =========================================  =========
-backend             kernel                                     ms / SpMM
-==================  =========================================  =========
-``'csr'``           MKL CSR, 32-bit indices, ``torch.addmm``     7.3
-                    into an uninitialised output (``beta=0``)
-(not offered)       ``torch.sparse_csr_tensor`` (64-bit) ``@ x``  9.9
-(not offered)       ``torch_geometric.utils.spmm`` on the same   10.4
-                    CSR tensor (``torch.sparse.mm`` reduce)
-``'torch_sparse'``  ``torch_sparse.matmul`` (``SparseTensor``)   71.5
-``'scatter'``       gather + ``index_add_``                      373.5
-==================  =========================================  =========
+==================  ==================================================
+backend             kernel
+==================  ==================================================
+``'csr'``           MKL (CPU) / cuSPARSE (GPU) CSR, 32-bit indices,
+                    ``torch.addmm`` into an uninitialised output
+                    (``beta=0``): no index conversion, no zero-fill, no
+                    result copy
+``'torch_sparse'``  ``torch_sparse.matmul`` (``SparseTensor``)
+``'scatter'``       gather + ``index_add_``
+==================  ==================================================
 
-``'csr'`` is the default: 9.8x faster than ``torch_sparse`` and 1.4x faster
-than the plain ``csr @ x`` (the 64-bit index conversion, the output
-zero-fill and a result copy are gone; on one thread 24 vs 35 ms).  It is
-plain PyTorch, so it is also the fallback and needs no optional
-dependency.  ``'torch_sparse'`` is kept for comparison and needs
-``torch_sparse``; ``'scatter'`` is the reference the tests use and the path
-for devices without sparse CSR kernels.
+``'csr'`` is the default and the fastest measured; it is plain PyTorch, so
+it is also the fallback and needs no optional dependency.
+``'torch_sparse'`` is kept for comparison and needs ``torch_sparse``;
+``'scatter'`` is the reference the tests use and the path for devices
+without sparse CSR kernels.
 """
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 
 import torch
 from torch import Tensor
 
 from pyg_recsys import typing as pt
-from pyg_recsys.ops.csr import CSR
+from pyg_recsys.schema import (
+    ITEM,
+    USER,
+    USER_ITEM,
+    EdgeType,
+    check_edge_index,
+    node_offsets,
+)
 
 BACKENDS = ('csr', 'torch_sparse', 'scatter')
 
@@ -127,10 +133,9 @@ class RowSlice:
         :math:`\sum_r A_{\text{index}_r, j} \mathbf{g}_r`.
 
         The slice is transposed by one stable sort of its column indices
-        and multiplied as CSR: 9 ms for a Gowalla batch's 268k-entry slice
-        on one thread, against 89 ms for ``index_add_``, 31 ms for a
-        dense-sparse ``G^T A[index]`` and 23 ms for a full SpMM.
-        ``backend`` as in :meth:`matmul`."""
+        and multiplied as CSR, which measured faster than ``index_add_``,
+        a dense-sparse ``G^T A[index]`` and a full SpMM.  ``backend`` as
+        in :meth:`matmul`."""
         value = self.value.to(g.dtype)
         if _use_scatter(g, backend):
             out = g.new_zeros(self.num_cols, g.size(1))
@@ -146,34 +151,40 @@ class RowSlice:
 
 
 class NormAdj:
-    r"""The symmetric normalised bipartite adjacency
-    :math:`\mathbf{A} = \mathbf{D}^{-1/2} [[\mathbf{0}, \mathbf{R}],
-    [\mathbf{R}^\top, \mathbf{0}]] \mathbf{D}^{-1/2}` of LightGCN, as CSR.
+    r"""The symmetric normalised adjacency
+    :math:`\mathbf{A} = \mathbf{D}^{-1/2} \mathbf{B} \mathbf{D}^{-1/2}` of a
+    typed graph, as CSR: :math:`\mathbf{B}` is the binary adjacency of
+    every relation in both directions, :math:`\mathbf{D}` its degree
+    matrix.  On the user-item graph it is LightGCN's
+    :math:`\mathbf{D}^{-1/2} [[\mathbf{0}, \mathbf{R}], [\mathbf{R}^\top,
+    \mathbf{0}]] \mathbf{D}^{-1/2}`.
 
-    Nodes ``0 .. num_users - 1`` are users, ``num_users .. num_nodes - 1``
-    items.  :math:`\mathbf{A}` is symmetric, so products with
-    :math:`\mathbf{A}^\top` are products with :math:`\mathbf{A}`: the
-    gradient of :meth:`spmm` is one more :meth:`spmm`, never a transpose.
+    Nodes are numbered by type in the order of ``num_nodes`` (users
+    ``0 .. U-1``, items ``U .. U+I-1``, then e.g. entities);
+    :attr:`offsets` gives each type's first row.  :math:`\mathbf{A}` is
+    symmetric, so products with :math:`\mathbf{A}^\top` are products with
+    :math:`\mathbf{A}`: the gradient of :meth:`spmm` is one more
+    :meth:`spmm`, never a transpose.
 
-    Build it with :meth:`from_edge_index`; see the module docstring for the
-    measured backends.
+    Build it with :meth:`from_edge_index` (user-item pairs),
+    :meth:`from_edges` (any node and edge types) or :meth:`from_hetero`.
 
     Args:
         rowptr: ``[num_nodes + 1]`` CSR row pointer.
         col: ``[nnz]`` column indices, sorted within each row.
         value: ``[nnz]`` normalised edge weights.
-        num_users: Number of users :math:`U`.
-        num_items: Number of items :math:`I`.
+        num_nodes: Node type -> count, in the order of the rows.
     """
 
     def __init__(self, rowptr: Tensor, col: Tensor, value: Tensor,
-                 num_users: int, num_items: int) -> None:
-        num_nodes = num_users + num_items
-        if rowptr.numel() != num_nodes + 1:
+                 num_nodes: Mapping[str, int]) -> None:
+        counts = {t: int(n) for t, n in num_nodes.items()}
+        total = sum(counts.values())
+        if rowptr.numel() != total + 1:
             raise ValueError(
-                f'NormAdj: rowptr has {rowptr.numel()} entries but '
-                f'num_users + num_items + 1 = {num_nodes + 1}; build it with '
-                f'NormAdj.from_edge_index')
+                f'NormAdj: rowptr has {rowptr.numel()} entries but the node '
+                f'types {counts} need {total + 1}; build it with '
+                f'NormAdj.from_edges')
         if col.numel() != value.numel():
             raise ValueError(
                 f'NormAdj: col has {col.numel()} entries but value has '
@@ -181,8 +192,8 @@ class NormAdj:
         self.rowptr = rowptr
         self.col = col
         self.value = value
-        self.num_users = num_users
-        self.num_items = num_items
+        self.node_counts = counts
+        self.offsets = node_offsets(counts)
         self._csr: dict[torch.dtype, Tensor] = {}
         self._sparse_tensor = None
         self._row: Tensor | None = None
@@ -203,45 +214,91 @@ class NormAdj:
             raise ValueError(
                 f'NormAdj.from_edge_index: num_users and num_items must be '
                 f'positive, got {num_users} and {num_items}')
-        edge_index = edge_index.long()
-        device = edge_index.device
-        if edge_index.numel() > 0:
-            for name, ids, n in (('user', edge_index[0], num_users),
-                                 ('item', edge_index[1], num_items)):
-                lo, hi = int(ids.min()), int(ids.max())
-                if lo < 0 or hi >= n:
-                    raise ValueError(
-                        f'NormAdj.from_edge_index: {name} ids must lie in '
-                        f'[0, {n}), got [{lo}, {hi}]; items are numbered '
-                        f'from 0, not offset by num_users')
-        R = CSR.from_pairs(edge_index[0].cpu(), edge_index[1].cpu(),
-                           num_users, num_items)
-        user = R.rows()
-        item = R.col
-        user_deg = R.degree()
-        item_deg = torch.bincount(item, minlength=num_items)
-        # Item rows of R^T: stable sort by item keeps users sorted per item.
-        item_sorted, perm = torch.sort(item, stable=True)
-        nnz_r = item.numel()
-        rowptr = torch.zeros(num_users + num_items + 1, dtype=torch.long)
-        torch.cumsum(torch.cat([user_deg, item_deg]), 0, out=rowptr[1:])
-        col = torch.cat([item + num_users, user[perm]])
-        row = torch.cat([user, item_sorted + num_users])
-        deg = torch.cat([user_deg, item_deg]).double()
-        dis = deg.pow(-0.5)
+        try:
+            return cls.from_edges({USER: num_users, ITEM: num_items},
+                                  {USER_ITEM: edge_index}, dtype)
+        except ValueError as e:
+            raise ValueError(
+                f'NormAdj.from_edge_index: {str(e).partition(": ")[2]}; '
+                f'items are numbered from 0, not offset by '
+                f'num_users') from None
+
+    @classmethod
+    def from_edges(cls, num_nodes: Mapping[str, int],
+                   edges: Mapping[EdgeType, Tensor],
+                   dtype: torch.dtype = torch.float32) -> NormAdj:
+        """Builds :math:`\\mathbf{A}` over node types ``num_nodes`` (their
+        order is the order of the rows) from ``edges``: edge type ->
+        ``[2, E]`` local (source, target) ids.  Every edge enters both
+        directions; an edge given twice (in two relations, or as a relation
+        and its reverse) counts once; a self-loop is one diagonal entry.
+        All index work runs on the CPU; the result moves to the device of
+        the edges."""
+        where = 'NormAdj.from_edges'
+        counts = {t: int(n) for t, n in num_nodes.items()}
+        if not counts or min(counts.values()) <= 0:
+            raise ValueError(f'{where}: every node type needs a positive '
+                             f'count, got {counts}')
+        offsets = node_offsets(counts)
+        total = sum(counts.values())
+        rows, cols, device = [], [], None
+        for edge_type, edge_index in edges.items():
+            edge_type = tuple(edge_type)
+            edge_index = check_edge_index(edge_index, edge_type, counts,
+                                          where)
+            device = edge_index.device
+            src = edge_index[0].cpu() + offsets[edge_type[0]]
+            dst = edge_index[1].cpu() + offsets[edge_type[2]]
+            rows += [src, dst]
+            cols += [dst, src]
+        if rows:
+            key = torch.unique(torch.cat(rows) * total + torch.cat(cols))
+        else:
+            key = torch.zeros(0, dtype=torch.long)
+        row, col = key // total, key % total
+        deg = torch.bincount(row, minlength=total)
+        rowptr = torch.zeros(total + 1, dtype=torch.long)
+        torch.cumsum(deg, 0, out=rowptr[1:])
+        dis = deg.double().pow(-0.5)
         dis.masked_fill_(deg == 0, 0.0)
         value = (dis[row] * dis[col]).to(dtype)
         # 32-bit indices where they fit: MKL takes them without a
         # conversion (which costs more than the product on small slices).
-        if max(2 * nnz_r, num_users + num_items) < 2**31 - 1:
+        if max(key.numel(), total) < 2**31 - 1:
             rowptr, col = rowptr.int(), col.int()
         return cls(rowptr.to(device), col.to(device), value.to(device),
-                   num_users, num_items)
+                   counts)
+
+    @classmethod
+    def from_hetero(cls, data, edge_types: list[EdgeType] | None = None,
+                    dtype: torch.dtype = torch.float32) -> NormAdj:
+        """Builds :math:`\\mathbf{A}` from a
+        :class:`~torch_geometric.data.HeteroData` (e.g.
+        :meth:`Split.graph`): all its node types in their order and the
+        given edge types (default: all; reverse edge types add nothing, the
+        matrix is symmetric)."""
+        num_nodes = {t: data[t].num_nodes for t in data.node_types}
+        types = data.edge_types if edge_types is None else edge_types
+        return cls.from_edges(
+            num_nodes, {t: data[t].edge_index for t in types}, dtype)
+
+    @property
+    def num_users(self) -> int:
+        return self.node_counts.get(USER, 0)
+
+    @property
+    def num_items(self) -> int:
+        return self.node_counts.get(ITEM, 0)
+
+    def node_slice(self, node_type: str) -> slice:
+        """The rows of ``node_type``."""
+        start = self.offsets[node_type]
+        return slice(start, start + self.node_counts[node_type])
 
     # ------------------------------------------------------------------
     @property
     def num_nodes(self) -> int:
-        return self.num_users + self.num_items
+        return sum(self.node_counts.values())
 
     @property
     def nnz(self) -> int:
@@ -269,7 +326,7 @@ class NormAdj:
         """A copy on ``device`` with values of ``dtype``."""
         value = self.value.to(device=device, dtype=dtype)
         return NormAdj(self.rowptr.to(device), self.col.to(device), value,
-                       self.num_users, self.num_items)
+                       self.node_counts)
 
     def to_torch_csr(self, dtype: torch.dtype | None = None) -> Tensor:
         """:math:`\\mathbf{A}` as a ``torch.sparse_csr`` tensor (cached per
@@ -365,8 +422,10 @@ class NormAdj:
         return out.index_add_(0, self.row(), x[self.col] * value[:, None])
 
     def __repr__(self) -> str:
-        return (f'{type(self).__name__}(num_users={self.num_users}, '
-                f'num_items={self.num_items}, nnz={self.nnz})')
+        counts = ', '.join(f'num_{t[:-1]}ies={n}' if t.endswith('y')
+                           else f'num_{t}s={n}'
+                           for t, n in self.node_counts.items())
+        return f'{type(self).__name__}({counts}, nnz={self.nnz})'
 
 
 class _SymSpMM(torch.autograd.Function):

@@ -448,3 +448,86 @@ def test_read_parquet_without_engine(monkeypatch, tmp_path):
     with pytest.raises(ImportError, match=r'log.parquet \(Parquet\) needs '
                        'pandas'):
         read_table(path, user_col=0, item_col=1)
+
+
+pd = pytest.importorskip('pandas')
+
+
+def test_from_dataframe_id_kinds_and_times():
+    df = pd.DataFrame({
+        'u': ['b', 'a', 'b', 'a'],
+        'i': [3, 1, 2, 3],
+        'r': [4.0, 5.0, 3.0, 1.0],
+        't': pd.to_datetime(['2020-01-01 00:00:02', '2020-01-01 00:00:00',
+                             '2020-01-01 00:00:01', '2020-01-01 00:00:03'])})
+    inter = Interactions.from_dataframe(df, user='u', item='i', rating='r',
+                                        time='t')
+    assert inter.user_ids.tolist() == ['a', 'b']
+    assert inter.item_ids.tolist() == [1, 2, 3]
+    assert inter.time.tolist() == [1577836802, 1577836800, 1577836801,
+                                   1577836803]
+    assert inter.rating.tolist() == [4.0, 5.0, 3.0, 1.0]
+    # categorical ids, tz-aware times: same instants in UTC
+    aware = df.assign(u=df['u'].astype('category'),
+                      t=df['t'].dt.tz_localize('UTC').dt.tz_convert(
+                          'Asia/Tokyo'))
+    same = Interactions.from_dataframe(aware, user='u', item='i', time='t')
+    assert same.user_ids.tolist() == ['a', 'b']
+    assert torch.equal(same.time, inter.time)
+    # sub-second times keep their order (seconds as floats)
+    fine = df.assign(t=pd.to_datetime(['2020-01-01 00:00:00.5',
+                                       '2020-01-01 00:00:00.25',
+                                       '2020-01-01 00:00:00.0',
+                                       '2020-01-01 00:00:01.0']))
+    got = Interactions.from_dataframe(fine, user='u', item='i', time='t')
+    assert got.time.is_floating_point()
+    assert torch.argsort(got.time).tolist() == [2, 1, 0, 3]
+    # numeric times and nullable integer ids
+    num = pd.DataFrame({'u': pd.array([5, 6], dtype='Int64'), 'i': [1, 1],
+                        't': [10, 20]})
+    assert Interactions.from_dataframe(num, user='u', item='i',
+                                       time='t').user_ids.tolist() == [5, 6]
+
+
+@pytest.mark.parametrize('frame,kw,message', [
+    ({'u': [1, None], 'i': [1, 2]}, {}, r'user id at row 1 is missing'),
+    ({'u': [1.0, float('nan')], 'i': [1, 2]}, {},
+     r'user id at row 1 is missing'),
+    ({'u': ['1', 'nan'], 'i': [1, 2]}, {},
+     r"user id 'nan' at row 1 is the text of a missing value"),
+    ({'u': [1, 2], 'i': ['x', None]}, {}, r'item id at row 1 is missing'),
+    ({'u': [1, 'a'], 'i': [1, 2]}, {}, r'ids mix integers and strings'),
+    ({'u': [True, False], 'i': [1, 2]}, {}, r'got boolean ids'),
+    ({'u': [1.5, 2.0], 'i': [1, 2]}, {}, r'got float64 ids'),
+    ({'u': [1, 2], 'i': [1, 2], 'r': [1.0, None]}, {'rating': 'r'},
+     r'rating at row 1 is missing'),
+    ({'u': [1, 2], 'i': [1, 2], 'r': ['good', 'bad']}, {'rating': 'r'},
+     r'rating must be numbers'),
+    ({'u': [1, 2], 'i': [1, 2], 't': [pd.Timestamp('2020-01-01'), pd.NaT]},
+     {'time': 't'}, r'time at row 1 is missing'),
+    ({'u': [], 'i': []}, {}, r'the frame has no rows'),
+    ({'u': [1], 'i': [1]}, {'rating': 'zz'},
+     r"column 'zz' \(rating\) not found"),
+    ({'u': [1, 2], 'i': [1, 2]}, {'k_core': 2},
+     r'k_core=\(2, 2\) removed all 2 interactions'),
+])
+def test_from_dataframe_rejects_bad_input(frame, kw, message):
+    df = pd.DataFrame(frame)
+    with pytest.raises(ValueError, match='from_dataframe: .*' + message):
+        Interactions.from_dataframe(df, user='u', item='i', **kw)
+
+
+def test_from_dataframe_not_a_frame():
+    with pytest.raises(TypeError, match='expected a pandas DataFrame'):
+        Interactions.from_dataframe([[1, 2]], user='u', item='i')
+
+
+def test_sequences_in_time_order_with_ties_in_row_order():
+    inter = from_tensors([2, 1, 2, 1, 2], [5, 6, 7, 5, 6],
+                         time=[30, 10, 10, 20, 10])
+    users, seqs = inter.sequences()
+    assert users.tolist() == [0, 1]
+    item = {i: n for n, i in enumerate(inter.item_ids.tolist())}
+    assert seqs == [[item[6], item[5]], [item[7], item[6], item[5]]]
+    untimed = from_tensors([1, 1, 1], [9, 7, 8])
+    assert untimed.sequences()[1] == [[2, 0, 1]]  # row order

@@ -15,6 +15,8 @@ from pyg_recsys.data import (
     random_split,
     temporal_split,
 )
+from pyg_recsys.data.split import co_interactions
+from pyg_recsys.schema import ITEM_ITEM, USER_USER
 
 
 def make_log(num_users=30, num_items=25, seed=0, ties=False):
@@ -282,10 +284,16 @@ def manual(train, val, test, num_users=3, num_items=4):
     return Split(num_users, num_items, t(train), t(val), t(test), 'manual')
 
 
-def test_audit_passes_clean_split():
+def test_audit_passes_clean_split_and_reports_what_it_checked():
     split = manual([(0, 0), (1, 1)], [(0, 1)], [(2, 3)])
-    audit(split)
-    split.audit()
+    report = audit(split)
+    assert report['edge_types'] == ['user__interacts__item',
+                                    'item__rev_interacts__user']
+    assert split.audit() == report
+    # the same split with the validation pair also in train fails
+    split.train = torch.tensor([[0, 1, 0], [0, 1, 1]])
+    with pytest.raises(ValueError, match='in both train and val'):
+        audit(split)
 
 
 @pytest.mark.parametrize('parts,message', [
@@ -354,3 +362,157 @@ def test_splits_on_larger_log_pass_audit():
         audit(split)
         assert sum(split.part(p).size(1) for p in ('train', 'val', 'test')) \
             == len(inter)
+
+
+def test_global_random_split_fractions_and_cold_counts():
+    inter = make_log(num_users=40, seed=3)
+    split = random_split(inter, (0.6, 0.2, 0.2), seed=1, per_user=False)
+    check_partition(split, inter)
+    n = len(inter)
+    assert split.train.size(1) == math.floor(n * 0.6 + 0.5)
+    assert split.val.size(1) == math.floor(n * 0.8 + 0.5) - \
+        split.train.size(1)
+    assert split.info['per_user'] is False
+    train_users = set(split.train[0].tolist())
+    cold = {u for u in split.test[0].tolist() if u not in train_users}
+    assert split.info['test_cold_users'] == len(cold)
+    again = random_split(inter, (0.6, 0.2, 0.2), seed=1, per_user=False)
+    assert torch.equal(again.test, split.test)
+    audit(split)
+
+
+def with_side(split, **kw):
+    for key, value in kw.items():
+        setattr(split, key, value)
+    return split
+
+
+def test_side_relations_are_in_the_graph_and_never_held_out():
+    inter = make_log(seed=4)
+    split = random_split(inter, seed=0)
+    trust = torch.tensor([[0, 1, 2], [1, 2, 0]])
+    split.side = {USER_USER: trust}
+    split.x = {'item': torch.randn(split.num_items, 3)}
+    g = split.graph()
+    assert torch.equal(g['user', 'trusts', 'user'].edge_index, trust)
+    assert torch.equal(g['user', 'rev_trusts', 'user'].edge_index,
+                       trust.flip(0))
+    assert g['item'].x.shape == (split.num_items, 3)
+    assert g.orig_ids['user'].tolist() == inter.user_ids.tolist()
+    assert g['user', 'interacts', 'item'].rating.numel() == \
+        split.train.size(1)
+    report = audit(split)
+    assert 'user__rev_trusts__user' in report['edge_types']
+    assert split.meta()['side'] == {'edge_types': 1, 'edges': 3}
+
+
+def test_audit_catches_leak_through_a_side_user_item_relation():
+    split = manual([(0, 0), (1, 1)], [(0, 1)], [(2, 3)])
+    split.side = {('user', 'clicked', 'item'): torch.tensor([[2], [3]])}
+    with pytest.raises(ValueError, match=r"1 test pairs are message-passing "
+                       r"edges \('user', 'clicked', 'item'\)"):
+        audit(split)
+    # only the reverse edge type carries it: still caught
+    split.side = {('item', 'shown_to', 'user'): torch.tensor([[1], [0]])}
+    with pytest.raises(ValueError, match=r"1 val pairs are message-passing "
+                       r"edges \('item', 'shown_to', 'user'\)"):
+        audit(split)
+
+
+def test_co_interactions_match_dense_product():
+    gen = torch.Generator().manual_seed(0)
+    pairs = torch.stack([torch.randint(0, 20, (150,), generator=gen),
+                         torch.randint(0, 15, (150,), generator=gen)])
+    R = torch.zeros(20, 15)
+    R[pairs[0], pairs[1]] = 1
+    C = R.t() @ R
+    C.fill_diagonal_(0)
+    for block in (1 << 24, 7, 1):  # one block, several, one item each
+        ei, w = co_interactions(pairs, 20, 15, max_pairs=block)
+        dense = torch.zeros(15, 15)
+        dense[ei[0], ei[1]] = w.float()
+        assert torch.equal(dense, C)
+    ei, w = co_interactions(pairs, 20, 15, min_count=2)
+    assert bool((w >= 2).all()) and ei.size(1) == int((C >= 2).sum())
+    ei, w = co_interactions(pairs, 20, 15, top_k=2)
+    for a in range(15):
+        row = C[a]
+        got = w[ei[0] == a].tolist()
+        want = sorted(row[row > 0].tolist(), reverse=True)[:2]
+        assert sorted(got, reverse=True) == want
+    with pytest.raises(ValueError, match='min_count and top_k must be >= 1'):
+        co_interactions(pairs, 20, 15, top_k=0)
+
+
+def test_audit_checks_the_item_item_graph_comes_from_training():
+    split = manual([(0, 0), (0, 1), (1, 1)], [(1, 2)], [(2, 3)])
+    ei, w = co_interactions(split.train, 3, 4)
+    split.side = {ITEM_ITEM: ei}
+    split.side_attrs = {ITEM_ITEM: {'edge_weight': w}}
+    audit(split)
+    g = split.graph()
+    assert ('item', 'rev_co_interacts', 'item') not in g.edge_types
+    assert g['item', 'co_interacts', 'item'].edge_weight.tolist() == [1, 1]
+    # built from all pairs: items 1 and 2 share the held-out user 1
+    full = torch.cat([split.train, split.val, split.test], 1)
+    split.side = {ITEM_ITEM: co_interactions(full, 3, 4)[0]}
+    with pytest.raises(ValueError, match=r'item-item edges .* join items '
+                       r'that share no training user \(e.g. items 1 and 2'):
+        audit(split)
+
+
+def test_labelled_rows_and_their_audit():
+    split = manual([(0, 0), (1, 1)], [(0, 1)], [(2, 3)])
+    split.labelled = {'test': torch.tensor([[2, 2], [3, 0], [1, 0]])}
+    audit(split)
+    # labelled rows never enter the graph: its edges are the train pairs
+    g = split.graph()
+    assert torch.equal(g['user', 'interacts', 'item'].edge_index,
+                       split.train)
+    assert len(g.edge_types) == 2
+    assert split.meta()['labelled'] == {'test': 2}
+    split.labelled = {'test': torch.tensor([[2, 0], [3, 1], [1, 0]])}
+    with pytest.raises(ValueError, match=r"1 negatives of labelled\['test'\]"
+                       r" are positives of the split \(e.g. user 0, item 1"):
+        audit(split)
+    split.labelled = {'test': torch.tensor([[2], [3]])}
+    with pytest.raises(ValueError, match=r'must be a \[3, n\] tensor'):
+        audit(split)
+
+
+def test_audit_time_report_and_temporal_error():
+    inter = make_log(seed=5)
+    temporal = temporal_split(inter)
+    assert audit(temporal)['train_after_first_held_out'] == 0
+    rnd = random_split(inter, seed=0)
+    newer = int((rnd.attrs['train']['time'] > min(
+        rnd.attrs['val']['time'].min(),
+        rnd.attrs['test']['time'].min())).sum())
+    assert newer > 0
+    assert audit(rnd)['train_after_first_held_out'] == newer
+    temporal.attrs['train']['time'] = temporal.attrs['train']['time'].clone()
+    temporal.attrs['train']['time'][0] = 10 ** 7
+    with pytest.raises(ValueError, match=r'1 training interactions are newer '
+                       r'than the earliest held-out one'):
+        audit(temporal)
+    assert 'train_after_first_held_out' not in audit(
+        manual([(0, 0)], [], []))
+
+
+def test_split_round_trip_weights_only(tmp_path):
+    inter = from_tensors(['b', 'a', 'c', 'a', 'b', 'c', 'a'],
+                         [10, 11, 10, 12, 13, 11, 13])
+    split = random_split(inter, seed=0)
+    split.side = {USER_USER: torch.tensor([[0], [1]])}
+    split.x = {'user': torch.ones(3, 2)}
+    torch.save(split.to_dict(), tmp_path / 'split.pt')
+    back = Split.from_dict(torch.load(tmp_path / 'split.pt',
+                                      weights_only=True))
+    assert back.ids['user'].tolist() == ['a', 'b', 'c']
+    assert back.ids['item'].dtype.kind == 'i'
+    assert back.ids['item'].tolist() == [10, 11, 12, 13]
+    for name in ('train', 'val', 'test'):
+        assert torch.equal(back.part(name), split.part(name))
+    assert torch.equal(back.side[USER_USER], split.side[USER_USER])
+    assert back.meta() == split.meta()
+    assert back.known().nnz == len(inter)

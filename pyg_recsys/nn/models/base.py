@@ -329,7 +329,7 @@ class GraphEmbeddingRecommender(EmbeddingRecommender):
         if (adj.value is not self.adj_value or adj.col is not self.adj_col
                 or adj.rowptr is not self.adj_rowptr):
             adj = NormAdj(self.adj_rowptr, self.adj_col, self.adj_value,
-                          self.num_users, self.num_items)
+                          adj.node_counts)
             self._adj = adj
         return adj
 

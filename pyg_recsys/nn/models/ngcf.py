@@ -170,8 +170,8 @@ class NGCF(GraphEmbeddingRecommender):
         draw = torch.rand(value.numel(), device=value.device)
         keep = draw.index_select(0, self.adj_edge) >= p
         value = value * keep.to(value.dtype) * (1.0 / (1.0 - p))
-        return NormAdj(self.adj_rowptr, self.adj_col, value, self.num_users,
-                       self.num_items)
+        return NormAdj(self.adj_rowptr, self.adj_col, value,
+                       self.adj.node_counts)
 
     def _cache_key(self) -> tuple:
         params = tuple((p._version, p.data_ptr())
