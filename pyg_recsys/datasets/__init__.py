@@ -1,5 +1,12 @@
 """Recommendation data sets in PyG ``InMemoryDataset`` style."""
-from pyg_recsys.datasets.base import RecDataset, default_root
+from pyg_recsys.datasets.base import (
+    CachedDataset,
+    ParsedData,
+    RecDataset,
+    default_root,
+)
+from pyg_recsys.datasets.kg_completion import KGCompletionDataset
+from pyg_recsys.datasets.lastfm import LastFMKG
 from pyg_recsys.datasets.lightgcn import (
     LightGCNDataset,
     read_id_list,
@@ -8,6 +15,7 @@ from pyg_recsys.datasets.lightgcn import (
 from pyg_recsys.datasets.movielens import (
     GENRES,
     MovieLens100K,
+    MovieLens100KKG,
     parse_atomic,
     parse_grouplens,
 )
@@ -18,11 +26,18 @@ from pyg_recsys.datasets.session import (
     SRGNNSessions,
     next_item_task,
 )
+from pyg_recsys.datasets.social import SocialDataset
 
 __all__ = [
+    'CachedDataset',
     'RecDataset',
+    'ParsedData',
     'default_root',
     'MovieLens100K',
+    'MovieLens100KKG',
+    'LastFMKG',
+    'SocialDataset',
+    'KGCompletionDataset',
     'LightGCNDataset',
     'OGBLinkDataset',
     'SRGNNSessions',

@@ -13,7 +13,7 @@ import torch
 
 from pyg_recsys.data.interactions import Interactions
 from pyg_recsys.data.split import Split, fixed_split
-from pyg_recsys.datasets.base import RecDataset, fetch_url
+from pyg_recsys.datasets.base import ParsedData, RecDataset, fetch_url
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,11 @@ class LightGCNDataset(RecDataset):
     Amazon-Book from X. Wang et al., `"Neural Graph Collaborative
     Filtering" <https://arxiv.org/abs/1905.08108>`_ (SIGIR 2019), as used
     by X. He et al., `"LightGCN" <https://arxiv.org/abs/2002.02126>`_
-    (SIGIR 2020).
+    (SIGIR 2020); and ``'amazon-book-kgat'``, the Amazon-Book split of X.
+    Wang et al., `"KGAT" <https://arxiv.org/abs/1905.07854>`_ (KDD 2019;
+    70,679 users, 24,915 items, 846,434 interactions in the released
+    files), in the same format (its knowledge graph, ``kg_final.txt``, is
+    not read here: the interactions serve CF models).
 
     Raw files ``train.txt`` and ``test.txt`` (lines ``user item item
     ...``) and, when present, ``user_list.txt`` / ``item_list.txt``
@@ -131,14 +135,24 @@ class LightGCNDataset(RecDataset):
 
     Args:
         root: Writable data root, see :class:`RecDataset`.
-        name: ``'gowalla'``, ``'yelp2018'`` or ``'amazon-book'``; the folder
-            is ``<name>-lightgcn``.
+        name: ``'gowalla'``, ``'yelp2018'``, ``'amazon-book'`` (folder
+            ``<name>-lightgcn``) or ``'amazon-book-kgat'`` (folder
+            ``amazon-book-kgat``).
         raw_dir: Read-only folder with the raw files.
         **kwargs: ``transform``, ``pre_transform``, ``force_reload``.
     """
 
     names: ClassVar[tuple[str, ...]] = ('gowalla', 'yelp2018',
-                                        'amazon-book')
+                                        'amazon-book', 'amazon-book-kgat')
+    #: Data sets of other papers in the same format: name -> (folder, URL
+    #: template)
+    others: ClassVar[dict[str, tuple[str, str]]] = {
+        'amazon-book-kgat': (
+            'amazon-book-kgat',
+            'https://raw.githubusercontent.com/xiangwang1223/'
+            'knowledge_graph_attention_network/master/Data/amazon-book/'
+            '{file}'),
+    }
     url = ('https://raw.githubusercontent.com/kuandeng/LightGCN/master/'
            'Data/{name}/{file}')
     raw_files = ('train.txt', 'test.txt')
@@ -158,12 +172,15 @@ class LightGCNDataset(RecDataset):
 
     @classmethod
     def folder_name(cls, name: str = 'gowalla', **kwargs: Any) -> str:
+        if name in cls.others:
+            return cls.others[name][0]
         return f'{name}-lightgcn'
 
     def download(self) -> None:
         os.makedirs(self.raw_dir, exist_ok=True)
         for file in self.raw_files + self.optional_files:
-            url = self.url.format(name=self.dataset, file=file)
+            template = self.others.get(self.dataset, (None, self.url))[1]
+            url = template.format(name=self.dataset, file=file)
             try:
                 fetch_url(url, osp.join(self.raw_dir, file), self.timeout)
             except OSError:
@@ -172,7 +189,15 @@ class LightGCNDataset(RecDataset):
                 log.warning('LightGCNDataset: %s not available; original '
                             'ids will be the remapped ones', url)
 
-    def build(self) -> dict[str, Any]:
+    def source_files(self) -> list[str] | None:
+        files = super().source_files()
+        if files is None:
+            return None
+        return files + [osp.join(self.raw_dir, f)
+                        for f in self.optional_files
+                        if osp.isfile(osp.join(self.raw_dir, f))]
+
+    def build(self) -> ParsedData:
         parts = {}
         for file in self.raw_files:
             parts[file] = read_lightgcn(osp.join(self.raw_dir, file))
@@ -210,7 +235,7 @@ class LightGCNDataset(RecDataset):
             torch.from_numpy(np.concatenate([train_u, test_u])),
             torch.from_numpy(np.concatenate([train_i, test_i])),
             user_ids=ids['user'], item_ids=ids['item'], info=info)
-        return {'inter': inter}
+        return ParsedData(inter)
 
     def _fixed_split(self, seed: int = 0, val_ratio: float = 0.1) -> Split:
         inter = self.interactions

@@ -22,7 +22,20 @@ from pyg_recsys.data.interactions import (
     _TextSource,
     read_table,
 )
-from pyg_recsys.datasets.base import RecDataset, atomic_write, fetch_url
+from pyg_recsys.data.kg import (
+    KnowledgeGraph,
+    link_index,
+    link_items,
+    read_triples,
+)
+from pyg_recsys.datasets.base import (
+    ParsedData,
+    RecDataset,
+    atomic_write,
+    fetch_url,
+    find_raw_dir,
+)
+from pyg_recsys.schema import ENTITY, ITEM, USER
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +124,7 @@ def _int(text: str, what: str, label: str, lineno: int) -> int:
 
 
 def _assemble(inter: Interactions, items: list[tuple[int, str, list[int]]],
-              users: list[tuple[int, int, str, str]]) -> dict[str, Any]:
+              users: list[tuple[int, int, str, str]]) -> ParsedData:
     """Titles and features aligned with the contiguous ids of ``inter``."""
     item_pos = {int(k): i for i, k in enumerate(inter.item_ids.tolist())}
     user_pos = {int(k): i for i, k in enumerate(inter.user_ids.tolist())}
@@ -132,18 +145,16 @@ def _assemble(inter: Interactions, items: list[tuple[int, str, list[int]]],
             user_x[idx, 0] = age / max_age
             user_x[idx, 1 + genders.index(gender)] = 1.0
             user_x[idx, 1 + len(genders) + jobs.index(job)] = 1.0
-    names = {'item': list(GENRES),
-             'user': (['age'] + [f'gender:{g}' for g in genders]
+    names = {ITEM: list(GENRES),
+             USER: (['age'] + [f'gender:{g}' for g in genders]
                       + [f'occupation:{o}' for o in jobs])}
-    return {'inter': inter, 'titles': titles,
-            'x': {'item': item_x, 'user': user_x}, 'feature_names': names}
+    return ParsedData(inter, x={ITEM: item_x, USER: user_x},
+                      feature_names=names, titles=titles)
 
 
-def parse_grouplens(folder: str) -> dict[str, Any]:
-    """Reads GroupLens ``u.data``, ``u.item`` (Latin-1) and ``u.user``.
-
-    Returns the dict of :meth:`RecDataset.build`.
-    """
+def parse_grouplens(folder: str) -> ParsedData:
+    """Reads GroupLens ``u.data``, ``u.item`` (Latin-1) and ``u.user``
+    (what :meth:`RecDataset.build` returns)."""
     inter = read_table(osp.join(folder, 'u.data'), user_col=0, item_col=1,
                        rating_col=2, time_col=3, sep='\t', header=False)
     path = osp.join(folder, 'u.item')
@@ -174,7 +185,7 @@ def _columns(header: list[str], wanted: tuple[str, ...], label: str
     return out
 
 
-def parse_atomic(source: str) -> dict[str, Any]:
+def parse_atomic(source: str) -> ParsedData:
     """Reads RecBole's atomic files ``ml-100k.{inter,item,user}`` from a
     folder or straight out of a zip / wheel (``recbole`` is not installed
     or imported).
@@ -300,10 +311,12 @@ class MovieLens100K(RecDataset):
     def wheel_path(self) -> str:
         return osp.join(self.cache_dir, self.wheel_file)
 
-    def _has_source(self) -> bool:
+    def source_files(self) -> list[str] | None:
         if self._raw_complete(self.raw_dir):
-            return True
-        return self._raw_dir_arg is None and osp.isfile(self.wheel_path)
+            return [osp.join(self.raw_dir, f) for f in self.raw_files]
+        if self._raw_dir_arg is None and osp.isfile(self.wheel_path):
+            return [self.wheel_path]
+        return None
 
     def download(self) -> None:
         errors = []
@@ -315,11 +328,7 @@ class MovieLens100K(RecDataset):
                         'trying the recbole wheel on PyPI', e)
             errors.append(f'(1) GroupLens {self.url}: {e}')
         try:
-            os.makedirs(self.cache_dir, exist_ok=True)
-            path = pip_download(self.wheel, self.cache_dir, self.timeout,
-                                self.pip_timeout)
-            if osp.basename(path) != self.wheel_file:
-                os.replace(path, self.wheel_path)
+            self._fetch_wheel()
             return
         except _DOWNLOAD_ERRORS as e:
             errors.append(f'(2) PyPI wheel {self.wheel} via pip download: '
@@ -329,6 +338,14 @@ class MovieLens100K(RecDataset):
             f'{"; ".join(errors)}. Put u.data, u.item, u.user into '
             f'{self.raw_dir} (or point $PYG_RECSYS_DATA at a folder '
             f'with {self.name}/raw) and retry.')
+
+    def _fetch_wheel(self) -> None:
+        """Puts the ``recbole`` wheel into :attr:`cache_dir`."""
+        os.makedirs(self.cache_dir, exist_ok=True)
+        path = pip_download(self.wheel, self.cache_dir, self.timeout,
+                            self.pip_timeout)
+        if osp.basename(path) != self.wheel_file:
+            os.replace(path, self.wheel_path)
 
     def _download_grouplens(self) -> None:
         archive = osp.join(self.cache_dir, 'ml-100k.zip')
@@ -345,7 +362,156 @@ class MovieLens100K(RecDataset):
         if not self._raw_complete(self.raw_dir):
             raise ValueError(f'{archive} lacks some of {self.raw_files}')
 
-    def build(self) -> dict[str, Any]:
+    def build(self) -> ParsedData:
         if self._raw_complete(self.raw_dir):
             return parse_grouplens(self.raw_dir)
         return parse_atomic(self.wheel_path)
+
+
+# ---------------------------------------------------------------------------
+# MovieLens-100K with its knowledge graph
+# ---------------------------------------------------------------------------
+
+def _file_text(path: str) -> tuple[Callable[[], TextIO], str]:
+    """Opener and label of a text file."""
+    return (lambda: open(path, encoding='utf-8', newline='')), path
+
+
+def _wheel_text(wheel: str, file: str) -> tuple[Callable[[], TextIO], str]:
+    """Opener and label of ``recbole/dataset_example/ml-100k/<file>`` inside
+    the recbole wheel."""
+    with zipfile.ZipFile(wheel) as zf:
+        members = [m for m in zf.namelist()
+                   if m.endswith(f'/ml-100k/{file}')]
+    if not members:
+        raise ValueError(f'{wheel}: the archive has no ml-100k/{file}')
+
+    def open_text() -> TextIO:
+        with zipfile.ZipFile(wheel) as zf:
+            data = zf.read(members[0])
+        return io.TextIOWrapper(io.BytesIO(data), encoding='utf-8',
+                                newline='')
+    return open_text, f'{wheel}!{members[0]}'
+
+
+def read_links(open_text: Callable[[], TextIO], label: str
+               ) -> list[tuple[str, str]]:
+    """RecBole's ``.link`` file: a header, then ``item_id<TAB>entity_id``
+    lines."""
+    rows = _rows(open_text, label, '\t', 2)
+    header = [h.split(':')[0] for h in rows[0][1]]
+    if header[:2] != ['item_id', 'entity_id']:
+        raise ValueError(f'{label}: line 1: expected the header '
+                         f'"item_id:token entity_id:token", got '
+                         f'{rows[0][1]}')
+    return [(f[0].strip(), f[1].strip()) for _, f in rows[1:]]
+
+
+class MovieLens100KKG(MovieLens100K):
+    r"""MovieLens-100K with the Freebase knowledge graph of its movies, as
+    RecBole ships it (``ml-100k.kg``: 91,631 triples ``head relation
+    tail`` over 34,628 entities and 24 relations; ``ml-100k.link``: 1,598
+    of the 1,682 movies linked to an entity; Zhao et al., `"KB4Rec"
+    <https://arxiv.org/abs/1807.11141>`_, 2019).
+
+    The interactions, features and titles are :class:`MovieLens100K`'s
+    (read from the ``movielens-100k`` raw folder); the knowledge graph is
+    read from ``ml-100k.kg`` / ``ml-100k.link`` in
+    ``$PYG_RECSYS_DATA/movielens-100k-kg/raw`` or ``raw_dir`` when there,
+    else straight out of the ``recbole==1.2.1`` wheel in ``<root>/_cache``
+    (fetched with ``pip download --no-deps`` when missing, never
+    installed).  Linked entities become their movies
+    (:func:`~pyg_recsys.data.kg.link_items`): ``ds[0]`` has 33,030
+    ``'entity'`` nodes and one edge type per relation and node-type pair.
+
+    Args:
+        root: Writable data root, see :class:`RecDataset`.
+        raw_dir: Read-only folder with ``u.data``, ``u.item``, ``u.user``
+            (and, optionally, ``ml-100k.kg`` and ``ml-100k.link``).
+        **kwargs: ``transform``, ``pre_transform``, ``force_reload``.
+    """
+
+    name = 'movielens-100k-kg'
+    kg_files: ClassVar[tuple[str, str]] = ('ml-100k.kg', 'ml-100k.link')
+
+    def _find_raw_dir(self, root: str) -> str:
+        if self._raw_dir_arg is not None:
+            return self._raw_dir_arg
+        return find_raw_dir(MovieLens100K.name, self.raw_files, root)
+
+    @classmethod
+    def locate(cls, root: str | None = None, **kwargs: Any) -> str:
+        return MovieLens100K.locate(root) + ' (knowledge graph: recbole ' \
+            'wheel or ml-100k.kg/.link)'
+
+    def _kg_dir(self) -> str | None:
+        """A folder holding both knowledge-graph files, if any."""
+        folders = [self.raw_dir]
+        if self._raw_dir_arg is None:
+            folders.append(find_raw_dir(self.name, self.kg_files,
+                                        self.root))
+        for folder in folders:
+            if all(osp.isfile(osp.join(folder, f)) for f in self.kg_files):
+                return folder
+        return None
+
+    def _kg_sources(self) -> list[str] | None:
+        folder = self._kg_dir()
+        if folder is not None:
+            return [osp.join(folder, f) for f in self.kg_files]
+        if osp.isfile(self.wheel_path):
+            return [self.wheel_path]
+        return None
+
+    def source_files(self) -> list[str] | None:
+        base = super().source_files()
+        kg = self._kg_sources()
+        if base is None or kg is None:
+            return None
+        return base + [f for f in kg if f not in base]
+
+    def download(self) -> None:
+        if super().source_files() is None:
+            super().download()
+        if self._kg_sources() is None:
+            try:
+                self._fetch_wheel()
+            except _DOWNLOAD_ERRORS as e:
+                raise RuntimeError(
+                    f'MovieLens100KKG: the knowledge graph files '
+                    f'{list(self.kg_files)} are not staged and the '
+                    f'{self.wheel} wheel could not be fetched ({e}); put '
+                    f'them into {self.raw_dir} and retry') from None
+
+    def build(self) -> ParsedData:
+        parsed = super().build()
+        folder = self._kg_dir()
+        if folder is not None:
+            openers = [_file_text(osp.join(folder, f)) for f in self.kg_files]
+        else:
+            openers = [_wheel_text(self.wheel_path, f)
+                       for f in self.kg_files]
+        (open_kg, kg_label), (open_link, link_label) = openers
+        heads, rels, tails = read_triples(open_kg, kg_label, skip=1)
+        links = read_links(open_link, link_label)
+        inter = parsed.inter
+        item_pos = {str(k): i for i, k in enumerate(inter.item_ids.tolist())}
+        kg = KnowledgeGraph.from_strings(heads, rels, tails, label=kg_label)
+        entity_of_item: list[str | None] = [None] * inter.num_items
+        for n, (item, entity) in enumerate(links):
+            if item not in item_pos:
+                raise ValueError(f'{link_label}: line {n + 2}: item {item!r}'
+                                 f' is not a MovieLens-100K movie')
+            entity_of_item[item_pos[item]] = entity
+        item_entity = link_index(kg, entity_of_item,
+                                 inter.item_ids.tolist(), link_label)
+        graph = link_items(kg, item_entity, label=link_label)
+        parsed.num_nodes = {ENTITY: graph.num_entities}
+        parsed.ids = {ENTITY: graph.entity_ids}
+        parsed.side = graph.edges
+        parsed.relations = graph.relations
+        parsed.info = dict(parsed.info, num_triples=int(kg.triples.size(1)),
+                           num_kg_entities=kg.num_entities,
+                           num_relations=kg.num_relations,
+                           num_linked_items=len(links))
+        return parsed

@@ -8,7 +8,7 @@ import torch
 
 from pyg_recsys.data import audit, read_table
 from pyg_recsys.datasets import RecDataset, default_root
-from pyg_recsys.datasets.base import fetch_url
+from pyg_recsys.datasets.base import ParsedData, fetch_url
 
 LOG = '1,10,5,100\n1,11,3,101\n1,12,4,102\n2,10,1,103\n2,12,2,104\n' \
       '2,13,5,105\n3,11,4,106\n'
@@ -29,10 +29,10 @@ class Toy(RecDataset):
         Toy.builds += 1
         inter = read_table(osp.join(self.raw_dir, 'log.csv'), user_col=0,
                            item_col=1, rating_col=2, time_col=3)
-        return {'inter': inter,
-                'x': {'item': torch.arange(inter.num_items * 2.).view(-1, 2)},
-                'feature_names': {'item': ['a', 'b']},
-                'titles': [f'item {i}' for i in inter.item_ids.tolist()]}
+        return ParsedData(
+            inter, x={'item': torch.arange(inter.num_items * 2.).view(-1, 2)},
+            feature_names={'item': ['a', 'b']},
+            titles=[f'item {i}' for i in inter.item_ids.tolist()])
 
 
 def listing(folder):
@@ -79,8 +79,51 @@ def test_processed_cache_reused_and_force_reload(raw, tmp_path):
     assert Toy.builds == 1 and len(ds.interactions) == 7
     Toy(tmp_path, raw_dir=raw, force_reload=True)
     assert Toy.builds == 2
-    files = os.listdir(tmp_path / 'toy' / 'processed')
-    assert files == ['data_v1.pt']  # no temporary files left behind
+    files = sorted(os.listdir(tmp_path / 'toy' / 'processed'))
+    # one keyed file, its lock, no temporary files left behind
+    assert len(files) == 2 and files[0] == '.lock'
+    assert files[1].startswith('data_v2_') and files[1].endswith('.pt')
+    assert ds.source['files'] == [osp.join(raw, 'log.csv')]
+    assert ds.source['processed'].endswith(files[1])
+
+
+def test_cache_is_keyed_by_the_raw_files(raw, tmp_path):
+    Toy.builds = 0
+    root = tmp_path / 'root'
+    first = Toy(root, raw_dir=raw)
+    other = tmp_path / 'other_raw'
+    other.mkdir()
+    (other / 'log.csv').write_text(LOG.replace('1,10,5,100', '9,10,5,100'))
+    second = Toy(root, raw_dir=str(other))
+    assert Toy.builds == 2  # other files: built anew, not the old cache
+    assert second.interactions.user_ids.tolist() == [1, 2, 3, 9]
+    assert first.source['cache_key'] != second.source['cache_key']
+    assert Toy(root, raw_dir=raw).interactions.user_ids.tolist() == [1, 2, 3]
+    assert Toy.builds == 2  # the first files' cache is still there
+    Path(raw, 'log.csv').write_text(LOG + '4,13,1,107\n')
+    assert Toy(root, raw_dir=raw).interactions.num_users == 4
+    assert Toy.builds == 3  # same path, new content: rebuilt
+
+
+def test_orphan_temporary_files_are_removed(raw, tmp_path):
+    processed = tmp_path / 'toy' / 'processed'
+    processed.mkdir(parents=True)
+    orphan = processed / '.tmp-0123abcd-data_v2_x.pt'
+    orphan.write_bytes(b'half a file')
+    Toy(tmp_path, raw_dir=raw)
+    assert not orphan.exists()
+    assert not [f for f in os.listdir(processed) if f.startswith('.tmp-')]
+
+
+def test_damaged_processed_file_names_it(raw, tmp_path):
+    ds = Toy(tmp_path, raw_dir=raw)
+    path = ds.processed_paths[0]
+    Path(path).write_bytes(b'not a torch file')
+    with pytest.raises(ValueError, match=r'data_v2_\w+\.pt: the Toy '
+                       r'processed file is damaged .*; delete it'):
+        Toy(tmp_path, raw_dir=raw)
+    assert len(Toy(tmp_path, raw_dir=raw, force_reload=True).interactions) \
+        == 7
 
 
 def test_raw_dir_is_never_written(raw, tmp_path):
@@ -99,7 +142,8 @@ def test_failed_processing_leaves_nothing(raw, tmp_path):
                        r"'oops' is not a number"):
         Toy(tmp_path / 'root', raw_dir=raw)
     processed = tmp_path / 'root' / 'toy' / 'processed'
-    assert not processed.exists() or not os.listdir(processed)
+    left = os.listdir(processed) if processed.exists() else []
+    assert [f for f in left if f != '.lock'] == []
 
 
 def test_missing_raw_files_in_given_raw_dir(tmp_path):
@@ -114,8 +158,9 @@ def test_env_locations_and_download(raw, tmp_path, monkeypatch):
     monkeypatch.setenv('PYG_RECSYS_DATA', str(tmp_path / 'staged'))
     ds = Toy()
     assert ds.raw_dir == raw  # staged copy used, nothing downloaded
-    assert osp.isfile(tmp_path / 'envroot' / 'toy' / 'processed' /
-                      'data_v1.pt')
+    assert osp.isfile(ds.processed_paths[0])
+    assert ds.processed_dir == str(tmp_path / 'envroot' / 'toy' /
+                                   'processed')
     # Incomplete staged folder: download into <root>/toy/raw.
     monkeypatch.setenv('PYG_RECSYS_DATA', str(tmp_path / 'nowhere'))
     monkeypatch.setattr(Toy, 'url', Path(raw, 'log.csv').as_uri())
@@ -131,9 +176,15 @@ def test_pre_transform_is_saved(raw, tmp_path):
     def add_flag(data):
         data['user'].flag = torch.ones(data['user'].num_nodes)
         return data
+    Toy.builds = 0
     Toy(tmp_path, raw_dir=raw, pre_transform=add_flag)
-    ds = Toy(tmp_path, raw_dir=raw)
+    ds = Toy(tmp_path, raw_dir=raw, pre_transform=add_flag)
+    assert Toy.builds == 1  # the transformed graph was saved and reused
     assert ds[0]['user'].flag.tolist() == [1.0, 1.0, 1.0]
+    assert ds[0].orig_ids['item'].tolist() == [10, 11, 12, 13]
+    # another pre_transform (here: none) is another cache
+    assert 'flag' not in Toy(tmp_path, raw_dir=raw)[0]['user']
+    assert Toy.builds == 2
 
 
 def test_fetch_url_failure_leaves_nothing(tmp_path):

@@ -126,8 +126,8 @@ def test_dataset_without_id_lists_and_errors(tmp_path):
     os.remove(Path(raw, 'user_list.txt'))
     with pytest.raises(ValueError, match=r"test.txt: line 2: id 'z'"):
         LightGCNDataset(tmp_path / 'root3', 'yelp2018', raw_dir=raw)
-    assert not (tmp_path / 'root3' / 'yelp2018-lightgcn' /
-                'processed').exists()
+    processed = tmp_path / 'root3' / 'yelp2018-lightgcn' / 'processed'
+    assert not list(processed.glob('data_v*'))  # nothing half-built
 
 
 def test_download_from_url_template(tmp_path, monkeypatch):
@@ -175,3 +175,20 @@ def test_staged_gowalla(gowalla, gowalla_raw):
     again = LightGCNDataset(root, 'gowalla', raw_dir=gowalla_raw)
     assert time.perf_counter() - start < max(seconds, 2.0)
     assert torch.equal(again.interactions.item, inter.item)
+
+
+def test_amazon_book_kgat_sizes(staged, tmp_path):
+    raw = staged('amazon-book-kgat', ('train.txt', 'test.txt',
+                                      'user_list.txt', 'item_list.txt'))
+    ds = LightGCNDataset(tmp_path, 'amazon-book-kgat', raw_dir=raw)
+    inter = ds.interactions
+    # KGAT's Amazon-Book: 70,679 users, 24,915 items; the released files
+    # hold 846,434 interactions (the paper counts 847,733)
+    assert (inter.num_users, inter.num_items, len(inter)) == (
+        70679, 24915, 846434)
+    assert inter.info['num_train'] == 652514
+    assert ds.processed_dir.endswith('amazon-book-kgat/processed')
+    split = ds.split(val_ratio=0.0)
+    assert (split.train.size(1), split.test.size(1)) == (652514, 193920)
+    assert LightGCNDataset.folder_name(name='amazon-book-kgat') == \
+        'amazon-book-kgat'

@@ -81,14 +81,14 @@ def write_wheel(path, files=ATOMIC):
 
 def assert_same(a, b):
     for name in ('user', 'item', 'rating', 'time'):
-        assert torch.equal(getattr(a['inter'], name),
-                           getattr(b['inter'], name))
-    assert a['inter'].user_ids.tolist() == b['inter'].user_ids.tolist()
-    assert a['inter'].item_ids.tolist() == b['inter'].item_ids.tolist()
-    assert a['titles'] == b['titles']
-    assert a['feature_names'] == b['feature_names']
+        assert torch.equal(getattr(a.inter, name),
+                           getattr(b.inter, name))
+    assert a.inter.user_ids.tolist() == b.inter.user_ids.tolist()
+    assert a.inter.item_ids.tolist() == b.inter.item_ids.tolist()
+    assert a.titles == b.titles
+    assert a.feature_names == b.feature_names
     for node in ('user', 'item'):
-        assert torch.equal(a['x'][node], b['x'][node])
+        assert torch.equal(a.x[node], b.x[node])
 
 
 @pytest.fixture(autouse=True)
@@ -99,19 +99,19 @@ def no_env(monkeypatch):
 
 def test_grouplens_parser_on_sample(tmp_path):
     out = parse_grouplens(write_grouplens(tmp_path))
-    inter = out['inter']
+    inter = out.inter
     assert inter.user_ids.tolist() == [22, 186, 196]
     assert inter.item_ids.tolist() == [242, 302, 377]
     assert len(inter) == 6 and inter.time.dtype == torch.long
-    assert out['titles'] == ['Kolya (1996)', 'L.A. Confidential (1997)',
+    assert out.titles == ['Kolya (1996)', 'L.A. Confidential (1997)',
                              'Misérables, Les (1995)']
     comedy = GENRES.index('Comedy')
-    assert out['x']['item'][0].nonzero().view(-1).tolist() == [comedy]
-    assert out['feature_names']['user'] == [
+    assert out.x['item'][0].nonzero().view(-1).tolist() == [comedy]
+    assert out.feature_names['user'] == [
         'age', 'gender:F', 'gender:M', 'occupation:executive',
         'occupation:writer']
     # user 186 (index 1): age 39 / 49, female, executive
-    assert torch.allclose(out['x']['user'][1],
+    assert torch.allclose(out.x['user'][1],
                           torch.tensor([39 / 49, 1., 0., 1., 0.]))
 
 
@@ -145,7 +145,7 @@ def test_grouplens_errors_name_file_and_line(tmp_path, file, text,
     with pytest.raises(ValueError, match=message):
         MovieLens100K(root, raw_dir=folder)
     processed = root / 'movielens-100k' / 'processed'
-    assert not processed.exists() or not os.listdir(processed)
+    assert not list(processed.glob('data_v*'))  # nothing half-built
 
 
 @pytest.mark.parametrize('file,replace,message', [
@@ -223,8 +223,8 @@ def test_download_falls_back_to_wheel(tmp_path, monkeypatch):
     ds = MovieLens100K(tmp_path / 'root')
     ref = parse_grouplens(write_grouplens(tmp_path / 'gl'))
     assert calls == ['recbole==1.2.1']
-    assert torch.equal(ds.interactions.item, ref['inter'].item)
-    assert ds.item_titles == ref['titles']
+    assert torch.equal(ds.interactions.item, ref.inter.item)
+    assert ds.item_titles == ref.titles
     # The cached wheel is a local source: no second download.
     monkeypatch.setattr(ml, 'pip_download', None)
     MovieLens100K(tmp_path / 'root', force_reload=True)
@@ -347,3 +347,98 @@ def test_real_pip_download_fallback(tmp_path, monkeypatch):
         ref = parse_grouplens(str(staged))
         got = ml.parse_atomic(ds.wheel_path)
         assert_same(got, ref)
+
+
+# -- MovieLens-100K with its knowledge graph --------------------------------
+
+KG = ('head_id:token\trelation_id:token\ttail_id:token\n'
+      'm.kolya\tfilm.film.genre\tm.comedy\n'
+      'm.la\tfilm.film.genre\tm.crime\n'
+      'm.la\tfilm.film.sequel\tm.kolya\n'
+      'm.comedy\tgenre.parent\tm.crime\n')
+LINK = 'item_id:token\tentity_id:token\n242\tm.kolya\n302\tm.la\n'
+
+
+def test_kg_dataset_on_sample(tmp_path):
+    raw = write_grouplens(tmp_path / 'raw')
+    Path(raw, 'ml-100k.kg').write_text(KG)
+    Path(raw, 'ml-100k.link').write_text(LINK)
+    ds = ml.MovieLens100KKG(tmp_path / 'root', raw_dir=raw)
+    assert repr(ds).endswith('num_entities=2)')
+    g = ds[0]
+    items = ds.interactions.item_ids.tolist()  # [242, 302, 377]
+    assert items == [242, 302, 377]
+    assert g['item', 'film_film_genre', 'entity'].edge_index.tolist() == [
+        [0, 1], [0, 1]]
+    assert g['item', 'film_film_sequel', 'item'].edge_index.tolist() == [
+        [1], [0]]
+    assert g['entity', 'genre_parent', 'entity'].edge_index.tolist() == [
+        [0], [1]]
+    assert g.orig_ids['entity'].tolist() == ['m.comedy', 'm.crime']
+    assert ds.relations['film_film_genre'] == 'film.film.genre'
+    split = ds.split(seed=0)
+    assert split.num_nodes == {'entity': 2}
+    assert ('entity', 'rev_film_film_genre', 'item') in split.graph(
+        ).edge_types
+    audit(split)
+
+
+def test_kg_dataset_errors(tmp_path):
+    raw = write_grouplens(tmp_path / 'raw')
+    Path(raw, 'ml-100k.kg').write_text(KG)
+    Path(raw, 'ml-100k.link').write_text(LINK + '377\tm.nowhere\n')
+    with pytest.raises(ValueError, match=r"ml-100k.link: item 377 links to "
+                       r"entity 'm.nowhere', which is in no triple"):
+        ml.MovieLens100KKG(tmp_path / 'a', raw_dir=raw)
+    Path(raw, 'ml-100k.link').write_text(LINK + '999\tm.la\n')
+    with pytest.raises(ValueError, match=r"ml-100k.link: line 4: item '999' "
+                       r'is not a MovieLens-100K movie'):
+        ml.MovieLens100KKG(tmp_path / 'b', raw_dir=raw)
+    Path(raw, 'ml-100k.link').write_text('item\tentity\n242\tm.kolya\n')
+    with pytest.raises(ValueError, match=r'ml-100k.link: line 1: expected '
+                       r'the header'):
+        ml.MovieLens100KKG(tmp_path / 'c', raw_dir=raw)
+    Path(raw, 'ml-100k.link').write_text(LINK)
+    Path(raw, 'ml-100k.kg').write_text(KG + 'm.la\tfilm.film.genre\n')
+    with pytest.raises(ValueError, match=r'ml-100k.kg: line 6: expected '
+                       r'"head relation tail"'):
+        ml.MovieLens100KKG(tmp_path / 'd', raw_dir=raw)
+
+
+@pytest.fixture(scope='module')
+def recbole_wheel(tmp_path_factory):
+    """The real recbole==1.2.1 wheel from PyPI (skips when unreachable)."""
+    folder = tmp_path_factory.mktemp('wheel')
+    try:
+        return ml.pip_download('recbole==1.2.1', str(folder), timeout=30,
+                               total_timeout=120)
+    except (OSError, TimeoutError) as e:
+        pytest.skip(f'PyPI not reachable for the recbole wheel ({e})')
+
+
+def test_kg_dataset_reference_sizes(movielens_raw, recbole_wheel, tmp_path):
+    cache = tmp_path / 'root' / '_cache'
+    cache.mkdir(parents=True)
+    os.symlink(recbole_wheel, cache / 'recbole-1.2.1-py3-none-any.whl')
+    ds = ml.MovieLens100KKG(tmp_path / 'root', raw_dir=movielens_raw)
+    info = ds.interactions.info
+    # RecBole's ml-100k.kg / .link, counted independently here
+    with zipfile.ZipFile(recbole_wheel) as zf:
+        kg = zf.read('recbole/dataset_example/ml-100k/ml-100k.kg').decode()
+        link = zf.read('recbole/dataset_example/ml-100k/ml-100k.link'
+                       ).decode()
+    rows = [line.split('\t') for line in kg.splitlines()[1:] if line]
+    entities = {h for h, _, _ in rows} | {t for _, _, t in rows}
+    assert (info['num_triples'], info['num_kg_entities'],
+            info['num_relations']) == (len(rows), len(entities),
+                                       len({r for _, r, _ in rows}))
+    assert (info['num_triples'], info['num_kg_entities'],
+            info['num_relations']) == (91631, 34628, 24)
+    assert info['num_linked_items'] == len(link.splitlines()) - 1 == 1598
+    g = ds[0]
+    assert g['entity'].num_nodes == 34628 - 1598
+    assert len(ds.interactions) == 100000
+    assert g['item'].x.shape == (1682, 19)  # MovieLens features kept
+    assert sum(g[t].edge_index.size(1) for t in g.edge_types
+               if t[1] != 'interacts' and not t[1].startswith('rev_')) \
+        == 91631
