@@ -347,12 +347,9 @@ class PPRHardSampler(NegativeSampler):
     negatives instead (:class:`UniformSampler`), so every draw is still
     never a known positive.
 
-    Building the pools with the defaults takes 0.5 s for MovieLens-100K
-    (943 users) and, estimated from a 1,000-user sample, about 19 s for
-    Gowalla (29,858 users, 40,981 items; one thread of a 2-core Xeon);
-    the time is linear in ``num_walks``.  Fewer walks rank more noisily:
-    on MovieLens-100K the candidates' median rank by exact PPR is 79 with
-    1,000 walks and 145 with 256 (55 for the exact window ``[10, 100)``).
+    Building the pools takes time linear in ``num_walks`` and the number
+    of users; fewer walks rank more noisily (the candidates drift from
+    the exact PPR window).
 
     Args:
         train: Training items of each user (``split.csr('train')``).

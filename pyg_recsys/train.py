@@ -1,18 +1,23 @@
 """The one training loop: fit, evaluate, early stop, checkpoint and resume.
 
-:class:`Trainer` only talks to the model contract of the GUIDE: it calls
-``model.loss(batch)`` on whatever the training loader yields, and hands the
-model to an *evaluator* (``evaluator(model, part) -> {metric: value}``) for
-model selection on ``'val'`` and one final score on ``'test'``.  The same
-loop therefore trains pairwise user-item rankers (:class:`RankingEvaluator`),
-rating regressors (:class:`RatingEvaluator`) and next-item models over
-session batches (:class:`NextItemEvaluator`).
+:class:`Trainer` only talks to the model contract
+(:mod:`pyg_recsys.nn.models.contract`): it calls ``model.loss(batch)`` on
+whatever the training loader yields (or, for a model whose epoch alternates
+objectives over several loaders, ``model.loss(batch, objective)``), and
+hands the model to an *evaluator* (``evaluator(model, part) -> {metric:
+value}``) for model selection on ``'val'`` and one final score on
+``'test'``.  The same loop therefore trains pairwise user-item rankers
+(:class:`RankingEvaluator`), rating regressors (:class:`RatingEvaluator`)
+and next-item models over session batches (:class:`NextItemEvaluator`);
+each evaluator checks the model against its task's contract.
 
 Every epoch ends with an atomic checkpoint (model, optimizer, RNG states,
 history, early-stopping state) in ``out_dir/last.pt``; the best model so far
-is kept in ``out_dir/best.pt``.  ``fit(resume=True)`` continues from
-``last.pt`` and, the loader being reseeded per epoch, ends with exactly the
-result of an uninterrupted run.
+is kept in ``out_dir/best.pt``.  Checkpoints hold tensors and plain values
+only and are read with ``torch.load(..., weights_only=True)``, so a crafted
+file cannot run code.  ``fit(resume=True)`` continues from ``last.pt`` and,
+the loaders being reseeded per epoch, ends with exactly the result of an
+uninterrupted run.
 """
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,12 +36,23 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from pyg_recsys.data.split import Split
-from pyg_recsys.io import atomic_save, atomic_write_text
+from pyg_recsys.io import atomic_save, atomic_write_text, safe_load
+from pyg_recsys.nn.models.contract import (
+    MultiObjective,
+    NextItemRecommender,
+    PairwiseRanker,
+    RatingPredictor,
+    Recommender,
+    check_contract,
+)
 from pyg_recsys.ops.csr import CSR
 
 log = logging.getLogger(__name__)
 
 DEFAULT_KS = (10, 20)
+#: How a :class:`Trainer` with several loaders orders their batches.
+SCHEDULES = ('sequential', 'interleave')
+_DONE = object()
 
 
 class Evaluator(Protocol):
@@ -54,14 +70,23 @@ def seed_everything(seed: int) -> None:
 
 
 def _rng_state() -> dict[str, Any]:
-    return dict(torch=torch.get_rng_state(), numpy=np.random.get_state(),
-                python=random.getstate())
+    """The random states, as tensors and plain values (``weights_only``
+    loadable)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    return dict(torch=torch.get_rng_state(),
+                numpy=[kind, torch.from_numpy(keys.astype(np.int64)),
+                       int(pos), int(has_gauss), float(gauss)],
+                python=[version, list(internal), gauss_next])
 
 
 def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state['torch'])
-    np.random.set_state(state['numpy'])
-    random.setstate(state['python'])
+    kind, keys, pos, has_gauss, gauss = state['numpy']
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos,
+                         has_gauss, gauss))
+    version, internal, gauss_next = state['python']
+    random.setstate((version, tuple(internal), gauss_next))
 
 
 def _to_device(batch: Any, device: torch.device | str | None) -> Any:
@@ -121,8 +146,9 @@ class RankingEvaluator:
         self.batch_size = batch_size
 
     @torch.no_grad()
-    def __call__(self, model: nn.Module, part: str) -> dict[str, float]:
+    def __call__(self, model: PairwiseRanker, part: str) -> dict[str, float]:
         from pyg_recsys.metrics import evaluate_ranking
+        check_contract(model, PairwiseRanker, 'RankingEvaluator')
         model.eval()
         kwargs = {} if self.metrics is None else dict(metrics=self.metrics)
         return evaluate_ranking(model.score, self.split.targets(part),
@@ -131,7 +157,8 @@ class RankingEvaluator:
 
 
 class RatingEvaluator:
-    """MAE / RMSE of ``model(users, items)`` against held-out ratings.
+    """MAE / RMSE of ``model.predict(users, items)`` against held-out
+    ratings (:class:`~pyg_recsys.nn.models.contract.RatingPredictor`).
 
     Args:
         parts: ``{part: (users, items, ratings)}`` tensors per part.
@@ -144,15 +171,18 @@ class RatingEvaluator:
         self.batch_size = batch_size
 
     @torch.no_grad()
-    def __call__(self, model: nn.Module, part: str) -> dict[str, float]:
+    def __call__(self, model: RatingPredictor, part: str
+                 ) -> dict[str, float]:
         from pyg_recsys.metrics import rating_metrics
         if part not in self.parts:
             raise KeyError(f"RatingEvaluator: no part '{part}'; have "
                            f'{sorted(self.parts)}')
+        check_contract(model, RatingPredictor, 'RatingEvaluator')
         model.eval()
         users, items, target = self.parts[part]
         pred = torch.cat([
-            model(users[i:i + self.batch_size], items[i:i + self.batch_size])
+            model.predict(users[i:i + self.batch_size],
+                          items[i:i + self.batch_size])
             for i in range(0, users.numel(), self.batch_size)
         ])
         return rating_metrics(pred, target)
@@ -162,7 +192,8 @@ class NextItemEvaluator:
     """Full-ranking next-item evaluation over batches of sequences/sessions.
 
     ``model.score(batch)`` returns ``[B, num_items]`` scores for the next
-    item of each example and ``batch.y`` holds the target item.  Nothing is
+    item of each example and ``batch.y`` holds the target item
+    (:class:`~pyg_recsys.nn.models.contract.NextItemRecommender`).  Nothing is
     masked, as in the session-recommendation protocol (SR-GNN) and RecBole's
     sequential evaluation: an item seen earlier in the session may be the
     next one.
@@ -216,9 +247,11 @@ class NextItemEvaluator:
             neg[bad] = torch.randint(width, (int(bad.sum()),), generator=gen)
 
     @torch.no_grad()
-    def __call__(self, model: nn.Module, part: str) -> dict[str, float]:
+    def __call__(self, model: NextItemRecommender, part: str
+                 ) -> dict[str, float]:
         from pyg_recsys.metrics import RankingMetrics, sampled_rank_metrics
         from pyg_recsys.ops.topk import masked_topk
+        check_contract(model, NextItemRecommender, 'NextItemEvaluator')
         model.eval()
         acc = RankingMetrics(ks=self.ks)
         gen = torch.Generator().manual_seed(self.seed)
@@ -252,13 +285,28 @@ class Trainer:
     """Trains a model through its ``loss(batch)`` and selects it on
     validation.
 
+    One loader: every batch is a step on ``model.loss(batch)``
+    (:class:`~pyg_recsys.nn.models.contract.Recommender`).  Several
+    loaders, a mapping ``{objective: loader}``: the model alternates
+    objectives within each epoch
+    (:class:`~pyg_recsys.nn.models.contract.MultiObjective`, e.g. KGAT's
+    BPR over interactions and TransR over triples), each batch a step on
+    ``model.loss(batch, objective)``; ``schedule='sequential'`` runs every
+    batch of the first loader, then of the next (KGAT's epoch),
+    ``'interleave'`` takes one batch of each in turn until all are spent.
+    Each objective may have its own optimizer; the epoch record holds the
+    mean loss of each (``losses``) and their sum (``loss``).
+
     Args:
-        model: A recommender following the GUIDE's model contract.
-        train_loader: Iterable of training batches; if it has
-            ``set_epoch(epoch)`` it is called before each epoch (loaders
+        model: A recommender following the model contract.
+        train_loader: Iterable of training batches, or a mapping objective
+            name -> iterable (in the order of the epoch).  A loader with
+            ``set_epoch(epoch)`` has it called before each epoch (loaders
             that reseed per epoch make resumed runs exact).
         evaluator: ``evaluator(model, part) -> {metric: value}``.
-        optimizer: Defaults to Adam with ``lr`` over the model's parameters.
+        optimizer: Defaults to Adam with ``lr`` over the model's parameters;
+            with several loaders also a mapping objective -> optimizer.
+        schedule: ``'sequential'`` or ``'interleave'`` (several loaders).
         lr: Learning rate of the default optimizer.
         epochs: Maximum number of epochs.
         eval_every: Validate every this many epochs (and after the last).
@@ -281,9 +329,12 @@ class Trainer:
         lr_gamma: Factor of each decay step.
     """
 
-    def __init__(self, model: nn.Module, train_loader: Iterable[Any],
+    def __init__(self, model: nn.Module,
+                 train_loader: Iterable[Any] | Mapping[str, Iterable[Any]],
                  evaluator: Evaluator, *,
-                 optimizer: torch.optim.Optimizer | None = None,
+                 optimizer: torch.optim.Optimizer
+                 | Mapping[str, torch.optim.Optimizer] | None = None,
+                 schedule: str = 'sequential',
                  lr: float = 1e-3, epochs: int = 100, eval_every: int = 1,
                  monitor: str = 'ndcg@20', mode: str = 'max',
                  patience: int | None = None,
@@ -299,11 +350,24 @@ class Trainer:
         if epochs < 1 or eval_every < 1:
             raise ValueError(f'Trainer: epochs and eval_every must be >= 1, '
                              f'got epochs={epochs}, eval_every={eval_every}')
+        if schedule not in SCHEDULES:
+            raise ValueError(f'Trainer: schedule must be one of '
+                             f'{SCHEDULES}, got {schedule!r}')
         self.model = model
         self.train_loader = train_loader
+        self.loaders = self._objectives(model, train_loader)
+        self.schedule = schedule
         self.evaluator = evaluator
         self.optimizer = optimizer or torch.optim.Adam(model.parameters(),
                                                        lr=lr)
+        if isinstance(self.optimizer, Mapping):
+            unknown = set(self.optimizer) - set(self.loaders)
+            missing = set(self.loaders) - set(self.optimizer)
+            if self.loaders.keys() == {None} or unknown or missing:
+                raise ValueError(
+                    f'Trainer: a mapping of optimizers needs one per '
+                    f'objective {sorted(k for k in self.loaders if k)}, got '
+                    f'{sorted(self.optimizer)}')
         self.epochs = epochs
         self.eval_every = eval_every
         self.monitor = monitor
@@ -319,7 +383,30 @@ class Trainer:
                              f'{lr_step}')
         self.lr_step = lr_step
         self.lr_gamma = lr_gamma
+        self.last_losses: dict[str | None, float] = {}
         self._reset_state()
+
+    @staticmethod
+    def _objectives(model: nn.Module, loader: Any
+                    ) -> dict[str | None, Iterable[Any]]:
+        """``{objective: loader}``; ``{None: loader}`` for one loader."""
+        if not isinstance(loader, Mapping):
+            check_contract(model, Recommender, 'Trainer')
+            return {None: loader}
+        if not loader:
+            raise ValueError('Trainer: the mapping of loaders is empty')
+        check_contract(model, MultiObjective, 'Trainer')
+        unknown = [k for k in loader if k not in model.objectives]
+        if unknown:
+            raise ValueError(f'Trainer: loaders {unknown} name no objective '
+                             f'of {type(model).__name__} (its objectives: '
+                             f'{list(model.objectives)})')
+        return dict(loader)
+
+    @property
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        opt = self.optimizer
+        return list(opt.values()) if isinstance(opt, Mapping) else [opt]
 
     def _reset_state(self) -> None:
         self.history: list[dict[str, Any]] = []
@@ -343,20 +430,24 @@ class Trainer:
         return self.out_dir / 'best.pt' if self.out_dir else None
 
     def state_dict(self) -> dict[str, Any]:
+        opt = self.optimizer
         return dict(model=self.model.state_dict(),
-                    optimizer=self.optimizer.state_dict(), epoch=self.epoch,
+                    optimizer=({k: o.state_dict() for k, o in opt.items()}
+                               if isinstance(opt, Mapping)
+                               else opt.state_dict()), epoch=self.epoch,
                     history=self.history, best_epoch=self.best_epoch,
                     best_value=self.best_value, best_val=self.best_val,
                     bad_evals=self.bad_evals,
                     stopped_early=self.stopped_early, test=self.test,
-                    rng=_rng_state(),
-                    loader_rng=(self.train_loader.state_dict()
-                                if hasattr(self.train_loader, 'state_dict')
-                                else None))
+                    rng=_rng_state())
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state['model'])
-        self.optimizer.load_state_dict(state['optimizer'])
+        if isinstance(self.optimizer, Mapping):
+            for k, o in self.optimizer.items():
+                o.load_state_dict(state['optimizer'][k])
+        else:
+            self.optimizer.load_state_dict(state['optimizer'])
         self.epoch = state['epoch']
         self.history = state['history']
         self.best_epoch = state['best_epoch']
@@ -366,8 +457,6 @@ class Trainer:
         self.stopped_early = state['stopped_early']
         self.test = state['test']
         _set_rng_state(state['rng'])
-        if state.get('loader_rng') is not None:
-            self.train_loader.load_state_dict(state['loader_rng'])
 
     def _checkpoint(self, model_state: dict[str, Tensor] | None = None
                     ) -> None:
@@ -395,37 +484,71 @@ class Trainer:
         if self.lr_step is None:
             return
         factor = self.lr_gamma ** ((self.epoch - 1) // self.lr_step)
-        for group in self.optimizer.param_groups:
-            group['lr'] = group.setdefault('initial_lr', group['lr']) * factor
+        for opt in self.optimizers:
+            for group in opt.param_groups:
+                group['lr'] = group.setdefault('initial_lr',
+                                               group['lr']) * factor
+
+    def _batches(self) -> Iterator[tuple[str | None, Any]]:
+        """``(objective, batch)`` pairs of one epoch, in schedule order."""
+        if self.schedule == 'sequential' or len(self.loaders) == 1:
+            for name, loader in self.loaders.items():
+                for batch in loader:
+                    yield name, batch
+            return
+        iters = {name: iter(loader) for name, loader in self.loaders.items()}
+        while iters:
+            for name in list(iters):
+                batch = next(iters[name], _DONE)
+                if batch is _DONE:
+                    del iters[name]
+                else:
+                    yield name, batch
+
+    def _num_batches(self) -> int | None:
+        try:
+            return sum(len(loader) for loader in self.loaders.values())
+        except TypeError:
+            return None
 
     def train_epoch(self) -> float:
-        """One pass over the training loader; returns the mean loss."""
+        """One pass over the training loader(s); returns the mean loss (the
+        sum of the objectives' means, each in :attr:`last_losses`)."""
         self.model.train()
-        if hasattr(self.train_loader, 'set_epoch'):
-            self.train_loader.set_epoch(self.epoch)
-        total, count = 0.0, 0
-        bar = tqdm(self.train_loader, desc=f'epoch {self.epoch}',
-                   disable=not self.progress, leave=False,
-                   dynamic_ncols=True)
-        for batch in bar:
+        for loader in self.loaders.values():
+            if hasattr(loader, 'set_epoch'):
+                loader.set_epoch(self.epoch)
+        total: dict[str | None, float] = dict.fromkeys(self.loaders, 0.0)
+        count: dict[str | None, int] = dict.fromkeys(self.loaders, 0)
+        bar = tqdm(self._batches(), desc=f'epoch {self.epoch}',
+                   total=self._num_batches(), disable=not self.progress,
+                   leave=False, dynamic_ncols=True)
+        for name, batch in bar:
             batch = _to_device(batch, self.device)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss = self.model.loss(batch)
+            opt = (self.optimizer[name] if isinstance(self.optimizer,
+                                                      Mapping)
+                   else self.optimizer)
+            opt.zero_grad(set_to_none=True)
+            loss = (self.model.loss(batch) if name is None
+                    else self.model.loss(batch, name))
             if not torch.isfinite(loss):
+                what = '' if name is None else f' ({name})'
                 raise FloatingPointError(
-                    f'Trainer: loss became {loss.item()} at epoch '
+                    f'Trainer: loss{what} became {loss.item()} at epoch '
                     f'{self.epoch}; lower the learning rate or check the '
                     f'inputs')
             loss.backward()
             if self.grad_clip is not None:
                 nn.utils.clip_grad_norm_(self.model.parameters(),
                                          self.grad_clip)
-            self.optimizer.step()
+            opt.step()
             n = _batch_size(batch)
-            total += float(loss.detach()) * n
-            count += n
-            bar.set_postfix(loss=f'{total / max(count, 1):.4f}')
-        return total / max(count, 1)
+            total[name] += float(loss.detach()) * n
+            count[name] += n
+            bar.set_postfix(loss=f'{total[name] / max(count[name], 1):.4f}')
+        self.last_losses = {name: total[name] / max(count[name], 1)
+                            for name in self.loaders}
+        return sum(self.last_losses.values())
 
     def fit(self, resume: bool = False) -> dict[str, Any]:
         """Trains, validates, early-stops and scores the test part once at
@@ -444,8 +567,9 @@ class Trainer:
             if self.out_dir is None:
                 raise ValueError('Trainer.fit: resume=True needs out_dir')
             if self.last_path.exists():
-                self.load_state_dict(torch.load(self.last_path,
-                                                weights_only=False))
+                self.load_state_dict(safe_load(
+                    self.last_path, 'checkpoint',
+                    'delete it to start the run afresh, or restore it'))
                 log.info('resumed from %s at epoch %d', self.last_path,
                          self.epoch)
                 if self.test is not None:  # the run had already finished
@@ -470,6 +594,8 @@ class Trainer:
             record: dict[str, Any] = dict(
                 epoch=self.epoch, loss=loss,
                 train_seconds=time.perf_counter() - t0)
+            if None not in self.last_losses:
+                record['losses'] = dict(self.last_losses)
             if self.epoch % self.eval_every == 0 or self.epoch == self.epochs:
                 t0 = time.perf_counter()
                 val = self.evaluator(self.model, 'val')
@@ -511,8 +637,10 @@ class Trainer:
 
     def _load_best(self) -> None:
         if self.best_epoch is not None and self.best_path is not None:
-            self.best_state = torch.load(self.best_path,
-                                         weights_only=False)['model']
+            self.best_state = safe_load(
+                self.best_path, 'best checkpoint',
+                'delete the run folder to start afresh, or restore it'
+            )['model']
 
     def _save_best(self) -> None:
         state = {k: v.detach().clone()

@@ -284,8 +284,8 @@ def test_curriculum_follows_the_loader_epoch_and_replays():
 def _fit(sampler, num_neg=1, pair_loss='bpr', epochs=20):
     split = clustered_split()
     seed_everything(0)
-    model = MF(split.num_users, split.num_items, embedding_dim=32)
-    model.pair_loss = pair_loss
+    model = MF(split.num_users, split.num_items, embedding_dim=32,
+               pair_loss=pair_loss)
     loader = PairLoader(split.train, sampler(split), batch_size=256,
                         num_neg=num_neg, seed=0)
     result = Trainer(model, loader, RankingEvaluator(split), lr=0.05,

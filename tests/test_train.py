@@ -13,6 +13,7 @@ from torch_geometric.utils import to_dense_batch
 from pyg_recsys.data.loader import PairLoader
 from pyg_recsys.data.split import Split
 from pyg_recsys.loss import bpr_loss, softmax_ce_loss
+from pyg_recsys.ops.topk import chunked_topk
 from pyg_recsys.sampling import UniformSampler
 from pyg_recsys.train import (
     NextItemEvaluator,
@@ -35,6 +36,9 @@ class DotRanker(nn.Module):
     def score(self, users, items=None):
         w = self.item.weight if items is None else self.item(items)
         return self.user(users) @ w.t()
+
+    def recommend(self, users, k, exclude=None):
+        return chunked_topk(self.score, users, k, exclude)
 
     def loss(self, batch):
         u = self.drop(self.user(batch.user))
@@ -86,6 +90,9 @@ def test_ranker_learns_and_beats_popularity(tmp_path):
         def score(self, users, items=None):
             return count.float().expand(users.numel(), -1).clone()
 
+        def recommend(self, users, k, exclude=None):
+            return chunked_topk(self.score, users, k, exclude)
+
     pop = RankingEvaluator(split, ks=(5, 10))(Pop(), 'test')
     assert result['test']['recall@10'] > pop['recall@10'] + 0.2
     saved = json.loads((tmp_path / 'metrics.json').read_text())
@@ -100,7 +107,7 @@ def test_test_is_scored_at_the_best_checkpoint(tmp_path):
     split = _clustered_split()
     trainer = _ranker_trainer(split, tmp_path, epochs=8)
     result = trainer.fit()
-    best = torch.load(tmp_path / 'best.pt', weights_only=False)
+    best = torch.load(tmp_path / 'best.pt', weights_only=True)
     assert best['epoch'] == result['best_epoch']
     fresh = DotRanker(split.num_users, split.num_items)
     fresh.load_state_dict(best['model'])
@@ -214,6 +221,9 @@ class BiasedMF(nn.Module):
     def forward(self, users, items):
         return (self.user(users) * self.item(items)).sum(-1) + self.bias
 
+    def predict(self, users, items):
+        return self(users, items)
+
     def loss(self, batch):
         users, items, rating = batch
         return ((self(users, items) - rating) ** 2).mean()
@@ -260,8 +270,11 @@ class MeanSession(nn.Module):
         last = mask.sum(1) - 1
         return out[torch.arange(out.size(0)), last]
 
-    def score(self, batch):
+    def score(self, batch, items=None):
         return self(batch) @ self.item.weight.t()
+
+    def recommend(self, batch, k, exclude=None):
+        return self.score(batch).topk(k, dim=1)
 
     def loss(self, batch):
         return softmax_ce_loss(self.score(batch), batch.y)
@@ -311,6 +324,9 @@ class FixedScores(nn.Module):
         if items is None:
             return self.table.repeat(n, 1)
         return self.table[items]
+
+    def recommend(self, batch, k, exclude=None):
+        return self.score(batch).topk(k, dim=1)
 
 
 def test_next_item_sampled_protocol():
@@ -366,3 +382,167 @@ def test_step_decay_of_the_learning_rate():
     assert seen == pytest.approx([0.8, 0.8, 0.4, 0.4, 0.2])
     with pytest.raises(ValueError, match='lr_step must be >= 1'):
         Trainer(model, [], None, lr_step=0)
+
+
+# Two objectives alternating over two loaders (KGAT-style) ###################
+
+
+class TwoObjectives(nn.Module):
+    """User and item embeddings trained by BPR over interactions ('cf') and
+    by a translation loss over item-item "triples" ('kg'), as KGAT
+    alternates BPR with TransR; records which objective saw which batch."""
+
+    objectives = ('cf', 'kg')
+
+    def __init__(self, num_users, num_items, dim=8):
+        super().__init__()
+        self.user = nn.Embedding(num_users, dim)
+        self.item = nn.Embedding(num_items, dim)
+        self.rel = nn.Embedding(2, dim)
+        self.calls = []
+
+    def score(self, users, items=None):
+        w = self.item.weight if items is None else self.item(items)
+        return self.user(users) @ w.t()
+
+    def recommend(self, users, k, exclude=None):
+        return chunked_topk(self.score, users, k, exclude)
+
+    def loss(self, batch, objective):
+        self.calls.append(objective)
+        if objective == 'cf':
+            u = self.user(batch.user)
+            return bpr_loss((u * self.item(batch.pos)).sum(-1),
+                            (u * self.item(batch.neg)).sum(-1))
+        h, r, t = batch
+        d = self.item(h) + self.rel(r) - self.item(t)
+        return d.pow(2).sum(-1).mean()
+
+
+class Triples:
+    """Seeded batches of item-item triples: two items of the same half of
+    the catalogue (the halves the users of `_clustered_split` like),
+    related by relation 0 in the first half and 1 in the second; with
+    set_epoch like the pair loader."""
+
+    def __init__(self, num_items, n=60, batch_size=20):
+        g = torch.Generator().manual_seed(3)
+        half = num_items // 2
+        r = torch.randint(0, 2, (n,), generator=g)
+        h = torch.randint(0, half, (n,), generator=g) + r * half
+        t = torch.randint(0, half, (n,), generator=g) + r * half
+        self.data, self.batch_size, self.epoch = (h, r, t), batch_size, 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __len__(self):
+        return -(-self.data[0].numel() // self.batch_size)
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.epoch)
+        order = torch.randperm(self.data[0].numel(), generator=g)
+        for i in range(len(self)):
+            idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+            yield tuple(x[idx] for x in self.data)
+
+
+class FixedRanker(nn.Module):
+    """The same item scores for every user (most popular)."""
+
+    def __init__(self, table):
+        super().__init__()
+        self.table = table
+
+    def score(self, users, items=None):
+        return self.table.expand(users.numel(), -1).clone()
+
+    def recommend(self, users, k, exclude=None):
+        return chunked_topk(self.score, users, k, exclude)
+
+
+def _two_objective_trainer(split, schedule, tmp_path=None, epochs=4,
+                           separate=False):
+    seed_everything(0)
+    model = TwoObjectives(split.num_users, split.num_items)
+    cf = PairLoader(split.train, UniformSampler(
+        split.num_items, exclude=split.csr('train')), batch_size=32, seed=1)
+    loaders = {'cf': cf, 'kg': Triples(split.num_items)}
+    opt = ({k: torch.optim.Adam(model.parameters(), lr=0.05)
+            for k in loaders} if separate else None)
+    return Trainer(model, loaders, RankingEvaluator(split, ks=(5, 10)),
+                   optimizer=opt, schedule=schedule, lr=0.05, epochs=epochs,
+                   monitor='ndcg@10', out_dir=tmp_path, progress=False)
+
+
+@pytest.mark.parametrize('schedule', ['sequential', 'interleave'])
+def test_alternating_objectives_over_two_loaders(schedule, tmp_path):
+    split = _clustered_split()
+    trainer = _two_objective_trainer(split, schedule, tmp_path, epochs=15)
+    result = trainer.fit()
+    n_cf, n_kg = len(trainer.loaders['cf']), len(trainer.loaders['kg'])
+    assert (n_cf, n_kg) == (8, 3)
+    epoch1 = trainer.model.calls[:n_cf + n_kg]
+    if schedule == 'sequential':
+        assert epoch1 == ['cf'] * n_cf + ['kg'] * n_kg
+    else:
+        assert epoch1 == ['cf', 'kg'] * 3 + ['cf'] * 5
+    first, last = result['epochs'][0], result['epochs'][-1]
+    assert set(first['losses']) == {'cf', 'kg'}
+    assert math.isclose(first['loss'], sum(first['losses'].values()))
+    for name in ('cf', 'kg'):  # both objectives learn
+        assert last['losses'][name] < 0.8 * first['losses'][name]
+    count = torch.bincount(split.train[1], minlength=split.num_items)
+    pop = RankingEvaluator(split, ks=(10,))(FixedRanker(count.float()),
+                                            'test')
+    assert result['test']['recall@10'] > pop['recall@10'] + 0.2
+
+
+def test_alternating_objectives_resume_exactly(tmp_path):
+    split = _clustered_split()
+    full = _two_objective_trainer(split, 'sequential', tmp_path / 'a',
+                                  separate=True).fit()
+    part = _two_objective_trainer(split, 'sequential', tmp_path / 'b',
+                                  epochs=2, separate=True)
+    part.fit()
+    resumed = _two_objective_trainer(split, 'sequential', tmp_path / 'b',
+                                     separate=True).fit(resume=True)
+    assert [r['losses'] for r in resumed['epochs']] == [
+        r['losses'] for r in full['epochs']]
+    assert resumed['test'] == full['test']
+
+
+def test_alternating_objectives_errors():
+    split = _clustered_split()
+    model = TwoObjectives(split.num_users, split.num_items)
+    ev = RankingEvaluator(split)
+    with pytest.raises(ValueError, match=r"loaders \['ssl'\] name no "
+                       r"objective of TwoObjectives"):
+        Trainer(model, {'ssl': []}, ev)
+    with pytest.raises(ValueError, match='one per objective'):
+        Trainer(model, {'cf': [], 'kg': []}, ev,
+                optimizer={'cf': torch.optim.SGD(model.parameters(), 0.1)})
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        Trainer(model, {'cf': []}, ev, schedule='random')
+    with pytest.raises(TypeError, match=r'Trainer: DotRanker is not a '
+                       r"MultiObjective \(it lacks \['objectives'\]\)"):
+        Trainer(DotRanker(3, 3), {'cf': []}, ev)
+
+
+def test_evaluators_check_the_contract():
+    split = _clustered_split()
+
+    class ScoreOnly(nn.Module):
+        def score(self, users, items=None):
+            return torch.zeros(users.numel(), split.num_items)
+
+    with pytest.raises(TypeError, match=r"RankingEvaluator: ScoreOnly is "
+                       r"not a PairwiseRanker \(it lacks \['recommend'\]\)"):
+        RankingEvaluator(split)(ScoreOnly(), 'val')
+    with pytest.raises(TypeError, match=r"RatingEvaluator: ScoreOnly is not "
+                       r"a RatingPredictor \(it lacks \['predict'\]\)"):
+        RatingEvaluator({'val': (torch.zeros(1).long(),) * 3})(
+            ScoreOnly(), 'val')
+    with pytest.raises(TypeError, match=r"Trainer: ScoreOnly is not a "
+                       r"Recommender \(it lacks \['loss'\]\)"):
+        Trainer(ScoreOnly(), [], RankingEvaluator(split))

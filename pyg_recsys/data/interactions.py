@@ -28,7 +28,7 @@ from pyg_recsys.schema import ITEM, USER, USER_ITEM, build_graph
 
 log = logging.getLogger(__name__)
 
-DEDUP = ('last', 'first', 'mean')
+DEDUP = ('last', 'first', 'mean', 'keep')
 _INT_RE = re.compile(r'-?(0|[1-9][0-9]*)')
 _Column = int | str
 
@@ -253,8 +253,11 @@ def _dedup(user: np.ndarray, item: np.ndarray, num_items: int,
            rating: np.ndarray | None, time: np.ndarray | None,
            how: str) -> tuple[np.ndarray, np.ndarray | None, int]:
     """Rows to keep (ascending) after dropping duplicate pairs, the
-    (averaged) ratings of the kept rows, and the number of rows dropped."""
+    (averaged) ratings of the kept rows, and the number of rows dropped
+    (``how='keep'``: every row)."""
     num = user.size
+    if how == 'keep':
+        return np.arange(num), rating, 0
     key = user * num_items + item
     pos = np.arange(num)
     if time is None:
@@ -387,7 +390,9 @@ def from_tensors(user: Any, item: Any, rating: Any = None,
             ``'last'`` keeps the latest one by ``time`` (ties, or no time:
             the later row), ``'first'`` the earliest one, ``'mean'`` keeps
             the latest row with its rating replaced by the mean rating of
-            the pair.  Kept rows stay in their original order.
+            the pair, ``'keep'`` keeps every row (repeated consumption in
+            sequences; splits of pairs need unique pairs).  Kept rows stay
+            in their original order.
         k_core: Optional ``k`` or ``(k_user, k_item)``: after
             deduplication, iteratively drop users and items with fewer
             interactions, then re-index.

@@ -136,6 +136,22 @@ class Split:
         what a recommendation for a user of the data set leaves out."""
         return CSR.union(self.csr('train'), self.csr('val'), self.csr('test'))
 
+    def add_co_interactions(self, min_count: int = 1,
+                            top_k: int | None = None) -> Split:
+        """Adds the item-item co-interaction graph of the *training* pairs
+        (:func:`co_interactions`, the graph PinSage's walks run on) as the
+        side relation :data:`~pyg_recsys.schema.ITEM_ITEM`, its counts as
+        ``edge_weight``; returns the split."""
+        edge_index, weight = co_interactions(
+            self.train, self.num_users, self.num_items, min_count=min_count,
+            top_k=top_k)
+        self.side[ITEM_ITEM] = edge_index
+        self.side_attrs[ITEM_ITEM] = {'edge_weight': weight}
+        self.info['co_interactions'] = dict(min_count=min_count,
+                                            top_k=top_k,
+                                            edges=int(edge_index.size(1)))
+        return self
+
     def graph(self) -> HeteroData:
         """The message-passing graph (:func:`~pyg_recsys.schema.
         build_graph`): the training pairs on ``('user', 'interacts',

@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from pyg_recsys.data.interactions import Interactions
 from pyg_recsys.data.session import MODES, SessionGraphs
 from pyg_recsys.datasets.base import default_root, find_raw_dir
 
@@ -228,7 +229,7 @@ class SRGNNSessions:
         test_y: Test labels.
         sessions: Remapped ``all_train_seq.txt`` sessions (items unseen in
             the training examples removed), or ``None`` if absent.
-        item_ids: Original id of every item, ``LongTensor [num_items]``.
+        item_ids: Original id of every item, ``[num_items]`` array.
         num_items: Number of items (rows of an embedding table).
         info: Counts and the source folder.
     """
@@ -329,7 +330,7 @@ class SRGNNSessions:
                     test_dropped_empty=dropped_empty)
         self.test = out
         self.test_y = torch.tensor(out_y, dtype=torch.long)
-        self.item_ids = torch.from_numpy(ids)
+        self.item_ids = ids
         self.num_items = int(ids.size)
         path = osp.join(self.raw_dir, 'all_train_seq.txt')
         self.sessions: Sequences | None = None
@@ -482,8 +483,8 @@ class SequenceDataset:
 
     Attributes:
         sequences: One list of 0-based item ids per user, in time order.
-        user_ids: Original user ids, ``LongTensor [num_users]``.
-        item_ids: Original item ids, ``LongTensor [num_items]``.
+        user_ids: Original user ids, ``[num_users]`` array.
+        item_ids: Original item ids, ``[num_items]`` array.
         num_users, num_items, num_actions: Sizes.
     """
 
@@ -527,13 +528,57 @@ class SequenceDataset:
             users, seqs = reader(path)
             ids = np.unique(np.fromiter(
                 itertools.chain.from_iterable(seqs), dtype=np.int64))
-            self.sequences: Sequences = _remap(seqs, ids)
-        self.user_ids = torch.tensor(users, dtype=torch.long)
-        self.item_ids = torch.from_numpy(ids)
-        self.num_users = len(users)
-        self.num_items = int(ids.size)
-        self.num_actions = sum(map(len, seqs))
-        self.info: dict[str, Any] = {'source': path}
+            sequences = _remap(seqs, ids)
+        self._init(np.asarray(users, dtype=np.int64), ids, sequences,
+                   {'source': path})
+
+    def _init(self, user_ids: np.ndarray, item_ids: np.ndarray,
+              sequences: Sequences, info: dict[str, Any]) -> None:
+        self.sequences: Sequences = sequences
+        self.user_ids = user_ids
+        self.item_ids = item_ids
+        self.num_users = len(user_ids)
+        self.num_items = len(item_ids)
+        self.num_actions = sum(map(len, sequences))
+        self.info: dict[str, Any] = info
+
+    @classmethod
+    def from_interactions(cls, inter: Interactions,
+                          name: str = 'custom') -> SequenceDataset:
+        """Per-user sequences of a log the user brings: every user's items
+        in time order (ties, or no time: row order;
+        :meth:`Interactions.sequences`), with its id maps; repeated items
+        are kept where the log has them.  Works with
+        :meth:`leave_one_out` and :func:`next_item_task` as the named
+        files do.
+
+        Args:
+            inter: The log, e.g. :meth:`Interactions.from_dataframe` with
+                ``dedup='keep'`` (:meth:`from_dataframe` does that).
+            name: Name of the data set in records.
+        """
+        users, seqs = inter.sequences()
+        out = cls.__new__(cls)
+        out.name = name
+        out.folder = out.file = out.format = out.raw_dir = None
+        out._init(inter.user_ids[users], inter.item_ids, seqs,
+                  dict(inter.info))
+        return out
+
+    @classmethod
+    def from_dataframe(cls, df: Any, user: str, item: str,
+                       time: str | None = None, name: str = 'custom',
+                       k_core: int | tuple[int, int] | None = None
+                       ) -> SequenceDataset:
+        """Per-user sequences from a :class:`pandas.DataFrame` of (user,
+        item[, time]) rows: :meth:`Interactions.from_dataframe` (string,
+        categorical or integer ids, naive or timezone-aware times, clear
+        errors for missing values) keeping repeated items, then
+        :meth:`from_interactions`."""
+        inter = Interactions.from_dataframe(df, user=user, item=item,
+                                            time=time, dedup='keep',
+                                            k_core=k_core)
+        return cls.from_interactions(inter, name)
 
     @classmethod
     def folder_name(cls, name: str = 'beauty') -> str:

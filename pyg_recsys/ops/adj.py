@@ -127,6 +127,14 @@ class RowSlice:
         out = x.new_zeros(self.num_rows, x.size(1))
         return out.index_add_(0, self.row(), x[self.col] * value[:, None])
 
+    def spmm(self, x: Tensor, backend: str | None = None) -> Tensor:
+        r""":math:`\mathbf{A}[\text{index}] \, \mathbf{X}`, differentiable
+        in ``x`` (the backward pass is :meth:`t_matmul`): the last layer of
+        a propagation computed for the rows a loss reads only."""
+        if torch.is_grad_enabled() and x.requires_grad:
+            return _RowSpMM.apply(self, x, backend)
+        return self.matmul(x, backend)
+
     def t_matmul(self, g: Tensor, backend: str | None = None) -> Tensor:
         r""":math:`\mathbf{A}[\text{index}]^\top \mathbf{G}`, shape
         ``[num_nodes, g.size(1)]``: row ``j`` collects
@@ -440,3 +448,17 @@ class _SymSpMM(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor):
         return None, ctx.adj._spmm(grad.contiguous(), ctx.backend), None
+
+
+class _RowSpMM(torch.autograd.Function):
+    """``A[index] @ x`` with the backward ``A[index]^T @ grad``."""
+
+    @staticmethod
+    def forward(ctx, sub: RowSlice, x: Tensor, backend: str | None
+                ) -> Tensor:
+        ctx.sub, ctx.backend = sub, backend
+        return sub.matmul(x, backend)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return None, ctx.sub.t_matmul(grad.contiguous(), ctx.backend), None

@@ -55,7 +55,11 @@ import torch
 from torch import Tensor
 
 from pyg_recsys.ops.adj import NormAdj, RowSlice
-from pyg_recsys.ops.propagate import _full_backward, layer_weights
+from pyg_recsys.ops.propagate import (
+    _full_backward,
+    layer_weights,
+    row_backward,
+)
 
 
 def perturbed_propagate(adj: NormAdj, x: Tensor, num_layers: int,
@@ -250,30 +254,5 @@ class _NoisyPropagate(torch.autograd.Function):
         if index is None:
             return (_full_backward(ctx.adj, grad, ctx.alpha, ctx.backend),
                     *none)
-        return (_row_backward(ctx.adj, ctx.sub, index, ctx.alpha, grad,
-                              grad0, ctx.shape, ctx.backend), *none)
-
-
-def _row_backward(adj: NormAdj, sub: RowSlice | None, index: Tensor,
-                  alpha: tuple[float, ...], grad: Tensor | None,
-                  grad0: Tensor | None, shape: torch.Size,
-                  backend: str | None) -> Tensor:
-    """Gradient of ``x`` given that of the rows ``index`` of
-    :math:`\\sum_k \\alpha_k A^k x` (``grad``) and of ``x[index]``
-    (``grad0``); the Horner scheme of ``propagate(..., index=...)``."""
-    if grad is None:  # only the layer-0 rows were used
-        acc = grad0.new_zeros(shape)
-        return acc.index_add_(0, index, grad0)
-    if sub is None:  # K = 0
-        acc = grad.new_zeros(shape)
-    else:
-        acc = sub.t_matmul(grad * alpha[-1] if alpha[-1] != 1.0 else grad,
-                           backend)
-        for a in reversed(alpha[1:-1]):
-            if a != 0:
-                acc.index_add_(0, index, grad, alpha=a)
-            acc = adj.spmm(acc, backend)
-    top = grad * alpha[0]
-    if grad0 is not None:
-        top.add_(grad0)
-    return acc.index_add_(0, index, top)
+        return (row_backward(ctx.adj, ctx.sub, index, ctx.alpha, grad,
+                             grad0, ctx.shape, ctx.backend), *none)

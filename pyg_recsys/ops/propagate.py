@@ -37,15 +37,11 @@ in :math:`\mathbf{E}^{(0)}`.  Repeated entries of ``index`` (users and items
 recur within a batch) are deduplicated with ``torch.unique`` before the
 slice, and their gradients summed by the final gather.
 
-Measured on Gowalla (:math:`K = 3`, batch 2048, about 5.7k distinct nodes
-whose rows hold 268k of the 1.62M non-zeros; one thread): a full SpMM
-takes 23 ms, the forward row-slice product 4 ms and the transposed one
-9 ms, so a training step does 4 full SpMMs instead of 6 and runs 1.25x
-(two threads) to 1.5x (one thread) faster than full propagation with the
-same kernels (``benchmarks/lightgcn_gowalla.py``, ablation row).  Tried
-and dropped: reordering nodes by breadth-first search for cache locality
-(SpMM 20% faster, but the two permutations per step ate most of it:
-about 5% per step, within noise).
+This is the one implementation of LightGCN's operator:
+:class:`~pyg_recsys.nn.models.LightGCN` and the ``NormAdj`` path of
+:class:`~pyg_recsys.nn.conv.LightGCNConv` (one layer, :math:`K = 1`,
+:math:`\alpha = (0, 1)`) both call :func:`propagate`, so the layer a PyG
+user drops in is the code ``benchmarks/lightgcn_gowalla.py`` times.
 """
 from __future__ import annotations
 
@@ -134,12 +130,15 @@ class _FullPropagate(torch.autograd.Function):
     def forward(ctx, x: Tensor, adj: NormAdj, alpha: tuple[float, ...],
                 backend: str | None) -> Tensor:
         ctx.adj, ctx.alpha, ctx.backend = adj, alpha, backend
-        out = x * alpha[0]
+        out = None if alpha[0] == 0 else x * alpha[0]
         h = x
         for a in alpha[1:]:
             h = adj.spmm(h, backend)
-            out.add_(h, alpha=a)
-        return out
+            if out is None:  # the first term with a weight
+                out = h if a == 1.0 else h * a
+            else:
+                out.add_(h, alpha=a)
+        return x * 0.0 if out is None else out
 
     @staticmethod
     def backward(ctx, grad: Tensor):
@@ -181,24 +180,38 @@ class _RowPropagate(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: Tensor | None, grad0: Tensor | None):
-        alpha, index, sub = ctx.alpha, ctx.index, ctx.sub
-        if grad is None:  # only the layer-0 rows were used
-            if grad0 is None:
-                return None, None, None, None, None
-            acc = grad0.new_zeros(ctx.shape)
-            return acc.index_add_(0, index, grad0), None, None, None, None
-        grad = grad.contiguous()
-        if sub is None:  # K = 0
-            acc = grad.new_zeros(ctx.shape)
-        else:
-            # scale the [m, F] gradient, not the [N, F] product
-            acc = sub.t_matmul(grad * alpha[-1] if alpha[-1] != 1.0
-                               else grad, ctx.backend)
-            for a in reversed(alpha[1:-1]):
+        if grad is None and grad0 is None:
+            return None, None, None, None, None
+        if grad is not None:
+            grad = grad.contiguous()
+        return (row_backward(ctx.adj, ctx.sub, ctx.index, ctx.alpha, grad,
+                             grad0, ctx.shape, ctx.backend),
+                None, None, None, None)
+
+
+def row_backward(adj: NormAdj, sub: RowSlice | None, index: Tensor,
+                 alpha: tuple[float, ...], grad: Tensor | None,
+                 grad0: Tensor | None, shape: torch.Size,
+                 backend: str | None) -> Tensor:
+    """Gradient of ``x`` given that of the rows ``index`` of
+    :math:`\\sum_k \alpha_k A^k x` (``grad``, ``None`` if unused) and of
+    ``x[index]`` (``grad0``): the Horner scheme of the module docstring,
+    one small transposed product with ``sub = A[index]`` and :math:`K - 1`
+    full SpMMs (shared with :mod:`pyg_recsys.ops.perturb`)."""
+    if grad is None:  # only the layer-0 rows were used
+        acc = grad0.new_zeros(shape)
+        return acc.index_add_(0, index, grad0)
+    if sub is None:  # K = 0
+        acc = grad.new_zeros(shape)
+    else:
+        # scale the [m, F] gradient, not the [N, F] product
+        acc = sub.t_matmul(grad * alpha[-1] if alpha[-1] != 1.0 else grad,
+                           backend)
+        for a in reversed(alpha[1:-1]):
+            if a != 0:
                 acc.index_add_(0, index, grad, alpha=a)
-                acc = ctx.adj.spmm(acc, ctx.backend)
-        top = grad * alpha[0]
-        if grad0 is not None:
-            top.add_(grad0)
-        acc.index_add_(0, index, top)
-        return acc, None, None, None, None
+            acc = adj.spmm(acc, backend)
+    top = grad * alpha[0]
+    if grad0 is not None:
+        top.add_(grad0)
+    return acc.index_add_(0, index, top)

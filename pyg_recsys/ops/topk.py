@@ -4,13 +4,12 @@ Every recommender's ``recommend()`` and the ranking evaluation
 (:func:`pyg_recsys.metrics.evaluate_ranking`) go through these functions,
 so that masking, padding and tie handling are the same everywhere.
 
-Performance notes (measured in ``benchmarks/eval_speed.py``): the users
-:math:`\times` items product and :func:`torch.topk` dominate; by default
-users are scored in chunks of about :math:`2^{22}` scores (16 MiB in
-float32, e.g. 102 users for 40,981 items), small enough to stay in cache
-and to be reused by the allocator instead of being page-faulted in afresh
-for every chunk, which made the product and top-:math:`k` about twice as
-fast as chunks of 4,096 users on an idle 2-core CPU. On a CPU
+Performance notes (``benchmarks/eval_speed.py`` measures them; figures in
+``benchmarks/results/``): the users :math:`\times` items product and
+:func:`torch.topk` dominate; by default users are scored in chunks of
+about :math:`2^{22}` scores (16 MiB in float32, e.g. 102 users for 40,981
+items), small enough to stay in cache and to be reused by the allocator
+instead of being page-faulted in afresh for every chunk.  On a CPU
 oversubscribed by other processes the many small chunks fare worse (each
 parallel region may wait a scheduler time slice for its threads); there,
 pass a larger ``batch_size`` (e.g. 4096) or use fewer threads. The exclusion

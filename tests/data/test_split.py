@@ -446,9 +446,8 @@ def test_co_interactions_match_dense_product():
 
 def test_audit_checks_the_item_item_graph_comes_from_training():
     split = manual([(0, 0), (0, 1), (1, 1)], [(1, 2)], [(2, 3)])
-    ei, w = co_interactions(split.train, 3, 4)
-    split.side = {ITEM_ITEM: ei}
-    split.side_attrs = {ITEM_ITEM: {'edge_weight': w}}
+    assert split.add_co_interactions() is split
+    assert split.info['co_interactions']['edges'] == 2
     audit(split)
     g = split.graph()
     assert ('item', 'rev_co_interacts', 'item') not in g.edge_types

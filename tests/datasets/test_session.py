@@ -9,6 +9,7 @@ from pyg_recsys.datasets.session import (
     SequenceDataset,
     SRGNNSessions,
     load_plain_pickle,
+    next_item_task,
     read_s3rec,
     read_sasrec,
     read_srgnn_examples,
@@ -388,3 +389,31 @@ def test_locate_names_the_folder(tmp_path, monkeypatch):
     assert SRGNNSessions.locate(name='yoochoose1_64') == f'raw files in {raw}'
     assert 'not found; stage Beauty.txt' in SequenceDataset.locate(
         root=str(tmp_path / 'r'), name='beauty')
+
+
+def test_sequences_from_a_dataframe_the_user_brings():
+    pd = pytest.importorskip('pandas')
+    df = pd.DataFrame({
+        'visitor': ['u2', 'u1', 'u2', 'u1', 'u2', 'u1', 'u1', 'u2', 'u3'],
+        'product': ['b', 'a', 'a', 'c', 'c', 'a', 'd', 'b', 'a'],
+        'at': pd.to_datetime(['2024-01-02', '2024-01-01', '2024-01-01',
+                              '2024-01-03', '2024-01-05', '2024-01-04',
+                              '2024-01-05', '2024-01-06', '2024-01-01'],
+                             ).tz_localize('Europe/Berlin')})
+    ds = SequenceDataset.from_dataframe(df, user='visitor', item='product',
+                                        time='at', name='shop')
+    assert ds.user_ids.tolist() == ['u1', 'u2', 'u3']
+    assert ds.item_ids.tolist() == ['a', 'b', 'c', 'd']
+    # time order per user, repeats kept (u1 saw 'a' twice, u2 'b' twice)
+    assert ds.sequences == [[0, 2, 0, 3], [0, 1, 2, 1], [0]]
+    split = ds.leave_one_out()
+    assert split.test_y.tolist() == [3, 1] and split.val_y.tolist() == [0, 2]
+    assert split.info['num_short_users'] == 1
+    task = next_item_task(ds, mode='sequence')
+    assert task.info['dataset'] == 'shop'
+    # u3's single item gives no training example
+    assert (len(task.train), len(task.val), len(task.test)) == (2, 2, 2)
+    with pytest.raises(ValueError, match=r"from_dataframe: item id 'nan' at "
+                       r'row 0 is the text of a missing value'):
+        SequenceDataset.from_dataframe(df.assign(product='nan'),
+                                       user='visitor', item='product')

@@ -4,8 +4,8 @@ import torch.nn.functional as F
 
 from pyg_recsys.data.loader import LinkNeighborPairLoader, PairLoader
 from pyg_recsys.nn.models import GATRecommender
-from pyg_recsys.nn.models.gnn_rec import ITEM_USER, USER_ITEM
 from pyg_recsys.sampling import UniformSampler
+from pyg_recsys.schema import ITEM_USER, USER_ITEM
 from pyg_recsys.testing import clustered_split, needs, popularity_metrics
 from pyg_recsys.train import RankingEvaluator, Trainer, seed_everything
 

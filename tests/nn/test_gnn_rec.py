@@ -9,8 +9,8 @@ from pyg_recsys.nn.models import (
     GATRecommender,
     SAGERecommender,
 )
-from pyg_recsys.nn.models.gnn_rec import ITEM_USER, USER_ITEM
 from pyg_recsys.ops.csr import CSR
+from pyg_recsys.schema import ITEM_USER, USER_ITEM
 from pyg_recsys.testing import needs
 
 NU, NI = 5, 7

@@ -212,3 +212,51 @@ def test_shared_negatives_match_per_pair_negatives():
                     shared=True)
     ref = PairBatch(user, pos, pos.expand(3, -1), inb.neg_mask)
     assert torch.allclose(model.loss(inb), model.loss(ref))
+
+
+def test_typed_graph_one_table_per_node_type_and_training():
+    """Over a user-item-entity graph (a knowledge graph beside the
+    interactions) LightGCN propagates over every relation, keeps one table
+    per node type and still scores users against items only."""
+    from pyg_recsys.data.split import Split
+    from pyg_recsys.ops.adj import NormAdj
+    from pyg_recsys.testing import clustered_split
+    split = clustered_split(num_users=40, num_items=24, seed=1)
+    # entity e groups the items with i % 4 == e (a "genre")
+    items = torch.arange(split.num_items)
+    kg = torch.stack([items, items % 4])
+    split = Split(**{**split.__dict__, 'num_nodes': {'entity': 4},
+                     'side': {('item', 'genre', 'entity'): kg}})
+    graph = split.graph()
+    torch.manual_seed(0)
+    model = LightGCN(split.num_users, split.num_items, graph,
+                     embedding_dim=8, num_layers=2)
+    assert model.embedding.node_types == ['user', 'item', 'entity']
+    assert model.embedding['entity'].shape == (4, 8)
+    assert model.num_nodes == split.num_users + split.num_items + 4
+    ref = NormAdj.from_hetero(graph).to_dense()
+    assert torch.allclose(model.adj.to_dense(), ref)
+    e0 = model.embedding.weight
+    assert torch.allclose(model(), (e0 + ref @ e0 + ref @ (ref @ e0)) / 3,
+                          atol=1e-6)
+    model.eval()
+    users, items_emb = model.embeddings()
+    assert users.shape == (40, 8) and items_emb.shape == (24, 8)
+    assert model.score(torch.tensor([0, 1])).shape == (2, 24)
+    model.train()
+    batch = PairBatch(split.train[0][:64], split.train[1][:64],
+                      torch.randint(0, 24, (64,)))
+    first, last = fit_batch(model, batch)
+    assert last < first
+    assert model.embedding.weight.grad[-4:].abs().sum() > 0  # entities learn
+    with pytest.raises(ValueError, match=r'LightGCN: the graph has 24 item '
+                       r'nodes but the model 25'):
+        LightGCN(split.num_users, 25, graph)
+
+
+def test_constructor_takes_the_pair_objective():
+    edges = torch.tensor([[0, 1, 1], [0, 1, 2]])
+    model = LightGCN(2, 3, edges, pair_loss='softmax', temperature=0.5)
+    assert (model.pair_loss, model.temperature) == ('softmax', 0.5)
+    with pytest.raises(ValueError, match="unknown pair_loss 'hinge'"):
+        LightGCN(2, 3, edges, pair_loss='hinge')

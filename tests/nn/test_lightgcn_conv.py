@@ -114,4 +114,40 @@ def test_gradients_flow_and_repr():
     assert xu.grad.abs().sum() > 0
     assert xi.grad is None  # no self term: targets only receive
     assert repr(conv) == 'LightGCNConv(normalize=True)'
-    assert isinstance(conv, LGConv)
+
+
+def test_normadj_path_is_lightgcn_operator_on_any_typed_graph():
+    """With a NormAdj the layer runs ops.propagate (one layer), the
+    function LightGCN runs; on a user-item-entity graph too, and a
+    RowSlice gives the rows of the same product."""
+    from pyg_recsys.nn.models import LightGCN
+    from pyg_recsys.ops.propagate import propagate
+    counts = {'user': NU, 'item': NI, 'entity': 3}
+    edges = {('user', 'interacts', 'item'): EDGES,
+             ('item', 'genre', 'entity'): torch.tensor([[0, 1, 5],
+                                                         [0, 2, 2]])}
+    adj = NormAdj.from_edges(counts, edges, dtype=torch.float64)
+    A = adj.to_dense()
+    x = torch.randn(NU + NI + 3, 4, dtype=torch.float64, requires_grad=True)
+    conv = LightGCNConv()
+    out = conv(x, adj)
+    assert torch.allclose(out, A @ x)
+    assert torch.allclose(out, propagate(adj, x, 1, (0.0, 1.0)))
+    g, = torch.autograd.grad(out.pow(2).sum(), x)
+    assert torch.allclose(g, A.t() @ (2 * A @ x))
+    index = torch.tensor([1, NU + 2, NU + NI + 2])
+    rows = conv(x, adj.rows(index))
+    assert torch.allclose(rows, (A @ x)[index])
+    g, = torch.autograd.grad(rows.sum(), x)
+    assert torch.allclose(g, A[index].sum(0, keepdim=True).t().expand(
+        -1, 4))
+    # LightGCN over the same typed graph: K stacked layers of this conv
+    from pyg_recsys.schema import build_graph
+    graph = build_graph(counts, edges)
+    model = LightGCN(NU, NI, graph, embedding_dim=4, num_layers=2).double()
+    e0 = model.embedding.weight
+    h1 = conv(e0, model.adj)
+    h2 = conv(h1, model.adj)
+    assert torch.allclose(model(), (e0 + h1 + h2) / 3, atol=1e-12)
+    with pytest.raises(ValueError, match='pass x as one'):
+        conv((x, x), adj)

@@ -112,9 +112,8 @@ def test_errors():
 
 def _model(reg_weight=0.0, pair_loss='bpr', temperature=1.0):
     torch.manual_seed(0)
-    model = MF(3, 6, embedding_dim=4, reg_weight=reg_weight)
-    model.pair_loss, model.temperature = pair_loss, temperature
-    return model
+    return MF(3, 6, embedding_dim=4, reg_weight=reg_weight,
+              pair_loss=pair_loss, temperature=temperature)
 
 
 def _reference(model, user, pos, neg, mask):

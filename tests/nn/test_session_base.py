@@ -99,3 +99,41 @@ def test_errors():
     bad.y = torch.tensor([1, 2])
     with pytest.raises(ValueError, match='y has 2 entries for 3 examples'):
         per_step_targets(bad)
+
+
+def test_score_candidates_shared_or_per_example():
+    torch.manual_seed(0)
+    model = Bag(6)
+    batch = _batch()
+    full = model.score(batch)
+    shared = torch.tensor([5, 0, 2])
+    assert torch.allclose(model.score(batch, shared), full[:, shared])
+    per = torch.tensor([[1, 2], [3, 4], [5, 0]])
+    assert torch.allclose(model.score(batch, per), full.gather(1, per))
+    with pytest.raises(ValueError, match=r'Bag.score: items must be \[n\] '
+                       r'candidates shared by the examples or \[B, n\]'):
+        model.score(batch, torch.zeros(2, 2, dtype=torch.long))
+
+
+def test_recommend_can_exclude_the_sessions_items():
+    torch.manual_seed(0)
+    model = Bag(6)
+    batch = _batch()  # sessions [0, 1, 2], [3, 3], [4]
+    scores, items = model.recommend(batch, 3, exclude='session')
+    seqs = [{0, 1, 2}, {3}, {4}]
+    for row, seen in zip(items.tolist(), seqs):
+        assert not set(row) & seen
+    # the best items outside the session, in the order of the full scores
+    full = model.score(batch)
+    for b, seen in enumerate(seqs):
+        order = [i for i in full[b].argsort(descending=True).tolist()
+                 if i not in seen][:3]
+        assert items[b].tolist() == order
+    # more than what is left: padded with -1 / -inf
+    scores, items = model.recommend(batch, 5, exclude='session')
+    assert items[0].tolist()[3:] == [-1, -1]
+    assert torch.isinf(scores[0, 3:]).all()
+    plain = model.recommend(batch, 3)[1]
+    assert plain[2].tolist() == full[2].topk(3).indices.tolist()
+    with pytest.raises(ValueError, match="exclude must be None, 'session'"):
+        model.recommend(batch, 3, exclude='seen')

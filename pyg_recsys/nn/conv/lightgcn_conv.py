@@ -16,8 +16,9 @@ from torch_geometric.utils import (
     spmm,
 )
 
-from pyg_recsys.ops.adj import NormAdj
+from pyg_recsys.ops.adj import NormAdj, RowSlice
 from pyg_recsys.ops.norm import bipartite_norm
+from pyg_recsys.ops.propagate import propagate
 
 
 class LightGCNConv(LGConv):
@@ -64,11 +65,15 @@ class LightGCNConv(LGConv):
     :func:`~torch_geometric.nn.to_hetero` into exactly LightGCN's
     propagation (:math:`1/\sqrt{|\mathcal{N}_u||\mathcal{N}_i|}`); and
     (2) a :class:`~pyg_recsys.ops.adj.NormAdj` as ``edge_index``: the cached,
-    already normalised adjacency, multiplied by the fastest measured SpMM
-    backend (9.8x faster than ``torch_sparse`` on CPU, see
-    :mod:`pyg_recsys.ops.adj`), with a backward pass that exploits symmetry
-    instead of transposing.  With a :class:`NormAdj`, ``normalize`` and
-    ``edge_weight`` are ignored, as its weights are already normalised.
+    already normalised adjacency of any typed graph (users, items,
+    entities), through :func:`pyg_recsys.ops.propagate.propagate`, the
+    operator :class:`~pyg_recsys.nn.models.LightGCN` runs (one layer here):
+    the fastest measured SpMM backend (``benchmarks/``) and a backward pass
+    that exploits symmetry instead of transposing; (3) a
+    :class:`~pyg_recsys.ops.adj.RowSlice` ``adj.rows(index)``: only the
+    rows ``index`` of the output.  With a :class:`NormAdj` or
+    :class:`RowSlice`, ``normalize`` and ``edge_weight`` are ignored, as
+    their weights are already normalised.
 
     Args:
         normalize: Apply the symmetric normalisation above; if ``False``,
@@ -94,15 +99,18 @@ class LightGCNConv(LGConv):
         r"""Resets the layer (it has no learnable parameters)."""
         super().reset_parameters()
 
-    def forward(self, x: Tensor | PairTensor, edge_index: Adj | NormAdj,
+    def forward(self, x: Tensor | PairTensor,
+                edge_index: Adj | NormAdj | RowSlice,
                 edge_weight: OptTensor = None, size: Size = None) -> Tensor:
-        if isinstance(edge_index, NormAdj):
+        if isinstance(edge_index, (NormAdj, RowSlice)):
             if not isinstance(x, Tensor):
                 raise ValueError(
-                    'LightGCNConv: a NormAdj holds the whole user-item '
-                    'graph; pass x as one [num_users + num_items, F] tensor, '
-                    'not a (x_src, x_dst) pair')
-            return edge_index.spmm(x)
+                    'LightGCNConv: a NormAdj holds the whole graph (all '
+                    'node types stacked); pass x as one [num_nodes, F] '
+                    'tensor, not a (x_src, x_dst) pair')
+            if isinstance(edge_index, RowSlice):
+                return edge_index.spmm(x)
+            return propagate(edge_index, x, num_layers=1, alpha=(0.0, 1.0))
 
         if isinstance(x, Tensor):
             x_pair: OptPairTensor = (x, x)

@@ -189,7 +189,7 @@ class NGCFConv(MessagePassing):
                     f'NGCFConv: with a RowSlice adj.rows(index) pass x as '
                     f'(x, x[index]); x_dst has {x_dst.size(0)} rows but '
                     f'index has {edge_index.num_rows}')
-            side = _row_spmm(edge_index, x_src)
+            side = edge_index.spmm(x_src)
         else:
             side = self._aggregate(x_src, x_dst, edge_index, edge_weight,
                                    size, bipartite)
@@ -233,23 +233,3 @@ class NGCFConv(MessagePassing):
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({self.in_channels}, '
                 f'{self.out_channels})')
-
-
-def _row_spmm(sub: RowSlice, x: Tensor) -> Tensor:
-    """``A[index] @ x``, differentiable in ``x``."""
-    if torch.is_grad_enabled() and x.requires_grad:
-        return _RowSpMM.apply(sub, x)
-    return sub.matmul(x)
-
-
-class _RowSpMM(torch.autograd.Function):
-    """``A[index] @ x`` with the backward ``A[index]^T @ grad``."""
-
-    @staticmethod
-    def forward(ctx, sub: RowSlice, x: Tensor) -> Tensor:
-        ctx.sub = sub
-        return sub.matmul(x)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        return None, ctx.sub.t_matmul(grad.contiguous())

@@ -1,5 +1,14 @@
 """Recommenders (one per file)."""
 from pyg_recsys.nn.models.base import EmbeddingRecommender
+from pyg_recsys.nn.models.contract import (
+    ClickThroughPredictor,
+    MultiObjective,
+    NextItemRecommender,
+    PairwiseRanker,
+    RatingPredictor,
+    Recommender,
+    TripleScorer,
+)
 from pyg_recsys.nn.models.gat import GATRecommender
 from pyg_recsys.nn.models.gnn_rec import BipartiteGNNRecommender
 from pyg_recsys.nn.models.gru4rec import GRU4Rec
@@ -18,4 +27,6 @@ __all__ = [
     'BipartiteGNNRecommender', 'GATRecommender', 'SAGERecommender',
     'EmbeddingRecommender', 'LightGCN', 'MF', 'NGCF', 'Popularity',
     'SimGCL', 'SessionRecommender', 'GRU4Rec', 'SASRec', 'SASRecBlock',
-    'SRGNN', 'TAGNN']
+    'SRGNN', 'TAGNN', 'Recommender', 'MultiObjective', 'PairwiseRanker',
+    'NextItemRecommender', 'RatingPredictor', 'ClickThroughPredictor',
+    'TripleScorer']

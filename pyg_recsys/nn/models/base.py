@@ -1,32 +1,44 @@
-r"""Shared surface of the embedding-table BPR recommenders (MF, LightGCN).
+r"""Shared surface of the embedding-table BPR recommenders (MF, LightGCN,
+NGCF, SimGCL, GraphSAGE, GAT).
 
-Both keep one embedding table with the users' rows first and the items'
-rows after them, map it to final embeddings (:meth:`forward`; the identity
-for MF, graph propagation for LightGCN) and train with BPR plus an L2
-penalty on the batch's layer-0 embeddings.  Everything but :meth:`forward`
-lives here: the loss, scoring, top-K recommendation and the evaluation-time
-cache of the final embeddings.
+They keep one embedding table per node type (users, items and, over a
+knowledge graph, entities; :class:`~pyg_recsys.nn.embedding.
+HeteroEmbedding`), map them to final embeddings (:meth:`forward`; the
+identity for MF, graph propagation for LightGCN) and train with BPR plus
+an L2 penalty on the batch's layer-0 embeddings.  Everything but
+:meth:`forward` lives here: the loss, scoring, top-K recommendation and
+the evaluation-time cache of the final embeddings.  They implement the
+pairwise-ranking contract
+(:class:`~pyg_recsys.nn.models.contract.PairwiseRanker`).
 """
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.nn import Embedding
+from torch_geometric.data import HeteroData
 
 from pyg_recsys.data.loader import PairBatch
 from pyg_recsys.loss import bpr_loss, l2_reg, sampled_softmax_loss
+from pyg_recsys.nn.embedding import HeteroEmbedding
 from pyg_recsys.ops.adj import NormAdj
 from pyg_recsys.ops.csr import CSR
 from pyg_recsys.ops.topk import chunked_topk
+from pyg_recsys.schema import ITEM, USER
 
 
 class EmbeddingRecommender(torch.nn.Module):
-    r"""Base class of BPR recommenders over one user-then-item embedding
-    table :math:`\mathbf{E}^{(0)} \in \mathbb{R}^{(U + I) \times d}`.
+    r"""Base class of BPR recommenders over one embedding table per node
+    type, :math:`\mathbf{E}^{(0)}_U \in \mathbb{R}^{U \times d}` and
+    :math:`\mathbf{E}^{(0)}_I \in \mathbb{R}^{I \times d}` (and, given
+    ``extra_nodes``, e.g. entities), held by :attr:`embedding`
+    (``model.embedding['item']`` is the item table).
 
     Subclasses implement :meth:`forward`, the final embeddings of node ids
-    (users ``0 .. U-1``, items ``U .. U+I-1``).
+    numbered across types (users ``0 .. U-1``, items ``U .. U+I-1``, then
+    the extra types; :attr:`embedding`'s ``offsets``).
 
     In evaluation mode (``model.eval()``) :meth:`score` and
     :meth:`recommend` compute the final embeddings once and reuse them
@@ -47,17 +59,19 @@ class EmbeddingRecommender(torch.nn.Module):
         pair_loss: ``'bpr'`` (default) or ``'softmax'``: sampled softmax
             cross-entropy of each positive against its row's negatives
             (:func:`pyg_recsys.loss.sampled_softmax_loss`), the usual
-            objective with in-batch negatives.  A plain attribute: a
-            subclass that does not forward it can still set
-            ``model.pair_loss``.
+            objective with in-batch negatives.
         temperature: Softmax temperature :math:`\tau` of ``'softmax'``.
+        extra_nodes: Node types beyond users and items with their sizes
+            (``{'entity': n}``), each with its own table (ids after the
+            items').
     """
 
     PAIR_LOSSES = ('bpr', 'softmax')
 
     def __init__(self, num_users: int, num_items: int,
                  embedding_dim: int = 64, reg_weight: float = 1e-4, *,
-                 pair_loss: str = 'bpr', temperature: float = 1.0) -> None:
+                 pair_loss: str = 'bpr', temperature: float = 1.0,
+                 extra_nodes: Mapping[str, int] | None = None) -> None:
         super().__init__()
         name = type(self).__name__
         if num_users <= 0 or num_items <= 0:
@@ -76,12 +90,15 @@ class EmbeddingRecommender(torch.nn.Module):
         self.reg_weight = reg_weight
         self.pair_loss = pair_loss
         self.temperature = temperature
-        self.embedding = Embedding(num_users + num_items, embedding_dim)
+        self.embedding = HeteroEmbedding(
+            {USER: num_users, ITEM: num_items, **(extra_nodes or {})},
+            embedding_dim)
         self._cache: tuple[tuple, Tensor] | None = None
 
     @property
     def num_nodes(self) -> int:
-        return self.num_users + self.num_items
+        """Rows of the stacked table (all node types)."""
+        return self.embedding.weight.size(0)
 
     def reset_parameters(self) -> None:
         r"""Draws the table from :math:`\mathcal{N}(0, 0.1^2)`, the
@@ -242,7 +259,8 @@ class EmbeddingRecommender(torch.nn.Module):
             if self._cache is None or self._cache[0] != key:
                 self._cache = (key, self())
             out = self._cache[1]
-        return out[:self.num_users], out[self.num_users:]
+        num_u, num_i = self.num_users, self.num_items
+        return out[:num_u], out[num_u:num_u + num_i]
 
     @torch.no_grad()
     def score(self, users: Tensor, items: Tensor | None = None) -> Tensor:
@@ -296,26 +314,52 @@ class EmbeddingRecommender(torch.nn.Module):
 
 class GraphEmbeddingRecommender(EmbeddingRecommender):
     r"""An :class:`EmbeddingRecommender` that propagates over the symmetric
-    normalised adjacency of its training pairs
+    normalised adjacency of its training graph
     (:class:`~pyg_recsys.ops.adj.NormAdj`; LightGCN, NGCF, SimGCL).
+
+    The graph is the user-item training pairs, or a typed
+    :class:`~torch_geometric.data.HeteroData` such as
+    :meth:`Split.graph() <pyg_recsys.data.split.Split.graph>` of a data
+    set with a knowledge graph or trust links: every relation joins the
+    propagation (KGAT's collaborative knowledge graph, without a special
+    case) and every extra node type gets its own embedding table; scores
+    stay user-item.
 
     The adjacency is built once at construction and kept in
     non-persistent buffers: it follows ``.to()`` / ``.double()`` but stays
-    out of the ``state_dict`` (pass the same training pairs when loading).
+    out of the ``state_dict`` (pass the same training graph when loading).
 
     Args:
         num_users: Number of users :math:`U`.
         num_items: Number of items :math:`I`.
-        edge_index: ``[2, E]`` (user, item) training pairs, item ids from 0;
+        edge_index: ``[2, E]`` (user, item) training pairs, item ids from 0,
+            or a typed training graph with ``'user'`` and ``'item'`` nodes;
             message passing uses these only.
         embedding_dim: Embedding size :math:`d`.
         reg_weight: L2 weight :math:`\lambda`.
+        pair_loss: ``'bpr'`` or ``'softmax'`` (see
+            :class:`EmbeddingRecommender`).
+        temperature: Softmax temperature of ``'softmax'``.
     """
 
-    def __init__(self, num_users: int, num_items: int, edge_index: Tensor,
-                 embedding_dim: int = 64, reg_weight: float = 1e-4) -> None:
-        super().__init__(num_users, num_items, embedding_dim, reg_weight)
-        adj = NormAdj.from_edge_index(edge_index, num_users, num_items)
+    def __init__(self, num_users: int, num_items: int,
+                 edge_index: Tensor | HeteroData,
+                 embedding_dim: int = 64, reg_weight: float = 1e-4, *,
+                 pair_loss: str = 'bpr', temperature: float = 1.0) -> None:
+        if isinstance(edge_index, HeteroData):
+            counts, edges = _typed_graph(type(self).__name__, edge_index,
+                                         num_users, num_items)
+            extra = {t: n for t, n in counts.items() if t not in (USER,
+                                                                  ITEM)}
+        else:
+            extra = None
+        super().__init__(num_users, num_items, embedding_dim, reg_weight,
+                         pair_loss=pair_loss, temperature=temperature,
+                         extra_nodes=extra)
+        if isinstance(edge_index, HeteroData):
+            adj = NormAdj.from_edges(counts, edges)
+        else:
+            adj = NormAdj.from_edge_index(edge_index, num_users, num_items)
         self.register_buffer('adj_rowptr', adj.rowptr, persistent=False)
         self.register_buffer('adj_col', adj.col, persistent=False)
         self.register_buffer('adj_value', adj.value, persistent=False)
@@ -337,10 +381,26 @@ class GraphEmbeddingRecommender(EmbeddingRecommender):
         return super()._cache_key() + (self.adj_value.data_ptr(), )
 
     def xavier_tables_(self) -> None:
-        """Xavier-uniform user table and item table, each on its own (the
+        """Xavier-uniform tables, each node type's on its own (the
         initialisation of the NGCF and SimGCL reference code)."""
         with torch.no_grad():
-            weight = self.embedding.weight
-            torch.nn.init.xavier_uniform_(weight[:self.num_users])
-            torch.nn.init.xavier_uniform_(weight[self.num_users:])
+            for node_type in self.embedding.node_types:
+                torch.nn.init.xavier_uniform_(self.embedding[node_type])
         self.clear_cache()
+
+
+def _typed_graph(name: str, graph: HeteroData, num_users: int,
+                 num_items: int) -> tuple[dict[str, int], dict]:
+    """Node counts (users, items, then the others in the graph's order)
+    and edges of a typed training graph, checked against the sizes."""
+    for node_type, size in ((USER, num_users), (ITEM, num_items)):
+        got = graph[node_type].num_nodes if node_type in graph.node_types \
+            else None
+        if got != size:
+            raise ValueError(f'{name}: the graph has {got} {node_type} '
+                             f'nodes but the model {size}; build both from '
+                             f'the same split')
+    counts = {USER: num_users, ITEM: num_items}
+    counts.update({t: graph[t].num_nodes for t in graph.node_types
+                   if t not in counts})
+    return counts, {t: graph[t].edge_index for t in graph.edge_types}

@@ -42,10 +42,10 @@ class GATRecommender(BipartiteGNNRecommender):
     loss is BPR for ranking instead of node classification.
 
     Cost: attention needs per-edge messages (no fused sparse product), so
-    a full-graph step costs about 10x a
+    a full-graph step costs several times a
     :class:`~pyg_recsys.nn.models.SAGERecommender` step of the same size
-    (0.5 s against 0.05 s on MovieLens-100K, one CPU thread); train large
-    graphs on sampled subgraphs
+    (``benchmarks/cf_speed_gowalla.py``); train large graphs on sampled
+    subgraphs
     (:class:`~pyg_recsys.data.loader.LinkNeighborPairLoader`).
 
     Args:
@@ -64,6 +64,9 @@ class GATRecommender(BipartiteGNNRecommender):
         attention_dropout: Dropout on the attention coefficients.
         residual: Add the projected own state :math:`\mathbf{W}_r
             \mathbf{h}_i`.
+        pair_loss: ``'bpr'`` or ``'softmax'`` (see
+            :class:`~pyg_recsys.nn.models.EmbeddingRecommender`).
+        temperature: Softmax temperature of ``'softmax'``.
     """
 
     def __init__(self, num_users: int, num_items: int, edge_index: Tensor,
@@ -72,10 +75,11 @@ class GATRecommender(BipartiteGNNRecommender):
                  item_x: Tensor | None = None, dropout: float = 0.0,
                  act: str | torch.nn.Module = 'relu', heads: int = 2,
                  attention_dropout: float = 0.0,
-                 residual: bool = True) -> None:
+                 residual: bool = True, *, pair_loss: str = 'bpr',
+                 temperature: float = 1.0) -> None:
         super().__init__(num_users, num_items, edge_index, embedding_dim,
                          num_layers, reg_weight, user_x, item_x, dropout,
-                         act)
+                         act, pair_loss=pair_loss, temperature=temperature)
         if heads < 1:
             raise ValueError(f'GATRecommender: heads must be >= 1, got '
                              f'{heads}')

@@ -28,9 +28,7 @@ from torch_geometric.nn.resolver import activation_resolver
 from pyg_recsys.data.loader import PairBatch
 from pyg_recsys.loss import l2_reg
 from pyg_recsys.nn.models.base import EmbeddingRecommender
-
-USER_ITEM = ('user', 'interacts', 'item')
-ITEM_USER = ('item', 'rev_interacts', 'user')
+from pyg_recsys.schema import ITEM, ITEM_USER, USER, USER_ITEM
 
 
 class BipartiteGNNRecommender(EmbeddingRecommender):
@@ -100,14 +98,19 @@ class BipartiteGNNRecommender(EmbeddingRecommender):
         act: Activation between layers (a name for
             :func:`torch_geometric.nn.resolver.activation_resolver` or a
             module).
+        pair_loss: ``'bpr'`` or ``'softmax'`` (see
+            :class:`EmbeddingRecommender`).
+        temperature: Softmax temperature of ``'softmax'``.
     """
 
     def __init__(self, num_users: int, num_items: int, edge_index: Tensor,
                  embedding_dim: int = 64, num_layers: int = 2,
                  reg_weight: float = 1e-4, user_x: Tensor | None = None,
                  item_x: Tensor | None = None, dropout: float = 0.0,
-                 act: str | torch.nn.Module = 'relu') -> None:
-        super().__init__(num_users, num_items, embedding_dim, reg_weight)
+                 act: str | torch.nn.Module = 'relu', *,
+                 pair_loss: str = 'bpr', temperature: float = 1.0) -> None:
+        super().__init__(num_users, num_items, embedding_dim, reg_weight,
+                         pair_loss=pair_loss, temperature=temperature)
         name = type(self).__name__
         if num_layers < 1:
             raise ValueError(f'{name}: num_layers must be >= 1, got '
@@ -139,8 +142,8 @@ class BipartiteGNNRecommender(EmbeddingRecommender):
                              f'{list(edge_index.shape)} and dtype '
                              f'{edge_index.dtype}')
         edge_index = edge_index.long()
-        for row, kind, size in ((0, 'user', self.num_users),
-                                (1, 'item', self.num_items)):
+        for row, kind, size in ((0, USER, self.num_users),
+                                (1, ITEM, self.num_items)):
             ids = edge_index[row]
             if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= size):
                 raise ValueError(f'{name}: edge_index {kind} ids must lie in '
@@ -197,16 +200,14 @@ class BipartiteGNNRecommender(EmbeddingRecommender):
         r"""Layer-0 input :math:`\mathbf{h}^{(0)}` of ``node_type``
         (``'user'`` or ``'item'``) for its local ids ``n_id`` (all nodes of
         that type if ``None``)."""
-        if node_type == 'user':
-            offset, count, x, lin = (0, self.num_users, self.user_x,
-                                     self.user_lin)
+        if node_type == USER:
+            x, lin = self.user_x, self.user_lin
         else:
-            offset, count, x, lin = (self.num_users, self.num_items,
-                                     self.item_x, self.item_lin)
+            x, lin = self.item_x, self.item_lin
         if n_id is None:
-            h = self.embedding.weight[offset:offset + count]
+            h = self.embedding[node_type]
         else:
-            h = self.embedding(n_id + offset)
+            h = self.embedding(n_id, node_type)
         if lin is not None:
             h = h + lin(x if n_id is None else x[n_id])
         return h
@@ -236,9 +237,9 @@ class BipartiteGNNRecommender(EmbeddingRecommender):
         r"""Final embeddings of node ids ``index`` (users ``0 .. U-1``, items
         ``U + i``; any shape), or of all nodes, users first; one pass over
         the whole training graph."""
-        x_dict = {'user': self.layer0('user'), 'item': self.layer0('item')}
+        x_dict = {USER: self.layer0(USER), ITEM: self.layer0(ITEM)}
         out = self.encode(x_dict, self._full_graph_edges())
-        out = torch.cat([out['user'], out['item']])
+        out = torch.cat([out[USER], out[ITEM]])
         return out if index is None else out[index]
 
     # ------------------------------------------------------------------
@@ -259,9 +260,9 @@ class BipartiteGNNRecommender(EmbeddingRecommender):
         return super().loss(batch)
 
     def _subgraph_loss(self, batch: HeteroData) -> Tensor:
-        user, item = batch['user'], batch['item']
-        need = (('user', 'n_id'), ('user', 'src_index'), ('item', 'n_id'),
-                ('item', 'dst_pos_index'), ('item', 'dst_neg_index'))
+        user, item = batch[USER], batch[ITEM]
+        need = ((USER, 'n_id'), (USER, 'src_index'), (ITEM, 'n_id'),
+                (ITEM, 'dst_pos_index'), (ITEM, 'dst_neg_index'))
         missing = [f"batch['{t}'].{a}" for t, a in need
                    if a not in batch[t]]
         if missing:
@@ -274,12 +275,12 @@ class BipartiteGNNRecommender(EmbeddingRecommender):
         neg = item.dst_neg_index
         if neg.dim() == 2 and neg.size(1) == 1:
             neg = neg.view(-1)
-        x_dict = {'user': self.layer0('user', user.n_id),
-                  'item': self.layer0('item', item.n_id)}
+        x_dict = {USER: self.layer0(USER, user.n_id),
+                  ITEM: self.layer0(ITEM, item.n_id)}
         out = self.encode(x_dict, batch.edge_index_dict)
         B = src.numel()
-        e_u, e_p = out['user'][src], out['item'][pos]
-        loss = self._batch_loss(e_u, e_p, out['item'][neg], neg, None)
+        e_u, e_p = out[USER][src], out[ITEM][pos]
+        loss = self._batch_loss(e_u, e_p, out[ITEM][neg], neg, None)
         if self.reg_weight > 0:
             U = self.num_users
             rows = torch.cat([user.n_id[src], item.n_id[pos] + U,

@@ -57,10 +57,9 @@ class GRU4Rec(PaddedSessionRecommender):
     The batch is read as left-aligned padded sequences
     (:func:`~pyg_recsys.data.session.to_padded`) and the GRU runs over the
     padded batch: a step's state only depends on the steps before it, so
-    the padding after a sequence never reaches its real positions.  This is
-    about 2x faster than :func:`~torch.nn.utils.rnn.pack_padded_sequence`
-    on CPU (forward + backward on ``[256, 50, 64]`` with lengths uniform in
-    1..50, one thread: 83 ms padded against 172 ms packed).
+    the padding after a sequence never reaches its real positions.  This
+    measured faster than :func:`~torch.nn.utils.rnn.pack_padded_sequence`
+    on CPU.
 
     Deviations from the paper (the layout and initialisation follow RecBole
     1.2.1's ``GRU4Rec``, so the speed comparison with it is like for

@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from torch import Tensor
+from torch_geometric.data import HeteroData
 
 from pyg_recsys.nn.models.base import GraphEmbeddingRecommender
 from pyg_recsys.ops.propagate import layer_weights, propagate
@@ -28,42 +29,53 @@ class LightGCN(GraphEmbeddingRecommender):
     :math:`\frac{\lambda}{2|B|}` times the squared norms of the batch's
     layer-0 embeddings (paper Eq. 15, as in its reference code).
 
-    Speed: a training step calls :func:`pyg_recsys.ops.propagate.propagate`
-    with the batch's node ids, which computes the last layer only for those
-    rows and back-propagates without transposes: :math:`2(K-1)` full
-    sparse-dense products and two small ones per step instead of
-    :math:`2K`, and the L2 term's gradient joins the same backward pass.
-    On Gowalla with the paper recipe (2-core CPU, same run,
-    ``benchmarks/lightgcn_gowalla.py``) a step takes 0.067 s against
-    0.357 s for PyG's :class:`torch_geometric.nn.models.LightGCN` with a
-    ``SparseTensor`` (5.3x) and 1.73 s with ``edge_index`` (25.8x).  PyG's
-    model also propagates over all nodes per step, and its ``recommend()``
-    does not exclude seen items; this one does (``exclude``).
+    The layers are LightGCN's operator
+    :func:`pyg_recsys.ops.propagate.propagate`, the one the
+    :class:`~pyg_recsys.nn.conv.LightGCNConv` layer runs on a
+    :class:`~pyg_recsys.ops.adj.NormAdj` (one layer there, :math:`K` here
+    with the layer weights).  A training step passes the batch's node ids,
+    so the last layer is computed only for those rows and back-propagated
+    without transposes: :math:`2(K-1)` full sparse-dense products and two
+    small ones per step instead of :math:`2K`, and the L2 term's gradient
+    joins the same backward pass (``benchmarks/lightgcn_gowalla.py``
+    measures it against PyG's :class:`torch_geometric.nn.models.LightGCN`,
+    which propagates over all nodes per step and whose ``recommend()`` does
+    not exclude seen items; this one does, ``exclude``).
+
+    Given a typed training graph (a :class:`HeteroData` with more node
+    types, e.g. the entities of a knowledge graph), the propagation runs
+    over all its relations and every node type has its own table.
 
     Deviations from the paper: none in the model; initialisation
     :math:`\mathcal{N}(0, 0.1^2)` follows the reference code.  The
     adjacency is rebuilt from ``edge_index`` at construction and is not
-    part of ``state_dict`` (pass the same training pairs when loading).
+    part of ``state_dict`` (pass the same training graph when loading).
 
     Args:
         num_users: Number of users :math:`U`.
         num_items: Number of items :math:`I`.
-        edge_index: ``[2, E]`` (user, item) training pairs, item ids from 0;
-            message passing uses these only.
+        edge_index: ``[2, E]`` (user, item) training pairs, item ids from
+            0, or a typed training graph (``HeteroData``); message passing
+            uses these only.
         embedding_dim: Embedding size :math:`d`.
         num_layers: Number of layers :math:`K`.
         reg_weight: L2 weight :math:`\lambda`.
         alpha: Layer weights :math:`\alpha_k`: ``None`` for
             :math:`1/(K+1)`, one float for all, or :math:`K+1` values.
+        pair_loss: ``'bpr'`` or ``'softmax'`` (see
+            :class:`~pyg_recsys.nn.models.EmbeddingRecommender`).
+        temperature: Softmax temperature of ``'softmax'``.
     """
 
-    def __init__(self, num_users: int, num_items: int, edge_index: Tensor,
+    def __init__(self, num_users: int, num_items: int,
+                 edge_index: Tensor | HeteroData,
                  embedding_dim: int = 64, num_layers: int = 3,
                  reg_weight: float = 1e-4,
-                 alpha: float | Sequence[float] | Tensor | None = None
-                 ) -> None:
+                 alpha: float | Sequence[float] | Tensor | None = None, *,
+                 pair_loss: str = 'bpr', temperature: float = 1.0) -> None:
         super().__init__(num_users, num_items, edge_index, embedding_dim,
-                         reg_weight)
+                         reg_weight, pair_loss=pair_loss,
+                         temperature=temperature)
         if num_layers < 0:
             raise ValueError(f'LightGCN: num_layers must be >= 0, got '
                              f'{num_layers}')

@@ -30,11 +30,16 @@ class MF(EmbeddingRecommender):
         num_items: Number of items :math:`I`.
         embedding_dim: Embedding size :math:`d`.
         reg_weight: L2 weight :math:`\lambda`.
+        pair_loss: ``'bpr'`` or ``'softmax'`` (see
+            :class:`EmbeddingRecommender`).
+        temperature: Softmax temperature of ``'softmax'``.
     """
 
     def __init__(self, num_users: int, num_items: int,
-                 embedding_dim: int = 64, reg_weight: float = 1e-4) -> None:
-        super().__init__(num_users, num_items, embedding_dim, reg_weight)
+                 embedding_dim: int = 64, reg_weight: float = 1e-4, *,
+                 pair_loss: str = 'bpr', temperature: float = 1.0) -> None:
+        super().__init__(num_users, num_items, embedding_dim, reg_weight,
+                         pair_loss=pair_loss, temperature=temperature)
         self.reset_parameters()
 
     def forward(self, index: Tensor | None = None) -> Tensor:

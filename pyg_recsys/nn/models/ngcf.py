@@ -50,19 +50,15 @@ class NGCF(GraphEmbeddingRecommender):
     once per training step (shared by all layers) and rescales the kept
     entries by :math:`1/(1-p)`.
 
-    Speed: one fused sparse-dense product (SpMM) per layer, with the
-    :class:`NormAdj` backend and its transpose-free backward pass.  When a
-    batch touches fewer than half of the nodes, :meth:`loss` (and
-    :meth:`forward` with ``index``) computes the last layer only for the
-    batch's rows (a CSR row slice of :math:`\mathbf{L}`): :math:`K - 1`
-    full SpMMs forward and backward plus two small ones instead of
-    :math:`K` each.  On a random graph of Gowalla's size (70,839 nodes,
-    810k edges, :math:`K = 3`, batch 2048, one thread) a step takes
-    0.38-0.50 s against 0.74 s with full propagation; on MovieLens-100K
-    (batch 1024, one thread) 0.020 s, against 0.0077 s for
-    :class:`~pyg_recsys.nn.models.LightGCN` in the same run.  Node
-    dropout rescales a copy of the non-zero values (no re-normalisation,
-    no index rebuild).
+    Speed: the model runs its layer, :class:`~pyg_recsys.nn.conv.NGCFConv`,
+    with one fused sparse-dense product (SpMM) per layer over the
+    :class:`NormAdj` and its transpose-free backward pass.  When a batch
+    touches fewer than half of the nodes, :meth:`loss` (and :meth:`forward`
+    with ``index``) computes the last layer only for the batch's rows (a
+    CSR row slice of :math:`\mathbf{L}`): :math:`K - 1` full SpMMs forward
+    and backward plus two small ones instead of :math:`K` each
+    (``benchmarks/cf_speed_gowalla.py`` times it).  Node dropout rescales a
+    copy of the non-zero values (no re-normalisation, no index rebuild).
 
     Deviations from the paper and its reference code
     (``xiangwang1223/neural_graph_collaborative_filtering``):
@@ -107,6 +103,9 @@ class NGCF(GraphEmbeddingRecommender):
         normalize_layers: L2-normalise each propagated layer's rows before
             concatenation (reference code).
         negative_slope: LeakyReLU slope.
+        pair_loss: ``'bpr'`` or ``'softmax'`` (see
+            :class:`~pyg_recsys.nn.models.EmbeddingRecommender`).
+        temperature: Softmax temperature of ``'softmax'``.
     """
 
     def __init__(self, num_users: int, num_items: int, edge_index: Tensor,
@@ -115,9 +114,11 @@ class NGCF(GraphEmbeddingRecommender):
                  hidden_channels: int | Sequence[int] = 64,
                  message_dropout: float | Sequence[float] = 0.1,
                  node_dropout: float = 0.0, normalize_layers: bool = True,
-                 negative_slope: float = 0.2) -> None:
+                 negative_slope: float = 0.2, *, pair_loss: str = 'bpr',
+                 temperature: float = 1.0) -> None:
         super().__init__(num_users, num_items, edge_index, embedding_dim,
-                         reg_weight)
+                         reg_weight, pair_loss=pair_loss,
+                         temperature=temperature)
         if num_layers < 0:
             raise ValueError(f'NGCF: num_layers must be >= 0, got '
                              f'{num_layers}')

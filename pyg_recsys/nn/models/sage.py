@@ -8,11 +8,8 @@ import torch
 from torch import Tensor
 from torch_geometric.nn import MessagePassing, SAGEConv
 
-from pyg_recsys.nn.models.gnn_rec import (
-    ITEM_USER,
-    USER_ITEM,
-    BipartiteGNNRecommender,
-)
+from pyg_recsys.nn.models.gnn_rec import BipartiteGNNRecommender
+from pyg_recsys.schema import ITEM_USER, USER_ITEM
 
 # Aggregations SAGEConv fuses into one sparse-dense product.
 FUSED_AGGRS = ('sum', 'add', 'mean', 'min', 'max')
@@ -58,13 +55,12 @@ class SAGERecommender(BipartiteGNNRecommender):
     negative) triples, the layers are PyG's :class:`SAGEConv` (sum of two
     linear maps, without the per-layer :math:`\ell_2` normalisation unless
     ``normalize=True``), and the inputs include learnable ID embeddings
-    (the graph has no node features of its own).  Full-graph passes aggregate
-    with one sparse-dense product per edge type (a torch CSR matrix
-    built once; about 3x faster than PyG's gather/scatter on
-    MovieLens-100K), sampled subgraphs through ``edge_index``; both give
-    the same numbers.  Train on the full graph
-    with :class:`~pyg_recsys.data.loader.PairLoader` or on sampled
-    neighbourhoods, as in the paper, with
+    (the graph has no node features of its own).  Full-graph passes
+    aggregate with one sparse-dense product per edge type (a torch CSR
+    matrix built once, measured faster than PyG's gather/scatter), sampled
+    subgraphs through ``edge_index``; both give the same numbers.  Train
+    on the full graph with :class:`~pyg_recsys.data.loader.PairLoader` or
+    on sampled neighbourhoods, as in the paper, with
     :class:`~pyg_recsys.data.loader.LinkNeighborPairLoader`.
 
     Args:
@@ -81,6 +77,9 @@ class SAGERecommender(BipartiteGNNRecommender):
         aggr: Neighbour aggregation of :class:`SAGEConv` (``'mean'``,
             ``'max'``, ...).
         normalize: :math:`\ell_2`-normalise every layer's output.
+        pair_loss: ``'bpr'`` or ``'softmax'`` (see
+            :class:`~pyg_recsys.nn.models.EmbeddingRecommender`).
+        temperature: Softmax temperature of ``'softmax'``.
     """
 
     def __init__(self, num_users: int, num_items: int, edge_index: Tensor,
@@ -88,10 +87,11 @@ class SAGERecommender(BipartiteGNNRecommender):
                  reg_weight: float = 1e-4, user_x: Tensor | None = None,
                  item_x: Tensor | None = None, dropout: float = 0.0,
                  act: str | torch.nn.Module = 'relu', aggr: str = 'mean',
-                 normalize: bool = False) -> None:
+                 normalize: bool = False, *, pair_loss: str = 'bpr',
+                 temperature: float = 1.0) -> None:
         super().__init__(num_users, num_items, edge_index, embedding_dim,
                          num_layers, reg_weight, user_x, item_x, dropout,
-                         act)
+                         act, pair_loss=pair_loss, temperature=temperature)
         self.aggr = aggr
         self.normalize = normalize
         fused = aggr in FUSED_AGGRS

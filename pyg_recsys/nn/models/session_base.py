@@ -24,12 +24,32 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Embedding
 
+from pyg_recsys.data.session import step_batch
 from pyg_recsys.loss import bce_loss, bpr_max_loss
+from pyg_recsys.ops.csr import CSR
+from pyg_recsys.ops.topk import masked_topk
 
 
 def num_examples(batch) -> int:
     """Number of examples (graphs) in a batch of session graphs."""
     return int(batch.length.numel())
+
+
+def session_items(batch, num_items: int) -> CSR:
+    """The items of each example's input sequence, one CSR row per
+    example (``recommend(..., exclude='session')``)."""
+    rows = step_batch(batch).cpu()
+    return CSR.from_pairs(rows, batch.seq.cpu(), num_examples(batch),
+                          num_items)
+
+
+def check_candidates(name: str, items: Tensor, num_rows: int) -> None:
+    """Checks candidate ``items`` are ``[n]`` or ``[num_rows, n]``."""
+    if items.dim() == 1 or (items.dim() == 2 and items.size(0) == num_rows):
+        return
+    raise ValueError(f'{name}.score: items must be [n] candidates shared by '
+                     f'the examples or [B, n] per example (B={num_rows}), '
+                     f'got shape {tuple(items.shape)}')
 
 
 def per_step_targets(batch) -> bool:
@@ -141,21 +161,47 @@ class SessionRecommender(torch.nn.Module):
 
     # -- scoring ---------------------------------------------------------
     def score(self, batch, items: Tensor | None = None) -> Tensor:
-        """Next-item scores: ``[B, I]`` over all items, or ``[B, C]`` for
-        candidate ``items`` of shape ``[B, C]``."""
+        """Next-item scores: ``[B, I]`` over all items, ``[B, n]`` for
+        ``n`` candidate ``items`` shared by the examples (shape ``[n]``) or
+        per example (shape ``[B, n]``)."""
         h = self.encode(batch)
         if items is None:
             return h @ self.item_weight().t()
+        check_candidates(type(self).__name__, items, h.size(0))
+        if items.dim() == 1:
+            return h @ self.item_emb(items).t()
         return (self.item_emb(items) * h.unsqueeze(1)).sum(-1)
 
     @torch.no_grad()
-    def recommend(self, batch, k: int) -> tuple[Tensor, Tensor]:
+    def recommend(self, batch, k: int, exclude: CSR | str | None = None
+                  ) -> tuple[Tensor, Tensor]:
         """Top-``k`` next items of each example: ``(scores, items)``, both
-        ``[B, k]``."""
+        ``[B, k]``, best first.
+
+        Args:
+            batch: Session graphs (e.g. ``SessionGraphs.collate``).
+            k: Number of items.
+            exclude: Items never recommended: ``'session'`` (each
+                session's own items, for "what else" recommendations), a
+                :class:`~pyg_recsys.ops.csr.CSR` with one row per example,
+                or ``None`` (the next-item protocol: a session's items may
+                come next).  Where fewer than ``k`` items are left, the
+                tail is item ``-1`` with score ``-inf``.
+        """
         if not 1 <= k <= self.num_items:
             raise ValueError(f'{type(self).__name__}.recommend: k must be in '
                              f'[1, {self.num_items}], got {k}')
-        return self.score(batch).topk(k, dim=1)
+        scores = self.score(batch)
+        if exclude is None:
+            return scores.topk(k, dim=1)
+        if isinstance(exclude, str):
+            if exclude != 'session':
+                raise ValueError(f"{type(self).__name__}.recommend: exclude "
+                                 f"must be None, 'session' or a CSR, got "
+                                 f"{exclude!r}")
+            exclude = session_items(batch, self.num_items)
+        rows = torch.arange(scores.size(0), device=scores.device)
+        return masked_topk(scores, k, rows, exclude)
 
     # -- training --------------------------------------------------------
     def loss(self, batch) -> Tensor:
@@ -232,4 +278,4 @@ class PaddedSessionRecommender(SessionRecommender):
 
 
 __all__ = ['SessionRecommender', 'PaddedSessionRecommender', 'num_examples',
-           'per_step_targets']
+           'per_step_targets', 'session_items', 'check_candidates']

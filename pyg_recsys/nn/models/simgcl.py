@@ -64,13 +64,8 @@ class SimGCL(GraphEmbeddingRecommender):
     :mod:`pyg_recsys.ops.perturb`).  With :math:`K = 2` a step makes one
     full sparse-dense product forward and one backward, as a LightGCN step
     does; what it adds is InfoNCE over about :math:`2|B|` rows and the
-    noise draws.  Measured with batch 2048 on one thread (2-core Xeon
-    shared with other jobs, ratios from the same run): at MovieLens-100K
-    size a step takes 2.5x a LightGCN step (InfoNCE is most of the
-    difference) and 0.8x the time of the reference code's scheme (three
-    full propagations under autograd); on a random graph of Gowalla's size
-    (29,858 users, 40,981 items, 810k pairs) 2.4x LightGCN and 0.39x the
-    reference scheme.
+    noise draws (``benchmarks/cf_speed_gowalla.py`` times it against
+    LightGCN).
 
     Deviations from the reference code (SELFRec ``model/graph/SimGCL.py``):
     the L2 term is the library's (squared norms of the layer-0 rows of
@@ -98,15 +93,20 @@ class SimGCL(GraphEmbeddingRecommender):
             trains the plain encoder with BPR (no noise is drawn).
         eps: Noise radius :math:`\epsilon`.
         cl_temperature: InfoNCE temperature :math:`\tau` (the pair-loss
-            ``temperature`` of the base class is another setting).
+            ``temperature`` below is another setting).
+        pair_loss: ``'bpr'`` or ``'softmax'`` (see
+            :class:`~pyg_recsys.nn.models.EmbeddingRecommender`).
+        temperature: Softmax temperature of ``'softmax'``.
     """
 
     def __init__(self, num_users: int, num_items: int, edge_index: Tensor,
                  embedding_dim: int = 64, num_layers: int = 2,
                  reg_weight: float = 1e-4, cl_weight: float = 0.2,
-                 eps: float = 0.1, cl_temperature: float = 0.2) -> None:
+                 eps: float = 0.1, cl_temperature: float = 0.2, *,
+                 pair_loss: str = 'bpr', temperature: float = 1.0) -> None:
         super().__init__(num_users, num_items, edge_index, embedding_dim,
-                         reg_weight)
+                         reg_weight, pair_loss=pair_loss,
+                         temperature=temperature)
         if num_layers < 1:
             raise ValueError(f'SimGCL: num_layers must be >= 1 (the final '
                              f'embedding averages layers 1..K), got '

@@ -8,7 +8,10 @@ from torch_geometric.utils import to_dense_batch
 
 from pyg_recsys.data.session import step_batch
 from pyg_recsys.nn.conv.srgnn_conv import SRGNNConv, SRGNNReadout
-from pyg_recsys.nn.models.session_base import SessionRecommender
+from pyg_recsys.nn.models.session_base import (
+    SessionRecommender,
+    check_candidates,
+)
 
 
 class TAGNN(SessionRecommender):
@@ -126,22 +129,19 @@ class TAGNN(SessionRecommender):
         return self._encode(batch)[0]
 
     def score(self, batch, items: Tensor | None = None) -> Tensor:
-        """Next-item scores: ``[B, I]`` over all items, or ``[B, C]`` for
-        candidate ``items`` of shape ``[B, C]``, ``item_chunk`` items at a
-        time."""
+        """Next-item scores: ``[B, I]`` over all items, or ``[B, n]`` for
+        candidate ``items`` shared (``[n]``) or per example (``[B, n]``),
+        ``item_chunk`` items at a time."""
         a, qt, hs, mask = self._encode(batch)
-        if items is None:
-            weight = self.item_weight()
+        if items is None or items.dim() == 1:
+            weight = (self.item_weight() if items is None
+                      else self.item_emb(items))
             return torch.cat([
                 _target_scores(a, qt, hs, mask,
                                weight[start:start + self.item_chunk])
-                for start in range(0, self.num_items, self.item_chunk)
+                for start in range(0, weight.size(0), self.item_chunk)
             ], dim=1)
-        if items.dim() != 2 or items.size(0) != a.size(0):
-            raise ValueError(
-                f'TAGNN.score: items must be [B, C] candidates for the '
-                f'{a.size(0)} examples of the batch, got shape '
-                f'{tuple(items.shape)}')
+        check_candidates('TAGNN', items, a.size(0))
         return torch.cat([
             _target_scores(a, qt, hs, mask,
                            self.item_emb(items[:, start:start
