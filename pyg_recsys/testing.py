@@ -150,3 +150,101 @@ def session_hit(model, loader, k: int = 5) -> float:
             hits += int((top == y).any(1).sum())
             total += y.numel()
     return hits / total
+
+
+# The SR-GNN reference code, written out (CRIPAC-DIG/SR-GNN, pytorch_code),
+# shared by the tests of the session graphs, SRGNNConv, SR-GNN and TAGNN.
+
+def srgnn_get_slice(inputs):
+    """``Data.get_slice`` of the SR-GNN reference, literally: zero-padded
+    sessions of item ids shifted by one (0 is padding), ``[B, L]``.
+
+    Returns:
+        ``(alias_inputs [B, L], A [B, n, 2n], items [B, n])``: the node of
+        every step, ``concat([A_in, A_out]).T`` per session (float64) and
+        the sorted unique items (zero-padded to the largest ``n``).
+    """
+    import torch
+    n_node = [torch.unique(u).numel() for u in inputs]
+    max_n_node = max(n_node)
+    items, A, alias_inputs = [], [], []
+    for u_input in inputs:
+        node = torch.unique(u_input)
+        items.append(node.tolist() + (max_n_node - len(node)) * [0])
+        u_A = torch.zeros(max_n_node, max_n_node, dtype=torch.float64)
+        for i in range(len(u_input) - 1):
+            if u_input[i + 1] == 0:
+                break
+            u = int((node == u_input[i]).nonzero()[0, 0])
+            v = int((node == u_input[i + 1]).nonzero()[0, 0])
+            u_A[u][v] = 1
+        u_sum_in = u_A.sum(0)
+        u_sum_in[u_sum_in == 0] = 1
+        u_A_in = u_A / u_sum_in
+        u_sum_out = u_A.sum(1)
+        u_sum_out[u_sum_out == 0] = 1
+        u_A_out = u_A.t() / u_sum_out
+        A.append(torch.cat([u_A_in, u_A_out]).t())
+        alias_inputs.append([int((node == i).nonzero()[0, 0])
+                             for i in u_input])
+    return (torch.tensor(alias_inputs), torch.stack(A),
+            torch.tensor(items))
+
+
+def srgnn_session_A(seq):
+    """``[n, 2n]`` matrix of :func:`srgnn_get_slice` for one unpadded
+    session of 0-based item ids (its nodes: the sorted unique items)."""
+    import torch
+    return srgnn_get_slice(torch.tensor([[i + 1 for i in seq]]))[1][0]
+
+
+def srgnn_gnn_cell(conv, A, hidden):
+    """``GNN.GNNCell`` of the reference, literally, with the weights of an
+    :class:`~pyg_recsys.nn.conv.SRGNNConv` (``A`` ``[B, n, 2n]`` and
+    ``hidden`` ``[B, n, d]``, or one session without the batch
+    dimension)."""
+    import torch
+    import torch.nn.functional as F
+    n = A.shape[-2]
+    input_in = torch.matmul(A[..., :n],
+                            conv.linear_edge_in(hidden)) + conv.b_iah
+    input_out = torch.matmul(A[..., n:2 * n],
+                             conv.linear_edge_out(hidden)) + conv.b_oah
+    inputs = torch.cat([input_in, input_out], -1)
+    gi = F.linear(inputs, conv.gru.weight_ih, conv.gru.bias_ih)
+    gh = F.linear(hidden, conv.gru.weight_hh, conv.gru.bias_hh)
+    i_r, i_i, i_n = gi.chunk(3, -1)
+    h_r, h_i, h_n = gh.chunk(3, -1)
+    resetgate = torch.sigmoid(i_r + h_r)
+    inputgate = torch.sigmoid(i_i + h_i)
+    newgate = torch.tanh(i_n + resetgate * h_n)
+    return newgate + inputgate * (hidden - newgate)
+
+
+def srgnn_step_states(model, seqs, seed: int | None = None):
+    """The reference ``SessionGraph.forward`` up to the states of every
+    step, on zero-padded sequences with ids shifted by one.
+
+    Returns:
+        ``(hidden [B, L, d], mask [B, L], weight [I + 1, d])``: the states
+        of the steps (padding steps take the padding row's), the mask of
+        real steps and the reference's embedding (row 0: the padding item,
+        drawn at random with ``seed``; the model's items after it).
+    """
+    import torch
+    len_max = max(len(s) for s in seqs)
+    inputs = torch.tensor([[i + 1 for i in s] + [0] * (len_max - len(s))
+                           for s in seqs])
+    mask = torch.tensor([[1] * len(s) + [0] * (len_max - len(s))
+                         for s in seqs])
+    alias_inputs, A, items = srgnn_get_slice(inputs)
+    if seed is not None:
+        torch.manual_seed(seed)
+    weight = torch.cat([torch.randn(1, model.embedding_dim).double(),
+                        model.item_weight()])
+    hidden = weight[items]
+    for _ in range(model.conv.num_steps):
+        hidden = srgnn_gnn_cell(model.conv, A, hidden)
+    hidden = torch.stack([hidden[i][alias_inputs[i]]
+                          for i in range(len(alias_inputs))])
+    return hidden, mask, weight

@@ -14,30 +14,17 @@ from pyg_recsys.data.session import (
     step_batch,
     to_padded,
 )
+from pyg_recsys.testing import srgnn_session_A
 
 
 def srgnn_dense(u_input):
-    """SR-GNN's ``Data.get_slice`` for one unpadded session (numpy).
-
-    Returns the sorted nodes, the alias of every step and the two matrices
-    the gated layer multiplies with: ``A[:, :n]`` (incoming) and
-    ``A[:, n:]`` (outgoing), as in the reference ``utils.py``.
-    """
+    """The sorted nodes, the alias of every step and the two matrices the
+    gated layer multiplies with, ``A[:, :n]`` (incoming) and ``A[:, n:]``
+    (outgoing), of SR-GNN's ``Data.get_slice`` for one unpadded session."""
     node = np.unique(u_input)
+    A = srgnn_session_A(list(u_input)).numpy()
     n = len(node)
-    u_A = np.zeros((n, n))
-    for i in range(len(u_input) - 1):
-        u = np.where(node == u_input[i])[0][0]
-        v = np.where(node == u_input[i + 1])[0][0]
-        u_A[u][v] = 1
-    u_sum_in = np.sum(u_A, 0)
-    u_sum_in[np.where(u_sum_in == 0)] = 1
-    u_A_in = np.divide(u_A, u_sum_in)
-    u_sum_out = np.sum(u_A, 1)
-    u_sum_out[np.where(u_sum_out == 0)] = 1
-    u_A_out = np.divide(u_A.transpose(), u_sum_out)
-    A = np.concatenate([u_A_in, u_A_out]).transpose()
-    alias = [np.where(node == i)[0][0] for i in u_input]
+    alias = [int(np.where(node == i)[0][0]) for i in u_input]
     return node, alias, A[:, :n], A[:, n:]
 
 

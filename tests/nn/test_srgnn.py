@@ -10,6 +10,7 @@ from pyg_recsys.testing import (
     fit_sessions,
     session_hit,
     session_popularity_hit,
+    srgnn_step_states,
     synthetic_sessions,
 )
 
@@ -18,69 +19,11 @@ SEQS = [[2, 5, 5, 7, 2, 7, 9], [9, 3], [4, 4, 1, 4, 0], [11]]
 TARGETS = [1, 0, 4, 6]
 
 
-def get_slice(inputs):
-    """The reference Data.get_slice on zero-padded, id-shifted inputs."""
-    n_node = [torch.unique(u).numel() for u in inputs]
-    max_n_node = max(n_node)
-    items, A, alias_inputs = [], [], []
-    for u_input in inputs:
-        node = torch.unique(u_input)
-        items.append(node.tolist() + (max_n_node - len(node)) * [0])
-        u_A = torch.zeros(max_n_node, max_n_node, dtype=torch.float64)
-        for i in range(len(u_input) - 1):
-            if u_input[i + 1] == 0:
-                break
-            u = int((node == u_input[i]).nonzero()[0, 0])
-            v = int((node == u_input[i + 1]).nonzero()[0, 0])
-            u_A[u][v] = 1
-        u_sum_in = u_A.sum(0)
-        u_sum_in[u_sum_in == 0] = 1
-        u_A_in = u_A / u_sum_in
-        u_sum_out = u_A.sum(1)
-        u_sum_out[u_sum_out == 0] = 1
-        u_A_out = u_A.t() / u_sum_out
-        A.append(torch.cat([u_A_in, u_A_out]).t())
-        alias_inputs.append([int((node == i).nonzero()[0, 0])
-                             for i in u_input])
-    return (torch.tensor(alias_inputs), torch.stack(A),
-            torch.tensor(items))
-
-
-def gnn_cell(conv, A, hidden):
-    """GNN.GNNCell of the reference, literally (batched)."""
-    n = A.shape[1]
-    input_in = torch.matmul(A[:, :, :n],
-                            conv.linear_edge_in(hidden)) + conv.b_iah
-    input_out = torch.matmul(A[:, :, n:2 * n],
-                             conv.linear_edge_out(hidden)) + conv.b_oah
-    inputs = torch.cat([input_in, input_out], 2)
-    gi = F.linear(inputs, conv.gru.weight_ih, conv.gru.bias_ih)
-    gh = F.linear(hidden, conv.gru.weight_hh, conv.gru.bias_hh)
-    i_r, i_i, i_n = gi.chunk(3, 2)
-    h_r, h_i, h_n = gh.chunk(3, 2)
-    resetgate = torch.sigmoid(i_r + h_r)
-    inputgate = torch.sigmoid(i_i + h_i)
-    newgate = torch.tanh(i_n + resetgate * h_n)
-    return newgate + inputgate * (hidden - newgate)
-
-
 def reference(model, seqs):
     """(session vectors, scores) of the reference SessionGraph.forward +
     compute_scores, on zero-padded sequences with ids shifted by one."""
-    len_max = max(len(s) for s in seqs)
-    inputs = torch.tensor([[i + 1 for i in s] + [0] * (len_max - len(s))
-                           for s in seqs])
-    mask = torch.tensor([[1] * len(s) + [0] * (len_max - len(s))
-                         for s in seqs])
-    alias_inputs, A, items = get_slice(inputs)
-    # the reference's embedding: row 0 the padding item (any value: masked)
-    weight = torch.cat([torch.randn(1, model.embedding_dim).double(),
-                        model.item_weight()])
-    hidden = weight[items]
-    for _ in range(model.conv.num_steps):
-        hidden = gnn_cell(model.conv, A, hidden)
-    hidden = torch.stack([hidden[i][alias_inputs[i]]
-                          for i in range(len(alias_inputs))])
+    # the padding row of the reference's embedding: any value (masked)
+    hidden, mask, weight = srgnn_step_states(model, seqs)
     ht = hidden[torch.arange(mask.shape[0]).long(), torch.sum(mask, 1) - 1]
     q1 = model.readout.linear_one(ht).view(ht.shape[0], 1, ht.shape[1])
     q2 = model.readout.linear_two(hidden)

@@ -4,7 +4,7 @@ from torch_geometric.data import Batch
 
 from pyg_recsys.data.session import session_graph
 from pyg_recsys.nn.conv.srgnn_conv import SRGNNConv
-from pyg_recsys.testing import needs
+from pyg_recsys.testing import needs, srgnn_gnn_cell, srgnn_session_A
 
 needs_torch_sparse = needs('torch_sparse')
 
@@ -12,43 +12,6 @@ D = 4
 # a repeat (2), a consecutive repeat (self-loop on 5) and a node (7) with
 # two predecessors and two successors
 SEQ = [2, 5, 5, 7, 2, 7, 9]
-
-
-def reference_A(u_input):
-    """The reference get_slice for one (unpadded) session, literally:
-    ``[n, 2n]`` = ``concat([u_A_in, u_A_out]).T``."""
-    node = torch.unique(torch.tensor(u_input))
-    n = node.numel()
-    u_A = torch.zeros(n, n, dtype=torch.float64)
-    for i in range(len(u_input) - 1):
-        u = int((node == u_input[i]).nonzero()[0, 0])
-        v = int((node == u_input[i + 1]).nonzero()[0, 0])
-        u_A[u][v] = 1
-    u_sum_in = u_A.sum(0)
-    u_sum_in[u_sum_in == 0] = 1
-    u_A_in = u_A / u_sum_in
-    u_sum_out = u_A.sum(1)
-    u_sum_out[u_sum_out == 0] = 1
-    u_A_out = u_A.t() / u_sum_out
-    return torch.cat([u_A_in, u_A_out]).t()
-
-
-def reference_cell(conv, A, hidden):
-    """GNNCell.GNNCell of the reference code, literally."""
-    n = A.size(0)
-    w_ih, w_hh = conv.gru.weight_ih, conv.gru.weight_hh
-    b_ih, b_hh = conv.gru.bias_ih, conv.gru.bias_hh
-    input_in = A[:, :n] @ conv.linear_edge_in(hidden) + conv.b_iah
-    input_out = A[:, n:2 * n] @ conv.linear_edge_out(hidden) + conv.b_oah
-    inputs = torch.cat([input_in, input_out], -1)
-    gi = torch.nn.functional.linear(inputs, w_ih, b_ih)
-    gh = torch.nn.functional.linear(hidden, w_hh, b_hh)
-    i_r, i_i, i_n = gi.chunk(3, -1)
-    h_r, h_i, h_n = gh.chunk(3, -1)
-    resetgate = torch.sigmoid(i_r + h_r)
-    inputgate = torch.sigmoid(i_i + h_i)
-    newgate = torch.tanh(i_n + resetgate * h_n)
-    return newgate + inputgate * (hidden - newgate)
 
 
 def make(num_steps=1):
@@ -71,7 +34,7 @@ def test_matches_reference_cell_with_gradients():
     out = conv(x, g.edge_index, g.edge_weight_in, g.edge_weight_out)
     assert out.shape == (4, D)
     ref_x = x.detach().clone().requires_grad_()
-    ref = reference_cell(conv, reference_A(SEQ), ref_x)
+    ref = srgnn_gnn_cell(conv, srgnn_session_A(SEQ), ref_x)
     assert torch.allclose(out, ref)
     grad = torch.randn_like(out)
     params = list(conv.parameters())
@@ -87,7 +50,7 @@ def test_node_without_predecessor_gets_only_bias():
     seq = [3, 1, 0]  # node 3 (item 3) has no predecessor, 0 no successor
     g, x = inputs(seq)
     out = conv(x, g.edge_index, g.edge_weight_in, g.edge_weight_out)
-    assert torch.allclose(out, reference_cell(conv, reference_A(seq), x))
+    assert torch.allclose(out, srgnn_gnn_cell(conv, srgnn_session_A(seq), x))
 
 
 def test_weights_computed_when_omitted():
@@ -118,7 +81,7 @@ def test_batching_equals_separate_graphs():
                batch.edge_weight_out)
     for i, s in enumerate(seqs):
         lo, hi = int(batch.ptr[i]), int(batch.ptr[i + 1])
-        ref = reference_cell(conv, reference_A(s), x[lo:hi])
+        ref = srgnn_gnn_cell(conv, srgnn_session_A(s), x[lo:hi])
         assert torch.allclose(out[lo:hi], ref)
 
 

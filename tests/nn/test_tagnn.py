@@ -10,6 +10,7 @@ from pyg_recsys.testing import (
     fit_sessions,
     session_hit,
     session_popularity_hit,
+    srgnn_step_states,
     synthetic_sessions,
 )
 
@@ -18,72 +19,13 @@ SEQS = [[2, 5, 5, 7, 2, 7, 9], [9, 3], [4, 4, 1, 4, 0], [11]]
 TARGETS = [1, 0, 4, 6]
 
 
-def get_slice(inputs):
-    """The reference Data.get_slice on zero-padded, id-shifted inputs."""
-    n_node = [torch.unique(u).numel() for u in inputs]
-    max_n_node = max(n_node)
-    items, A, alias_inputs = [], [], []
-    for u_input in inputs:
-        node = torch.unique(u_input)
-        items.append(node.tolist() + (max_n_node - len(node)) * [0])
-        u_A = torch.zeros(max_n_node, max_n_node, dtype=torch.float64)
-        for i in range(len(u_input) - 1):
-            if u_input[i + 1] == 0:
-                break
-            u = int((node == u_input[i]).nonzero()[0, 0])
-            v = int((node == u_input[i + 1]).nonzero()[0, 0])
-            u_A[u][v] = 1
-        u_sum_in = u_A.sum(0)
-        u_sum_in[u_sum_in == 0] = 1
-        u_A_in = u_A / u_sum_in
-        u_sum_out = u_A.sum(1)
-        u_sum_out[u_sum_out == 0] = 1
-        u_A_out = u_A.t() / u_sum_out
-        A.append(torch.cat([u_A_in, u_A_out]).t())
-        alias_inputs.append([int((node == i).nonzero()[0, 0])
-                             for i in u_input])
-    return (torch.tensor(alias_inputs), torch.stack(A),
-            torch.tensor(items))
-
-
-def gnn_cell(conv, A, hidden):
-    """GNN.GNNCell of the reference, literally (batched)."""
-    n = A.shape[1]
-    input_in = torch.matmul(A[:, :, :n],
-                            conv.linear_edge_in(hidden)) + conv.b_iah
-    input_out = torch.matmul(A[:, :, n:2 * n],
-                             conv.linear_edge_out(hidden)) + conv.b_oah
-    inputs = torch.cat([input_in, input_out], 2)
-    gi = F.linear(inputs, conv.gru.weight_ih, conv.gru.bias_ih)
-    gh = F.linear(hidden, conv.gru.weight_hh, conv.gru.bias_hh)
-    i_r, i_i, i_n = gi.chunk(3, 2)
-    h_r, h_i, h_n = gh.chunk(3, 2)
-    resetgate = torch.sigmoid(i_r + h_r)
-    inputgate = torch.sigmoid(i_i + h_i)
-    newgate = torch.tanh(i_n + resetgate * h_n)
-    return newgate + inputgate * (hidden - newgate)
-
-
 def reference(model, seqs, masked=True):
     """Scores of the reference SessionGraph.forward + compute_scores,
     literally materialising [B, I, d], on zero-padded sequences with ids
     shifted by one; ``masked`` softmaxes over the real steps only (our
     deviation), else over the padded positions too (the reference)."""
-    len_max = max(len(s) for s in seqs)
-    inputs = torch.tensor([[i + 1 for i in s] + [0] * (len_max - len(s))
-                           for s in seqs])
-    mask = torch.tensor([[1] * len(s) + [0] * (len_max - len(s))
-                         for s in seqs])
-    alias_inputs, A, items = get_slice(inputs)
     # the reference's embedding: row 0 the padding item
-    torch.manual_seed(5)
-    weight = torch.cat([torch.randn(1, model.embedding_dim).double(),
-                        model.item_weight()])
-    hidden = weight[items]
-    for _ in range(model.conv.num_steps):
-        hidden = gnn_cell(model.conv, A, hidden)
-    hidden = torch.stack([hidden[i][alias_inputs[i]]
-                          for i in range(len(alias_inputs))])
+    hidden, mask, weight = srgnn_step_states(model, seqs, seed=5)
     pad = (mask == 0).unsqueeze(-1)  # [B, S, 1]
     ht = hidden[torch.arange(mask.shape[0]).long(), torch.sum(mask, 1) - 1]
     q1 = model.readout.linear_one(ht).view(ht.shape[0], 1, ht.shape[1])
@@ -213,8 +155,11 @@ def test_errors():
         TAGNN(NI, D, item_chunk=0)
     model = make()
     batch = batch_of()
-    with pytest.raises(ValueError, match=r'TAGNN.score: items must be'):
-        model.score(batch, torch.tensor([0, 1]))
+    shared = torch.tensor([0, 1])  # [n] candidates shared by the examples
+    assert torch.allclose(model.score(batch, shared),
+                          model.score(batch)[:, shared], atol=1e-6)
+    with pytest.raises(ValueError, match=r'TAGNN.score: items must be \[n\]'):
+        model.score(batch, torch.zeros(1, 2, 2, dtype=torch.long))
     per_step = Batch.from_data_list([session_graph([2, 5, 7], [5, 7, 1])])
     with pytest.raises(ValueError, match='TAGNN: this model is not causal'):
         model.loss(per_step)
