@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     # the floor: most popular items, on the split the runs used
     split = Split.from_dict(torch.load(out / 'split.pt',
-                                       weights_only=False))
+                                       weights_only=True))
     pop = Popularity(split.num_users, split.num_items, split.train)
     pop_test = RankingEvaluator(split)(pop, 'test')
 

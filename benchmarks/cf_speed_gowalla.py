@@ -29,7 +29,7 @@ import torch
 from _common import machine, write_results  # benchmarks/, beside this
 from lightgcn_gowalla import batches_forever, write_synthetic
 
-from pyg_recsys.cli import build_loader, build_model, build_parser
+from pyg_recsys.cli import build_loader, build_model, parse_train_args
 from pyg_recsys.datasets import LightGCNDataset
 
 HERE = Path(__file__).resolve().parent
@@ -45,14 +45,14 @@ MODELS: dict[str, list[str]] = {
 
 
 def time_model(name: str, split, ds, args) -> dict:
-    margs = build_parser().parse_args(
-        ['train', '--model', name, '--dataset', 'gowalla', '--out', '-',
+    margs = parse_train_args(
+        ['--model', name, '--dataset', 'gowalla', '--out', '-',
          '--batch-size', str(args.batch_size), *MODELS[name]])
     best = None
     for rep in range(args.repeats):
         torch.manual_seed(rep)
-        model = build_model(split, margs, ds)
-        loader = build_loader(split, margs, model, ds)
+        model = build_model(margs, split)
+        loader = build_loader(margs, split, model)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         model.train()
         it = batches_forever(loader)

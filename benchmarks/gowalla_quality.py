@@ -19,12 +19,12 @@ has no Gowalla figure; it is compared with LightGCN's.
 Resumable: checkpoints go to ``--out`` (default ``runs/gowalla_<model>``;
 ``runs/gowalla_quality`` for LightGCN, where its earlier run lives) each
 epoch; run it again with the same arguments to continue (``--epochs`` may
-grow between runs).  ``--plot lightgcn simgcl`` draws the saved curves of
+grow between runs).  ``--plot lightgcn ngcf`` draws the saved curves of
 those models on the same axes (per epoch and per training hour).
 
     python benchmarks/gowalla_quality.py --model lightgcn --epochs 100
     python benchmarks/gowalla_quality.py --model ngcf --epochs 20
-    python benchmarks/gowalla_quality.py --plot lightgcn simgcl
+    python benchmarks/gowalla_quality.py --plot lightgcn ngcf simgcl_lambda0.1
     python benchmarks/gowalla_quality.py --smoke
 
 Writes ``benchmarks/results/gowalla_quality_<model>.{json,md,png}`` and,
@@ -42,7 +42,7 @@ from _common import machine, write_results  # benchmarks/, beside this
 from lightgcn_gowalla import write_synthetic
 
 from pyg_recsys import typing as pt
-from pyg_recsys.cli import build_loader, build_model, build_parser
+from pyg_recsys.cli import build_loader, build_model, parse_train_args
 from pyg_recsys.datasets import LightGCNDataset
 from pyg_recsys.train import RankingEvaluator, Trainer, seed_everything
 
@@ -68,24 +68,31 @@ class TestAsValidation:
         return self.inner(model, 'test')
 
 
-def plot_curves(names: list[str], results: Path, smoke: bool = False
-                ) -> Path | None:
+def plot_curves(names: list[str], results: Path, smoke: bool = False,
+                out_suffix: str | None = None) -> Path | None:
     """Test recall@20 of the saved runs ``names`` (see ``--name``), per
-    epoch and per hour of training, on the same axes."""
-    if not pt.WITH_MATPLOTLIB:
-        return None
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    epoch and per hour of training, on the same axes; prints one line per
+    run.  ``smoke`` reads the short-mode results; ``out_suffix`` (default:
+    that of the results read) names the picture."""
     suffix = '_smoke' if smoke else ''
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4), dpi=120,
-                                   sharey=True)
+    records = []
     for name in names:
         path = results / f'gowalla_quality_{name}{suffix}.json'
         if not path.exists():
             raise SystemExit(f'gowalla_quality --plot: {path} is missing; '
                              f'run that model (--name {name}) first')
         rec = json.loads(path.read_text())
+        records.append((name, rec))
+        print(f'{name}: {rec["epochs"]} epochs, last test recall@20 '
+              f'{rec["last"]["recall@20"]:.4f}')
+    if not pt.WITH_MATPLOTLIB:
+        return None
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4), dpi=120,
+                                   sharey=True)
+    for name, rec in records:
         curve = rec['curve']
         hours = rec['train_hours_at_epoch']
         ax1.plot([c['epoch'] for c in curve],
@@ -106,7 +113,8 @@ def plot_curves(names: list[str], results: Path, smoke: bool = False
     ax1.legend()
     fig.suptitle('Gowalla (LightGCN split)', fontsize=9)
     fig.tight_layout()
-    out = results / f'gowalla_quality_curves{suffix}.png'
+    out_suffix = suffix if out_suffix is None else out_suffix
+    out = results / f'gowalla_quality_curves{out_suffix}.png'
     fig.savefig(out)
     plt.close(fig)
     return out
@@ -132,14 +140,14 @@ def main(argv: list[str] | None = None) -> dict:
                    help='synthetic LightGCN-format folder, 2 epochs, then '
                    'the curve plot')
     args, model_argv = p.parse_known_args(argv)
-    if args.plot:
-        print(plot_curves(args.plot, args.results))
+    if args.plot:  # --smoke: the saved runs, drawn to a _smoke picture
+        print(plot_curves(args.plot, args.results,
+                          out_suffix='_smoke' if args.smoke else ''))
         return {}
 
     # The model's options, parsed by the CLI so defaults agree with it.
-    margs = build_parser().parse_args(
-        ['train', '--model', args.model, '--dataset', 'gowalla', '--out',
-         '-', *model_argv])
+    margs = parse_train_args(['--model', args.model, '--dataset', 'gowalla',
+                              '--out', '-', *model_argv])
     name = args.name or args.model
     if args.out is None:
         args.out = Path('runs/gowalla_quality' if name == 'lightgcn'
@@ -156,8 +164,8 @@ def main(argv: list[str] | None = None) -> dict:
     seed_everything(margs.seed)
     ds = LightGCNDataset(root=args.root, name='gowalla', raw_dir=args.raw_dir)
     split = ds.split(val_ratio=0.0)  # all of train.txt, as in the papers
-    model = build_model(split, margs, ds)
-    loader = build_loader(split, margs, model, ds)
+    model = build_model(margs, split)
+    loader = build_loader(margs, split, model)
     trainer = Trainer(model, loader,
                       TestAsValidation(RankingEvaluator(split, ks=(20,))),
                       lr=margs.lr, epochs=args.epochs,
@@ -175,7 +183,8 @@ def main(argv: list[str] | None = None) -> dict:
         hours.append(total / 3600)
     paper = PAPERS.get(args.model)
     recipe = {k: v for k, v in vars(margs).items()
-              if k not in ('func', 'out', 'command', 'quiet', 'progress',
+              if k not in ('func', 'out', 'command', 'quiet', 'debug',
+                           'progress',
                            'resume', 'root', 'raw_dir', 'dataset', 'epochs',
                            'eval_every', 'eval_batch_size', 'patience',
                            'monitor', 'ks', 'split_kind')}

@@ -1,6 +1,7 @@
 """LightGCN (or MF) on MovieLens-100K with the library's Python API.
 
-    python examples/lightgcn_movielens.py [--model lightgcn|mf] [--epochs 60]
+    python examples/lightgcn_movielens.py --epochs 60
+    python examples/lightgcn_movielens.py --model mf
     python examples/lightgcn_movielens.py --smoke     # seconds, for CI
 
 Random 8/1/1 split per user, BPR with one uniform negative, full-ranking

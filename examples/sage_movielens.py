@@ -1,7 +1,8 @@
 """GraphSAGE or GAT recommender on MovieLens-100K, with user and movie
 features, trained on the full graph or on sampled neighbourhoods.
 
-    python examples/sage_movielens.py [--model sage|gat] [--minibatch]
+    python examples/sage_movielens.py --model sage
+    python examples/sage_movielens.py --model gat --minibatch
     python examples/sage_movielens.py --smoke     # seconds, for CI
 
 Random 8/1/1 split per user; the layers (PyG's SAGEConv / GATConv, one per

@@ -1,6 +1,7 @@
 """SASRec (or GRU4Rec) on Amazon Beauty with the library's Python API.
 
-    python examples/sasrec_beauty.py [--model gru4rec] [--epochs 50]
+    python examples/sasrec_beauty.py --epochs 50
+    python examples/sasrec_beauty.py --model gru4rec
     python examples/sasrec_beauty.py --dataset amazon-games --loss bce \\
         --sampled-negatives 100           # the SASRec paper's protocol
     python examples/sasrec_beauty.py --smoke     # seconds, for CI

@@ -1,6 +1,7 @@
 """SR-GNN (or TAGNN) on Yoochoose 1/64 with the library's Python API.
 
-    python examples/srgnn_yoochoose.py [--model tagnn] [--epochs 5]
+    python examples/srgnn_yoochoose.py --epochs 5
+    python examples/srgnn_yoochoose.py --model tagnn
     python examples/srgnn_yoochoose.py --dataset tmall
     python examples/srgnn_yoochoose.py --smoke     # seconds, for CI
 

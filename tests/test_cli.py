@@ -143,7 +143,8 @@ def test_sage_minibatch_from_the_cli(env):
 def test_loader_option_errors(env):
     with pytest.raises(SystemExit, match='--neg inbatch takes the other'):
         _train(env / 'x', '--neg', 'inbatch', '--num-neg', '4')
-    with pytest.raises(SystemExit, match='--minibatch works with sage, gat'):
+    with pytest.raises(SystemExit, match=r'--minibatch does not apply to mf '
+                       r'\(it is an option of sage, gat\)'):
         _train(env / 'y', '--minibatch')
     with pytest.raises(SystemExit, match='--neighbors needs one count'):
         main(['train', '--model', 'sage', '--dataset', 'movielens-100k',
@@ -191,13 +192,13 @@ def test_resume_after_sigkill_matches_uninterrupted_run(env):
     deadline = time.time() + 300
     while time.time() < deadline:
         last = cut / 'last.pt'
-        if last.exists() and torch.load(last, weights_only=False)[
+        if last.exists() and torch.load(last, weights_only=True)[
                 'epoch'] >= 3:
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    killed_at = torch.load(cut / 'last.pt', weights_only=False)['epoch']
+    killed_at = torch.load(cut / 'last.pt', weights_only=True)['epoch']
     assert 3 <= killed_at < 30, 'the run ended before it could be killed'
     subprocess.run(cmd + ['--out', str(cut), '--resume'], check=True,
                    env=run_env, capture_output=True, timeout=600)
@@ -210,12 +211,12 @@ def test_resume_after_sigkill_matches_uninterrupted_run(env):
 
 def test_simgcl_keeps_its_infonce_temperature():
     # --temperature (pair-loss softmax) must not overwrite SimGCL's tau
-    from pyg_recsys.cli import build_model, build_parser
+    from pyg_recsys.cli import build_model, parse_train_args
     from pyg_recsys.testing import clustered_split
-    args = build_parser().parse_args(
-        ['train', '--model', 'simgcl', '--dataset', 'movielens-100k',
+    args = parse_train_args(
+        ['--model', 'simgcl', '--dataset', 'movielens-100k',
          '--out', '-', '--cl-temperature', '0.3', '--temperature', '2'])
-    model = build_model(clustered_split(), args)
+    model = build_model(args, clustered_split())
     assert model.cl_temperature == 0.3 and model.temperature == 2.0
 
 
@@ -236,9 +237,10 @@ def _write_s3rec(folder, users=120, num_items=25, seed=0):
 
 
 def _session(out, model, raw, *extra):
+    hidden = ['--hidden', '16'] if model == 'gru4rec' else []
     return main(['-q', 'train', '--model', model, '--dataset', 'beauty',
                  '--raw-dir', str(raw), '--epochs', '3', '--lr', '0.01',
-                 '--dim', '16', '--hidden', '16', '--no-progress',
+                 '--dim', '16', *hidden, '--no-progress',
                  '--batch-size', '32', '--out', str(out), *extra])
 
 
@@ -307,10 +309,13 @@ def test_session_cli_errors(env):
     with pytest.raises(SystemExit, match='srgnn is a next-item model'):
         main(['train', '--model', 'srgnn', '--dataset', 'movielens-100k',
               '--out', str(env / 'a')])
-    with pytest.raises(SystemExit, match='beauty is a session / sequence'):
+    with pytest.raises(SystemExit, match=r'mf is a ranking model but beauty '
+                       r'is a next-item data set; .* models for beauty: '
+                       r'srgnn, tagnn, gru4rec, sasrec'):
         main(['train', '--model', 'mf', '--dataset', 'beauty',
               '--raw-dir', str(raw), '--out', str(env / 'b')])
-    with pytest.raises(SystemExit, match='tagnn scores every candidate'):
+    with pytest.raises(SystemExit, match=r"TAGNN: loss 'bce' is not "
+                       r'supported'):
         _session(env / 'c', 'tagnn', raw, '--loss', 'bce')
     with pytest.raises(SystemExit, match='srgnn is not causal'):
         _session(env / 'd', 'srgnn', raw, '--train-mode', 'sequence')
@@ -328,7 +333,136 @@ def test_sasrec_post_norm_from_the_cli(env):
                     '--max-len', '0') == 0
     cfg = json.loads((out / 'config.json').read_text())
     assert cfg['post_norm'] is True and cfg['task']['max_len'] == 50
-    state = torch.load(out / 'best.pt', weights_only=False)['model']
+    state = torch.load(out / 'best.pt', weights_only=True)['model']
     model = SASRec(25, embedding_dim=16, norm_first=False)
     model.load_state_dict(state)
     assert 'norm_first=False' in repr(model)
+
+
+# Options checked before anything is written; a safe run folder ##############
+
+
+@needs_ml
+@pytest.mark.parametrize('extra,message', [
+    (['--epochs', '0'], r'--epochs must be >= 1, got 0'),
+    (['--monitor', 'recall@50'], r'--monitor recall@50 needs the cut-off 50 '
+     r'among --ks \[10, 20\]'),
+    (['--monitor', 'auc@3'], r"unknown --monitor 'auc@3'"),
+    (['--ks', '10', '5000', '--monitor', 'recall@10'],
+     r'--ks 5000 is larger than the 1682 items of movielens-100k'),
+    (['--heads', '4'], r'--heads does not apply to mf \(it is an option of '
+     r'gat, sasrec\)'),
+    (['--max-len', '20'], r'--max-len does not apply to mf'),
+    (['--split-ratios', '0.5', '0.5', '0.5'], r'--split-ratios must be'),
+    (['--lr', '0'], r'--lr must be > 0'),
+    (['--split', 'fixed'], r"MovieLens100K.split: unknown kind 'fixed'"),
+])
+def test_bad_options_fail_before_writing(env, extra, message):
+    out = env / 'never'
+    with pytest.raises(SystemExit, match='pyg-recsys train: ' + message):
+        _train(out, *extra)
+    assert not out.exists()
+
+
+@needs_ml
+def test_user_errors_are_one_line_and_debug_shows_the_traceback(env):
+    cmd = [sys.executable, '-m', 'pyg_recsys.cli', 'train', '--model', 'mf',
+           '--dataset', 'movielens-100k', '--epochs', '0', '--out',
+           str(env / 'x')]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=dict(
+        os.environ), timeout=300)
+    assert res.returncode == 1
+    assert res.stderr.strip().splitlines() == [
+        'pyg-recsys train: --epochs must be >= 1, got 0']
+    res = subprocess.run(cmd[:3] + ['--debug'] + cmd[3:],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 1 and 'Traceback' in res.stderr
+
+
+@needs_ml
+def test_a_second_writer_of_a_run_folder_fails_at_once(env):
+    from pyg_recsys.io import folder_lock
+    out = env / 'run'
+    with folder_lock(out, what='run folder'):  # another trainer holds it
+        with pytest.raises(SystemExit, match=r'another process \(pid \d+\) '
+                           r'is using this run folder'):
+            _train(out)
+    assert not (out / 'last.pt').exists()
+    assert _train(out) == 0  # free again
+
+
+class _Exploit:
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, 'w'))
+
+
+@needs_ml
+def test_crafted_checkpoint_does_not_run_code(env):
+    out = env / 'run'
+    _train(out)
+    marker = env / 'pwned'
+    torch.save({'model': _Exploit(marker)}, out / 'last.pt')
+    with pytest.raises(SystemExit, match=r'last.pt: the checkpoint is '
+                       r'damaged or not one this package wrote .*delete it'):
+        _train(out, '--resume', '--epochs', '4')
+    assert not marker.exists()
+
+
+@needs_ml
+def test_damaged_config_names_the_file(env):
+    out = env / 'run'
+    _train(out)
+    (out / 'config.json').write_text('{"model": "mf", ')
+    with pytest.raises(SystemExit, match=r"config.json: the run's config is "
+                       r'damaged .*restore it'):
+        _train(out, '--resume')
+    with pytest.raises(SystemExit, match=r"config.json: the run's config is "
+                       r'damaged'):
+        main(['recommend', '--run', str(out), '--user', '1'])
+
+
+@needs_ml
+def test_moved_run_resumes_and_records_absolute_paths(env, capsys):
+    first = env / 'first'
+    _train(first)
+    cfg = json.loads((first / 'config.json').read_text())
+    assert cfg['out'] == str(first.resolve())
+    assert os.path.isabs(cfg['source']['raw_dir'])
+    assert cfg['source']['cache_key']
+    moved = env / 'elsewhere' / 'run'
+    moved.parent.mkdir()
+    os.rename(first, moved)
+    (moved / '.tmp-0123-last.pt').write_bytes(b'killed mid-write')
+    assert _train(moved, '--resume', '--epochs', '4') == 0
+    m = json.loads((moved / 'metrics.json').read_text())
+    assert [e['epoch'] for e in m['epochs']] == [1, 2, 3, 4]
+    assert not list(moved.glob('.tmp-*'))  # the orphan was removed
+    capsys.readouterr()
+    assert main(['recommend', '--run', str(moved), '--user', '1',
+                 '--k', '3']) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 4
+
+
+@needs_ml
+def test_resume_on_other_data_is_refused(env, tmp_path):
+    out = env / 'run'
+    _train(out)
+    other = tmp_path / 'other_raw'
+    other.mkdir()
+    for name in ('u.data', 'u.item', 'u.user'):
+        text = (ML / name).read_bytes()
+        if name == 'u.data':
+            text = b'\n'.join(text.splitlines()[:-10]) + b'\n'
+        (other / name).write_bytes(text)
+    with pytest.raises(SystemExit, match=r'--resume: the data differ from '
+                       r"the run's"):
+        _train(out, '--resume', '--epochs', '4', '--raw-dir', str(other))
+    # a fresh run on those files is built from them, not from a cache
+    assert _train(env / 'fresh', '--raw-dir', str(other)) == 0
+    cfg = json.loads((env / 'fresh' / 'config.json').read_text())
+    assert cfg['split']['num_train'] + cfg['split']['num_val'] + \
+        cfg['split']['num_test'] == 100000 - 10
+    assert cfg['source']['raw_dir'] == str(other)

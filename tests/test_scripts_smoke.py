@@ -1,5 +1,10 @@
-"""Every example and benchmark runs end to end in its short mode."""
+"""Every command documented in the README and in the docstrings of the
+benchmarks and examples runs as written, in its short mode (``--smoke``:
+synthetic or tiny data, a few steps)."""
+import ast
 import os
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -12,26 +17,98 @@ SHARED = ROOT.parent / 'shared' / 'datasets'
 SCRIPTS = sorted(p for p in [*ROOT.glob('examples/*.py'),
                              *ROOT.glob('benchmarks/*.py')]
                  if not p.name.startswith('_'))
-# scripts that serve more than one model run once per model
-CASES = [(p, []) for p in SCRIPTS] + [
-    (ROOT / 'examples' / 'sage_movielens.py', ['--model', 'gat']),
-    (ROOT / 'examples' / 'srgnn_yoochoose.py', ['--model', 'tagnn']),
-    (ROOT / 'examples' / 'sasrec_beauty.py', ['--model', 'gru4rec'])]
-# the staged file each example reads (default: MovieLens-100K)
+# the staged file each example reads in its short mode (default:
+# MovieLens-100K); benchmarks make synthetic data
 NEEDS = {'srgnn_yoochoose.py': 'yoochoose1_64-srgnn/raw/train.txt',
          'sasrec_beauty.py': 'beauty-s3rec/raw/Beauty.txt'}
+# what a script's short mode prints when it worked (a metric, a table row)
+PRINTS = re.compile(r'(recall|hit|ndcg|mrr)@\d+|s/epoch|seconds|\| *\d')
 
 
-@pytest.mark.parametrize('script,extra', CASES,
-                         ids=[' '.join([p.name, *a]) for p, a in CASES])
-def test_script_smoke(script, extra, tmp_path):
+def _commands(text: str, prefix: str, markdown: bool = False
+              ) -> list[list[str]]:
+    """The commands starting with ``prefix`` in ``text``: shell lines
+    (``\\`` continues a line, ``#`` starts a comment) and, in markdown,
+    the lines of shell code blocks and inline ``code spans``."""
+    out = []
+    if markdown:
+        parts = re.split(r'^```(\w*)\n(.*?)^```', text, flags=re.S | re.M)
+        prose = ' '.join(parts[0::3])
+        shell = '\n'.join(code for lang, code in zip(parts[1::3],
+                                                     parts[2::3])
+                          if lang in ('bash', 'sh', 'shell'))
+        lines = shell.replace('\\\n', ' ').splitlines()
+        lines += re.findall(r'`([^`]+)`', prose.replace('\n', ' '))
+    else:
+        lines = text.replace('\\\n', ' ').splitlines()
+    for line in lines:
+        line = line.strip()
+        if not line.startswith(prefix):
+            continue
+        words = shlex.split(line, comments=True)
+        if words and words not in out:
+            out.append(words)
+    return out
+
+
+def documented_commands() -> list[list[str]]:
+    """``python <script> ...`` commands of the README and the scripts'
+    docstrings."""
+    found = _commands((ROOT / 'README.md').read_text(), 'python ',
+                      markdown=True)
+    for script in SCRIPTS:
+        doc = ast.get_docstring(ast.parse(script.read_text())) or ''
+        rel = script.relative_to(ROOT)
+        cmds = _commands(doc, 'python ')
+        assert cmds, f'{rel} documents no command in its docstring'
+        for cmd in cmds:
+            assert cmd[1] == str(rel), f'{rel} documents {cmd}'
+        found += [c for c in cmds if c not in found]
+    return found
+
+
+def _smoke(cmd: list[str]) -> list[str]:
+    return cmd if '--smoke' in cmd else [*cmd, '--smoke']
+
+
+COMMANDS = []
+for _cmd in documented_commands():
+    if _smoke(_cmd) not in COMMANDS:
+        COMMANDS.append(_smoke(_cmd))
+
+
+def test_every_script_has_a_documented_short_mode():
+    documented = {c[1] for c in COMMANDS}
+    assert documented == {str(p.relative_to(ROOT)) for p in SCRIPTS}
+
+
+@pytest.mark.parametrize('cmd', COMMANDS, ids=[' '.join(c[1:])
+                                               for c in COMMANDS])
+def test_documented_command_runs(cmd, tmp_path):
+    script = ROOT / cmd[1]
     needs = NEEDS.get(script.name, 'movielens-100k/raw/u.data')
     if script.parent.name == 'examples' and not (SHARED / needs).exists():
         pytest.skip(f'staged {needs} not found under {SHARED}')
     env = dict(os.environ, PYG_RECSYS_DATA=str(SHARED),
                PYG_RECSYS_ROOT=str(tmp_path / 'data'), OMP_NUM_THREADS='1')
-    res = subprocess.run([sys.executable, str(script), '--smoke', *extra],
+    res = subprocess.run([sys.executable, str(script), *cmd[2:]],
                          cwd=tmp_path, env=env, capture_output=True,
                          text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
-    assert res.stdout.strip(), f'{script.name} --smoke printed nothing'
+    assert PRINTS.search(res.stdout), (
+        f'{" ".join(cmd)} printed no metric or table:\n{res.stdout[-2000:]}')
+
+
+def test_readme_cli_commands_parse_and_pass_the_option_checks():
+    """The ``pyg-recsys`` commands of the README are valid as written:
+    known model and data set of one task kind, options the model takes
+    (training them is what the smoke runs and `make demo` do)."""
+    from pyg_recsys.cli.options import build_parser
+    from pyg_recsys.cli.run import check_options
+    cmds = _commands((ROOT / 'README.md').read_text(), 'pyg-recsys ',
+                     markdown=True)
+    assert any(c[1] == 'train' for c in cmds)
+    for cmd in cmds:
+        args = build_parser().parse_args(cmd[1:])
+        if args.command == 'train':
+            check_options(args)

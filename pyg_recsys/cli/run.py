@@ -1,0 +1,481 @@
+"""The commands behind ``pyg-recsys``: ``train`` (options checked, data
+loaded, the model built, then the run folder written), ``recommend`` and
+``datasets``.
+
+A run folder is self-contained: ``config.json`` (every option, absolute
+paths, the data's fingerprint, the split record and the protocol),
+``split.pt``, ``last.pt`` / ``best.pt`` (read with ``weights_only=True``),
+``metrics.json`` and ``curve.png``.  One process writes a run folder at a
+time (``.lock``); a moved folder resumes (paths are not compared, the
+data's fingerprint is).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pyg_recsys import typing as pt
+from pyg_recsys.cli.options import DEFAULTS, build_parser
+from pyg_recsys.cli.table import (
+    DATASETS,
+    MODELS,
+    NEXT_ITEM,
+    RANKING,
+    datasets_of,
+    models_of,
+)
+from pyg_recsys.cli.tasks import DRIVERS, UserError
+from pyg_recsys.io import (
+    DamagedFileError,
+    LockedError,
+    atomic_write_text,
+    folder_lock,
+    remove_orphans,
+    safe_load,
+)
+from pyg_recsys.metrics import RANKING_METRICS
+
+log = logging.getLogger('pyg_recsys')
+
+#: Exceptions that are the user's to fix: one line, no traceback.
+USER_ERRORS = (UserError, ValueError, FileNotFoundError, LockedError,
+               DamagedFileError, NotADirectoryError, PermissionError)
+
+# options of every run; the others belong to a task kind or a model
+_RUN_OPTIONS = frozenset({
+    'command', 'quiet', 'debug', 'model', 'dataset', 'raw_dir', 'root',
+    'split_kind', 'split_ratios', 'epochs', 'lr', 'weight_decay', 'lr_step',
+    'lr_gamma', 'batch_size', 'eval_every', 'eval_batch_size', 'patience',
+    'monitor', 'ks', 'seed', 'out', 'resume', 'progress'})
+# flags and their values when not given
+_FLAGS = {'features': True, 'minibatch': False, 'post_norm': False,
+          'resume': False, 'progress': True, 'quiet': False, 'debug': False}
+# options that may change between a run and its --resume
+_FREE = frozenset({'resume', 'progress', 'eval_batch_size', 'quiet',
+                   'debug', 'epochs', 'out', 'root', 'raw_dir'})
+
+
+def given_options(args: argparse.Namespace) -> set[str]:
+    """The options given on the command line (not left at their
+    default)."""
+    return {k for k, v in vars(args).items()
+            if (v != _FLAGS[k] if k in _FLAGS else v is not None)}
+
+
+def allowed_options(model: str) -> set[str]:
+    """The options a model of the table takes: every run's, its task
+    kind's and its own."""
+    spec = MODELS[model]
+    out = set(_RUN_OPTIONS) | set(DRIVERS[spec.task].options)
+    out |= set(spec.dests)
+    if spec.features:
+        out.add('features')
+    if spec.minibatch:
+        out |= {'minibatch', 'neighbors'}
+    return out
+
+
+def _flag(dest: str) -> str:
+    return '--' + {'split_kind': 'split', 'features': 'no-features',
+                   'progress': 'no-progress'}.get(dest, dest).replace(
+                       '_', '-')
+
+
+def resolve_defaults(args: argparse.Namespace) -> None:
+    """Fills the options left unset with their defaults (some depend on
+    the model's task kind)."""
+    for key, value in DEFAULTS.items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, list(value) if isinstance(value, list)
+                    else value)
+    driver = DRIVERS[MODELS[args.model].task]
+    if args.batch_size is None:
+        args.batch_size = driver.default_batch_size
+    if args.monitor is None:
+        args.monitor = driver.default_monitor
+    if driver.kind == NEXT_ITEM:
+        if args.max_len is None:
+            args.max_len = 50
+        if args.bucket is None:
+            args.bucket = 20
+
+
+def _positive(args: argparse.Namespace, *names: str,
+              allow_zero: bool = False) -> None:
+    for name in names:
+        value = getattr(args, name)
+        if value is None:
+            continue
+        values = value if isinstance(value, list) else [value]
+        low = 0 if allow_zero else 1
+        bad = [v for v in values if v < low]
+        if bad:
+            need = '>= 0' if allow_zero else '>= 1'
+            raise UserError(f'{_flag(name)} must be {need}, got '
+                            f'{bad[0]}')
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Checks the options that need no data (the model and the data set
+    of one task kind, only options the model takes, values in range, a
+    monitor among the metrics computed) and fills in the defaults."""
+    spec = MODELS[args.model]
+    tasks = DATASETS[args.dataset].tasks
+    if spec.task not in tasks:
+        models = [m for t in tasks for m in models_of(t)]
+        raise UserError(
+            f'{args.model} is a {spec.task} model but {args.dataset} is a '
+            f'{"/".join(tasks)} data set; {spec.task} data sets: '
+            f'{", ".join(datasets_of(spec.task))}; models for '
+            f'{args.dataset}: {", ".join(models) or "none yet"}')
+    extra = sorted(given_options(args) - allowed_options(args.model))
+    if extra:
+        takers = [m for m in MODELS if extra[0] in allowed_options(m)]
+        raise UserError(f'{_flag(extra[0])} does not apply to {args.model}'
+                        + (f' (it is an option of {", ".join(takers)})'
+                           if takers else ''))
+    resolve_defaults(args)
+    _positive(args, 'epochs', 'eval_every', 'patience', 'batch_size',
+              'eval_batch_size', 'ks', 'num_neg', 'dim', 'lr_step', 'heads',
+              'steps', 'hidden', 'rnn_layers', 'blocks', 'ppr_walks',
+              'sampled_negatives', 'neighbors')
+    _positive(args, 'layers', 'max_len', 'bucket', 'max_hard',
+              allow_zero=True)
+    for name in ('lr', 'temperature', 'cl_temperature'):
+        if getattr(args, name) is not None and not getattr(args, name) > 0:
+            raise UserError(f'{_flag(name)} must be > 0, got '
+                            f'{getattr(args, name)}')
+    for name in ('dropout', 'node_dropout'):
+        value = getattr(args, name)
+        if value is not None and not 0 <= value < 1:
+            raise UserError(f'{_flag(name)} must lie in [0, 1), got '
+                            f'{value}')
+    if args.split_ratios is not None and (
+            min(args.split_ratios) < 0
+            or abs(sum(args.split_ratios) - 1) > 1e-6):
+        raise UserError(f'--split-ratios must be three non-negative numbers '
+                        f'summing to 1, got {args.split_ratios}')
+    _check_monitor(args)
+    if args.minibatch:
+        if args.neg != 'uniform':
+            raise UserError('--minibatch draws its own negatives '
+                            '(LinkNeighborLoader); leave --neg at uniform')
+        if args.neighbors and len(args.neighbors) != args.layers:
+            raise UserError(f'--neighbors needs one count per layer '
+                            f'({args.layers}), got {len(args.neighbors)}')
+    if spec.task == RANKING and args.neg == 'inbatch' and args.num_neg != 1:
+        raise UserError('--neg inbatch takes the other pairs of the batch '
+                        'as negatives; leave --num-neg at 1 and set '
+                        '--batch-size instead')
+    if args.hard_ranks is not None and not 0 <= args.hard_ranks[0] < \
+            args.hard_ranks[1]:
+        raise UserError(f'--hard-ranks needs 0 <= LO < HI, got '
+                        f'{args.hard_ranks}')
+
+
+def _check_monitor(args: argparse.Namespace) -> None:
+    name, at, k = args.monitor.partition('@')
+    sampled = args.sampled_negatives
+    base = name
+    if sampled and name.startswith(f'sampled{sampled}_'):
+        base = name[len(f'sampled{sampled}_'):]
+    if not at or base not in RANKING_METRICS or not k.isdigit():
+        raise UserError(f'unknown --monitor {args.monitor!r}; use a metric '
+                        f'of {RANKING_METRICS} at a cut-off of --ks, e.g. '
+                        f'recall@20 or ndcg@20')
+    if int(k) not in args.ks:
+        raise UserError(f'--monitor {args.monitor} needs the cut-off {k} '
+                        f'among --ks {args.ks}')
+
+
+# -- data and models ----------------------------------------------------------
+
+def load_dataset(name: str, root: str | None = None,
+                 raw_dir: str | None = None) -> Any:
+    """The data set ``name`` of the table."""
+    spec = DATASETS[name]
+    return spec.dataset_class()(root=root, raw_dir=raw_dir, **spec.kwargs)
+
+
+def load_data(args: argparse.Namespace) -> dict[str, Any]:
+    """The data of a run: the data set and what its task driver makes of
+    it (a split for ranking)."""
+    driver = DRIVERS[MODELS[args.model].task]
+    ds = load_dataset(args.dataset, args.root, args.raw_dir)
+    data = driver.load(ds, args)
+    if max(args.ks) > data['num_items']:
+        raise UserError(f'--ks {max(args.ks)} is larger than the '
+                        f'{data["num_items"]} items of {args.dataset}: '
+                        f'every metric at that cut-off would be 1')
+    return data
+
+
+def build_model(args: argparse.Namespace, data: Any) -> torch.nn.Module:
+    """The model ``args.model`` of the name table: the task's inputs (sizes,
+    the training graph, node features) and the model's options as
+    constructor arguments (options left unset are not passed, so the
+    model's own defaults apply).  ``data`` is what :func:`load_data`
+    returns, or a :class:`~pyg_recsys.data.split.Split` for pairwise
+    models."""
+    spec = MODELS[args.model]
+    if not isinstance(data, dict):
+        data = dict(split=data, num_items=data.num_items)
+    kwargs = DRIVERS[spec.task].model_inputs(data, spec, args)
+    for opt in spec.options:
+        value = getattr(args, opt.dest, None)
+        if value is not None:
+            key, value = opt.kwarg(value)
+            kwargs[key] = value
+    return spec.model_class()(**kwargs)
+
+
+def build_loader(args: argparse.Namespace, data: Any,
+                 model: torch.nn.Module) -> Any:
+    """The training loader of a run (see :func:`build_model` for
+    ``data``)."""
+    if not isinstance(data, dict):
+        data = dict(split=data, num_items=data.num_items)
+    return DRIVERS[MODELS[args.model].task].loader(data, args, model)
+
+
+# -- the run folder -----------------------------------------------------------
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DamagedFileError(
+            f'{path}: the run\'s config is damaged ({e}); restore it, or '
+            f'delete the run folder to start afresh') from None
+
+
+def _check_resume(args: argparse.Namespace, config: dict[str, Any],
+                  saved: dict[str, Any], out: Path) -> None:
+    """Raises when ``--resume`` options differ from the run's; options
+    added since the run was made count as their defaults."""
+    defaults = build_parser().parse_args(
+        ['train', '--model', args.model, '--dataset', args.dataset,
+         '--out', str(out)])
+    resolve_defaults(defaults)
+    defaults = vars(defaults)
+    diff = {k: (saved.get(k, defaults.get(k)), v)
+            for k, v in config.items()
+            if k in defaults and k not in _FREE
+            and saved.get(k, defaults.get(k)) != v}
+    if diff:
+        raise UserError(f'--resume: the arguments differ from the run in '
+                        f'{out} ({diff}); resume with the same arguments or '
+                        f'use another --out')
+
+
+def _data_source(ds: Any) -> dict[str, Any]:
+    """Where the data came from, with a fingerprint of its content."""
+    source = getattr(ds, 'source', None)
+    if isinstance(source, dict):
+        return source
+    from pyg_recsys.io import fingerprint
+    path = ds.info.get('source')
+    files = [path] if path and os.path.isfile(path) else []
+    raw_dir = getattr(ds, 'raw_dir', None)
+    if raw_dir and not files:
+        files = sorted(str(p) for p in Path(raw_dir).iterdir()
+                       if p.is_file())
+    return {'raw_dir': os.path.abspath(raw_dir) if raw_dir else None,
+            'files': [os.path.abspath(f) for f in files],
+            'cache_key': fingerprint(files, type(ds).__name__)}
+
+
+def _plot_curve(history: list[dict], monitor: str, path: Path) -> bool:
+    if not pt.WITH_MATPLOTLIB:
+        log.warning('matplotlib is not installed; skipping %s', path)
+        return False
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    pts = [(r['epoch'], r['val'][monitor]) for r in history if 'val' in r]
+    if not pts:
+        return False
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
+    ax.plot(*zip(*pts), marker='o', markersize=3)
+    ax.set_xlabel('epoch')
+    ax.set_ylabel(f'validation {monitor}')
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+# -- train --------------------------------------------------------------------
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from pyg_recsys.train import Trainer, seed_everything
+    check_options(args)
+    spec = MODELS[args.model]
+    driver = DRIVERS[spec.task]
+    out = Path(args.out).resolve()
+    args.out = str(out)
+    for name in ('root', 'raw_dir'):
+        if getattr(args, name):
+            setattr(args, name, os.path.abspath(getattr(args, name)))
+    config = {k: v for k, v in vars(args).items()
+              if k not in ('command', 'quiet', 'debug')}
+    config_path = out / 'config.json'
+    if out.exists() and not out.is_dir():
+        raise UserError(f'--out {out} is a file, not a folder')
+    if args.resume and config_path.exists():
+        saved = _read_config(config_path)
+        _check_resume(args, config, saved, out)
+    elif (out / 'last.pt').exists() and not args.resume:
+        raise UserError(f'{out} already holds a run; pass --resume to '
+                        f'continue it or choose another --out')
+
+    # everything that can fail on the user's data or options, before any
+    # write into the run folder
+    seed_everything(args.seed)
+    data = load_data(args)
+    source = _data_source(data['ds'])
+    if args.resume and config_path.exists():
+        key = saved.get('source', {}).get('cache_key')
+        if key is not None and key != source['cache_key']:
+            raise UserError(
+                f'--resume: the data differ from the run\'s (raw files '
+                f'{source["files"]} fingerprint {source["cache_key"]}, the '
+                f'run was trained on {key}); point --raw-dir / --root at '
+                f'the run\'s data or use another --out')
+    model = build_model(args, data)
+    driver.prepare(data, args, model)
+    loader = driver.loader(data, args, model)
+    evaluator = driver.evaluator(data, args)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr,
+                                 weight_decay=args.weight_decay)
+
+    with folder_lock(out, blocking=False, what='run folder'):
+        if (out / 'last.pt').exists() and not args.resume:
+            raise UserError(f'{out} already holds a run; pass --resume to '
+                            f'continue it or choose another --out')
+        removed = remove_orphans(out)
+        if removed:
+            log.info('removed %d temporary files of an interrupted run',
+                     len(removed))
+        config.update(source=source, **driver.record(data, args))
+        atomic_write_text(json.dumps(config, indent=2), config_path)
+        driver.save(data, out)
+        trainer = Trainer(model, loader, evaluator, optimizer=optimizer,
+                          epochs=args.epochs, eval_every=args.eval_every,
+                          monitor=args.monitor, patience=args.patience,
+                          out_dir=out, progress=args.progress,
+                          lr_step=args.lr_step, lr_gamma=args.lr_gamma)
+        t0 = time.perf_counter()
+        result = trainer.fit(resume=args.resume)
+        log.info('trained in %.1f s', time.perf_counter() - t0)
+        result.update(model=args.model, dataset=args.dataset,
+                      **{k: config[k] for k in ('split', 'task', 'protocol')
+                         if k in config})
+        atomic_write_text(json.dumps(result, indent=2), out / 'metrics.json')
+        _plot_curve(result['epochs'], args.monitor, out / 'curve.png')
+    driver.report(data, args, result, model)
+    print(f'wrote {out}/metrics.json, best.pt, config.json'
+          + (', curve.png' if (out / 'curve.png').exists() else ''))
+    return 0
+
+
+# -- recommend ----------------------------------------------------------------
+
+def load_run(run: Path) -> tuple[Any, ...]:
+    """``(args, split, model)`` of a finished ranking run folder; the model
+    is rebuilt on the run's split and loaded with its best weights."""
+    config_path, best = run / 'config.json', run / 'best.pt'
+    if not config_path.exists() or not best.exists():
+        raise UserError(f'{run} has no config.json and best.pt; train a '
+                        f'model there first')
+    config = _read_config(config_path)
+    model_name = config.get('model')
+    if model_name not in MODELS:
+        raise DamagedFileError(f'{config_path}: names no model of the table '
+                               f'({model_name!r}); restore the file')
+    if MODELS[model_name].task == NEXT_ITEM:
+        raise UserError(
+            f'{run} holds a next-item model ({model_name}), which '
+            f'recommends for a session, not a user; its metrics.json and '
+            f'the train output show sample recommendations, and '
+            f'model.recommend(batch, k) does it in Python')
+    args = build_parser().parse_args(
+        ['train', '--model', model_name, '--dataset', config['dataset'],
+         '--out', str(run)])
+    resolve_defaults(args)
+    for key, value in config.items():
+        if hasattr(args, key):
+            setattr(args, key, value)
+    from pyg_recsys.data.split import Split
+    split = Split.from_dict(safe_load(
+        run / 'split.pt', 'split', 'retrain the run (the split and the '
+        'weights belong together)'))
+    model = build_model(args, split)
+    state = safe_load(best, 'best checkpoint', 'retrain the run')
+    try:
+        model.load_state_dict(state['model'])
+    except (KeyError, RuntimeError) as e:
+        raise DamagedFileError(
+            f'{best}: the weights do not fit the {model_name} built from '
+            f'the run\'s split and config ({str(e).splitlines()[0]}); '
+            f'retrain the run') from None
+    model.eval()
+    return args, split, model
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    run = Path(args.run)
+    targs, split, model = load_run(run)
+    user_ids, item_ids = split.ids['user'], split.ids['item']
+    index = {str(u): n for n, u in enumerate(user_ids.tolist())}
+    if args.user not in index:
+        raise UserError(f'user {args.user!r} is not in {targs.dataset}')
+    if not 1 <= args.k <= split.num_items:
+        raise UserError(f'--k must be in [1, {split.num_items}], got '
+                        f'{args.k}')
+    user = index[args.user]
+    seen = split.known()
+    scores, items = model.recommend(torch.tensor([user]), args.k,
+                                    exclude=seen)
+    titles = None
+    try:  # titles, where the data set has them and is at hand
+        ds = load_dataset(targs.dataset, args.root or targs.root,
+                          targs.raw_dir)
+        titles = getattr(ds, 'item_titles', None)
+    except USER_ERRORS as e:
+        log.info('no item titles: %s', e)
+    print(f'top {args.k} for user {args.user} ({targs.model} on '
+          f'{targs.dataset}, {int(seen.degree()[user])} known items '
+          f'excluded):')
+    for rank, (s, i) in enumerate(zip(scores[0].tolist(),
+                                      items[0].tolist()), 1):
+        if i < 0:
+            break
+        title = f'  {titles[i]}' if titles is not None else ''
+        print(f'{rank:>3}. item {item_ids[i]}{title}  (score {s:.3f})')
+    return 0
+
+
+# -- datasets -----------------------------------------------------------------
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    for name, spec in DATASETS.items():
+        where = spec.dataset_class().locate(root=args.root, **spec.kwargs)
+        print(f'{name:<18} {"/".join(spec.tasks):<20} {where}')
+    return 0
+
+
+COMMANDS = {'train': cmd_train, 'recommend': cmd_recommend,
+            'datasets': cmd_datasets}
+
+__all__ = ['COMMANDS', 'USER_ERRORS', 'resolve_defaults', 'check_options',
+           'load_dataset', 'load_data', 'build_model', 'build_loader',
+           'load_run', 'given_options', 'allowed_options']

@@ -1,0 +1,161 @@
+"""The command line's name tables: the package's only string registry of
+models and data sets.
+
+A model's entry names its class, its task kind and which command-line
+options it takes (and as which constructor argument); adding a model is
+its own file in :mod:`pyg_recsys.nn.models` plus one entry here.  A data
+set's entry names its class, constructor arguments and the task kinds it
+serves.
+"""
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Task kinds (one training driver each, :mod:`pyg_recsys.cli.tasks`).
+RANKING = 'ranking'
+NEXT_ITEM = 'next-item'
+RATING = 'rating'
+KG = 'kg-completion'
+
+
+@dataclass(frozen=True)
+class Opt:
+    """A command-line option a model takes: ``dest`` (the option's
+    argparse name) becomes the constructor argument ``arg`` (default: the
+    same name), through ``convert`` where given.  An option left unset is
+    not passed, so the model's own default applies."""
+
+    dest: str
+    arg: str | None = None
+    convert: Callable[[Any], Any] | None = None
+
+    def kwarg(self, value: Any) -> tuple[str, Any]:
+        return (self.arg or self.dest,
+                self.convert(value) if self.convert else value)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model of the name table.
+
+    Attributes:
+        cls: Class name in :mod:`pyg_recsys.nn.models`.
+        task: Task kind (:data:`RANKING`, :data:`NEXT_ITEM`).
+        options: The model's own options.
+        graph: Takes the training graph (``edge_index``).
+        features: Takes the data set's node features (``user_x``,
+            ``item_x``) unless ``--no-features``.
+        minibatch: Trains on sampled subgraphs with ``--minibatch``.
+    """
+
+    cls: str
+    task: str
+    options: tuple[Opt, ...] = ()
+    graph: bool = False
+    features: bool = False
+    minibatch: bool = False
+
+    def model_class(self) -> type:
+        return getattr(importlib.import_module('pyg_recsys.nn.models'),
+                       self.cls)
+
+    @property
+    def dests(self) -> tuple[str, ...]:
+        return tuple(o.dest for o in self.options)
+
+
+_DIM = Opt('dim', 'embedding_dim')
+_LAYERS = Opt('layers', 'num_layers')
+# every pairwise recommender: size, L2 weight and the pair objective
+_CF = (_DIM, Opt('reg', 'reg_weight'), Opt('pair_loss'), Opt('temperature'))
+_LOSS = Opt('loss')
+
+MODELS: dict[str, ModelSpec] = {
+    'mf': ModelSpec('MF', RANKING, _CF),
+    'lightgcn': ModelSpec('LightGCN', RANKING, (*_CF, _LAYERS), graph=True),
+    'ngcf': ModelSpec('NGCF', RANKING, (
+        *_CF, _LAYERS, Opt('dim', 'hidden_channels'),
+        Opt('dropout', 'message_dropout'), Opt('node_dropout')), graph=True),
+    'simgcl': ModelSpec('SimGCL', RANKING, (
+        *_CF, _LAYERS, Opt('cl_weight'), Opt('eps'), Opt('cl_temperature')),
+        graph=True),
+    'sage': ModelSpec('SAGERecommender', RANKING, (
+        *_CF, _LAYERS, Opt('dropout')), graph=True, features=True,
+        minibatch=True),
+    'gat': ModelSpec('GATRecommender', RANKING, (
+        *_CF, _LAYERS, Opt('dropout'), Opt('heads')), graph=True,
+        features=True, minibatch=True),
+    'srgnn': ModelSpec('SRGNN', NEXT_ITEM, (
+        _DIM, Opt('steps', 'num_steps'), _LOSS, Opt('bpr_max_reg'))),
+    'tagnn': ModelSpec('TAGNN', NEXT_ITEM, (
+        _DIM, Opt('steps', 'num_steps'), _LOSS)),
+    'gru4rec': ModelSpec('GRU4Rec', NEXT_ITEM, (
+        _DIM, Opt('hidden', 'hidden_size'), Opt('rnn_layers', 'num_layers'),
+        Opt('dropout'), _LOSS, Opt('bpr_max_reg'))),
+    'sasrec': ModelSpec('SASRec', NEXT_ITEM, (
+        _DIM, Opt('blocks', 'num_blocks'), Opt('heads', 'num_heads'),
+        Opt('dropout'), Opt('max_len', convert=lambda v: v or 50), _LOSS,
+        Opt('post_norm', 'norm_first', convert=lambda v: not v))),
+}
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A data set of the name table: its class (in
+    :mod:`pyg_recsys.datasets`), constructor arguments and task kinds."""
+
+    cls: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    tasks: tuple[str, ...] = (RANKING,)
+
+    def dataset_class(self) -> type:
+        return getattr(importlib.import_module('pyg_recsys.datasets'),
+                       self.cls)
+
+
+def _datasets() -> dict[str, DatasetSpec]:
+    from pyg_recsys.datasets import (
+        KGCompletionDataset,
+        LightGCNDataset,
+        SequenceDataset,
+        SocialDataset,
+        SRGNNSessions,
+    )
+    table = {'movielens-100k': DatasetSpec('MovieLens100K'),
+             'movielens-100k-kg': DatasetSpec('MovieLens100KKG'),
+             'lastfm-kg': DatasetSpec('LastFMKG')}
+    for name in LightGCNDataset.names:
+        table[name] = DatasetSpec('LightGCNDataset', dict(name=name))
+    for name in SocialDataset.names:
+        table[name] = DatasetSpec('SocialDataset', dict(name=name),
+                                  (RANKING, RATING))
+    for name in SRGNNSessions.names:
+        table[name] = DatasetSpec('SRGNNSessions', dict(name=name),
+                                  (NEXT_ITEM,))
+    for name in SequenceDataset.names:
+        table[name] = DatasetSpec('SequenceDataset', dict(name=name),
+                                  (NEXT_ITEM,))
+    for name in KGCompletionDataset.names:
+        table[name] = DatasetSpec('KGCompletionDataset', dict(name=name),
+                                  (KG,))
+    return table
+
+
+DATASETS: dict[str, DatasetSpec] = _datasets()
+
+
+def models_of(task: str) -> list[str]:
+    """Names of the table's models of one task kind."""
+    return [name for name, spec in MODELS.items() if spec.task == task]
+
+
+def datasets_of(task: str) -> list[str]:
+    """Names of the table's data sets that serve one task kind."""
+    return [name for name, spec in DATASETS.items() if task in spec.tasks]
+
+
+__all__ = ['RANKING', 'NEXT_ITEM', 'RATING', 'KG', 'Opt', 'ModelSpec',
+           'DatasetSpec', 'MODELS', 'DATASETS', 'models_of', 'datasets_of']

@@ -1,0 +1,260 @@
+"""One training driver per task kind: what differs between pairwise
+ranking and next-item prediction when the command trains a model (data,
+loader, evaluator, records, report); the rest of a run is shared
+(:mod:`pyg_recsys.cli.run`)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pyg_recsys.cli.table import NEXT_ITEM, RANKING, ModelSpec
+from pyg_recsys.io import atomic_save
+
+log = logging.getLogger('pyg_recsys')
+
+
+class UserError(ValueError):
+    """A problem with the user's options or data (one line, no
+    traceback)."""
+
+
+def metric_order(key: str) -> tuple[int, str]:
+    name, _, k = key.partition('@')
+    return (int(k) if k.isdigit() else 0, name)
+
+
+class RankingDriver:
+    """Pairwise user-item ranking (MF, LightGCN, NGCF, SimGCL, GraphSAGE,
+    GAT): a :class:`~pyg_recsys.data.split.Split` of a
+    :class:`~pyg_recsys.datasets.RecDataset`, (user, positive, negatives)
+    batches, full-ranking evaluation with known items masked."""
+
+    kind = RANKING
+    default_batch_size = 2048
+    default_monitor = 'recall@20'
+    #: options of every model of this kind
+    options = frozenset({'neg', 'num_neg', 'pair_loss', 'temperature',
+                         'hard_ranks', 'ppr_walks', 'max_hard'})
+
+    def load(self, ds: Any, args: argparse.Namespace) -> dict[str, Any]:
+        kwargs: dict[str, Any] = dict(seed=args.seed)
+        if args.split_kind is not None:
+            kwargs['kind'] = args.split_kind
+        if args.split_ratios is not None:
+            kwargs['ratios'] = tuple(args.split_ratios)
+        t0 = time.perf_counter()
+        split = ds.split(**kwargs)
+        audit = split.audit()  # leak-free by construction; checked anyway
+        log.info('dataset %s: %d users, %d items, %d/%d/%d train/val/test '
+                 '(%.1f s)', args.dataset, split.num_users, split.num_items,
+                 split.train.size(1), split.val.size(1), split.test.size(1),
+                 time.perf_counter() - t0)
+        if split.val.size(1) == 0:
+            raise UserError(f'the {args.dataset} split has no validation '
+                            f'part to select the model on')
+        return dict(ds=ds, split=split, audit=audit,
+                    num_items=split.num_items)
+
+    def prepare(self, data: dict[str, Any], args: argparse.Namespace,
+                model: torch.nn.Module) -> None:
+        """Nothing to do after the model is built."""
+
+    def model_inputs(self, data: dict[str, Any], spec: ModelSpec,
+                     args: argparse.Namespace) -> dict[str, Any]:
+        split = data['split']
+        out: dict[str, Any] = dict(num_users=split.num_users,
+                                   num_items=split.num_items)
+        if spec.graph:
+            out['edge_index'] = split.train
+        if spec.features and args.features:
+            out.update({f'{t}_x': x for t, x in split.x.items()
+                        if t in ('user', 'item')})
+        return out
+
+    def sampler(self, data: dict[str, Any], args: argparse.Namespace
+                ) -> Any:
+        """The negative sampler ``--neg`` over the training items (known
+        positives are never negatives)."""
+        from pyg_recsys import sampling as S
+        split = data['split']
+        train = split.csr('train')
+        uniform = S.UniformSampler(split.num_items, exclude=train)
+        if args.neg == 'uniform':
+            return uniform
+        if args.neg == 'popularity':
+            count = torch.bincount(split.train[1],
+                                   minlength=split.num_items)
+            return S.PopularitySampler(count, exclude=train)
+        if args.neg == 'shared':
+            return S.SharedSampler(uniform)
+        if args.neg == 'inbatch':
+            return S.InBatchSampler(train)
+        hard = S.PPRHardSampler(train, rank_range=tuple(args.hard_ranks),
+                                num_walks=args.ppr_walks, seed=args.seed)
+        if args.neg == 'ppr':
+            return hard
+        return S.CurriculumSampler(uniform, hard, max_hard=args.max_hard)
+
+    def loader(self, data: dict[str, Any], args: argparse.Namespace,
+               model: torch.nn.Module) -> Any:
+        from pyg_recsys.data.loader import LinkNeighborPairLoader, PairLoader
+        split = data['split']
+        if args.minibatch:
+            neighbors = args.neighbors or [10] * args.layers
+            return LinkNeighborPairLoader(
+                split.graph(), split.train, neighbors,
+                batch_size=args.batch_size, num_neg=args.num_neg,
+                seed=args.seed)
+        return PairLoader(split.train, self.sampler(data, args),
+                          batch_size=args.batch_size, num_neg=args.num_neg,
+                          seed=args.seed)
+
+    def evaluator(self, data: dict[str, Any], args: argparse.Namespace
+                  ) -> Any:
+        from pyg_recsys.train import RankingEvaluator
+        return RankingEvaluator(data['split'], ks=args.ks,
+                                batch_size=args.eval_batch_size)
+
+    def record(self, data: dict[str, Any], args: argparse.Namespace
+               ) -> dict[str, Any]:
+        return dict(
+            split=data['split'].meta(), audit=data['audit'],
+            protocol=dict(ranking='full',
+                          masked='train items for val; train+val for test',
+                          ks=args.ks, monitor=args.monitor))
+
+    def save(self, data: dict[str, Any], out: Path) -> None:
+        atomic_save(data['split'].to_dict(), out / 'split.pt')
+
+    def report(self, data: dict[str, Any], args: argparse.Namespace,
+               result: dict[str, Any], model: torch.nn.Module) -> None:
+        best = result['best_epoch']
+        print(f'{args.model} on {args.dataset}: best epoch {best} of '
+              f'{len(result["epochs"])} (validation {args.monitor} '
+              f'{result["best_val"][args.monitor]:.4f})')
+        print('test (full ranking, train+val items masked):')
+        for key in sorted(result['test'], key=metric_order):
+            print(f'  {key:<14} {result["test"][key]:.4f}')
+
+
+class NextItemDriver:
+    """Next-item prediction over sessions or per-user sequences (SR-GNN,
+    TAGNN, GRU4Rec, SASRec): session-graph batches, full ranking of the
+    next item, nothing masked."""
+
+    kind = NEXT_ITEM
+    default_batch_size = 256
+    default_monitor = 'hit@20'
+    options = frozenset({'max_len', 'train_mode', 'bucket',
+                         'sampled_negatives'})
+
+    def load(self, ds: Any, args: argparse.Namespace) -> dict[str, Any]:
+        return dict(ds=ds, num_items=ds.num_items)
+
+    def prepare(self, data: dict[str, Any], args: argparse.Namespace,
+                model: torch.nn.Module) -> None:
+        """The training / validation / test examples: one example per
+        sequence (a target after every step) for causal models on
+        per-user sequences unless ``--train-mode prefix``, else one per
+        prefix; a model with a fixed number of positions (SASRec) bounds
+        the length."""
+        from pyg_recsys.datasets import SRGNNSessions, next_item_task
+        ds = data['ds']
+        mode = args.train_mode
+        causal = getattr(model, 'causal', False)
+        if mode == 'auto':
+            mode = ('sequence' if causal
+                    and not isinstance(ds, SRGNNSessions) else 'prefix')
+        if mode == 'sequence' and not causal:
+            raise UserError(f'{args.model} is not causal; it trains with '
+                            f'--train-mode prefix')
+        max_len = args.max_len or getattr(model, 'max_len', None)
+        t0 = time.perf_counter()
+        task = next_item_task(ds, mode=mode, max_len=max_len,
+                              seed=args.seed)
+        log.info('dataset %s: %d items, %d/%d/%d train/val/test examples '
+                 '(%s, %.1f s)', args.dataset, task.num_items,
+                 len(task.train), len(task.val), len(task.test),
+                 task.info['mode'], time.perf_counter() - t0)
+        data['task'] = task
+
+    def model_inputs(self, data: dict[str, Any], spec: ModelSpec,
+                     args: argparse.Namespace) -> dict[str, Any]:
+        return dict(num_items=data['ds'].num_items)
+
+    def loader(self, data: dict[str, Any], args: argparse.Namespace,
+               model: torch.nn.Module) -> Any:
+        from pyg_recsys.data.session import SessionLoader
+        return SessionLoader(data['task'].train, args.batch_size,
+                             shuffle=True, seed=args.seed,
+                             bucket=args.bucket or None)
+
+    def evaluator(self, data: dict[str, Any], args: argparse.Namespace
+                  ) -> Any:
+        from pyg_recsys.data.session import SessionLoader
+        from pyg_recsys.train import NextItemEvaluator
+        task = data['task']
+        size = args.eval_batch_size or 512
+        return NextItemEvaluator(
+            {'val': SessionLoader(task.val, size),
+             'test': SessionLoader(task.test, size)},
+            task.num_items, ks=args.ks,
+            num_negatives=args.sampled_negatives, seed=args.seed)
+
+    def record(self, data: dict[str, Any], args: argparse.Namespace
+               ) -> dict[str, Any]:
+        sampled = args.sampled_negatives
+        return dict(task=data['task'].info, protocol=dict(
+            ranking='full over all items, nothing masked', ks=args.ks,
+            monitor=args.monitor,
+            sampled=(f'sampled{sampled}_* metrics: the target among '
+                     f'{sampled} uniform items absent from the input '
+                     f'sequence (SASRec protocol; for comparison with '
+                     f'papers only)' if sampled else None)))
+
+    def save(self, data: dict[str, Any], out: Path) -> None:
+        """The examples are rebuilt from the data set; nothing to save."""
+
+    def report(self, data: dict[str, Any], args: argparse.Namespace,
+               result: dict[str, Any], model: torch.nn.Module) -> None:
+        task, ds = data['task'], data['ds']
+        sampled = args.sampled_negatives
+        print(f'{args.model} on {args.dataset}: best epoch '
+              f'{result["best_epoch"]} of {len(result["epochs"])} '
+              f'(validation {args.monitor} '
+              f'{result["best_val"][args.monitor]:.4f}); {len(task.test)} '
+              f'test examples')
+        print('test (full ranking over all items, nothing masked):')
+        for key in sorted(result['test'], key=metric_order):
+            if key.split('@')[0] in ('hit', 'mrr', 'ndcg'):
+                print(f'  {key:<14} {result["test"][key]:.4f}')
+        if sampled:
+            print(f'test, {sampled} sampled negatives (SASRec protocol):')
+            for key in sorted(result['test'], key=metric_order):
+                if key.startswith(f'sampled{sampled}_'):
+                    print(f'  {key:<24} {result["test"][key]:.4f}')
+        model.eval()
+        batch = task.test.collate(range(min(3, len(task.test))))
+        _, top = model.recommend(batch, 5)
+        ids = ds.item_ids
+        print('sample next-item recommendations (original item ids):')
+        bounds = torch.cumsum(batch.length, 0).tolist()
+        for b in range(top.size(0)):
+            steps = batch.seq[(bounds[b - 1] if b else 0):bounds[b]]
+            tail = ' '.join(str(ids[i]) for i in steps[-5:].tolist())
+            recs = ' '.join(str(ids[i]) for i in top[b].tolist())
+            print(f'  ... {tail} -> {recs}  (next: '
+                  f'{ids[int(batch.y[b])]})')
+
+
+#: Task kind -> its driver.
+DRIVERS: dict[str, Any] = {RANKING: RankingDriver(),
+                           NEXT_ITEM: NextItemDriver()}
+
+__all__ = ['DRIVERS', 'RankingDriver', 'NextItemDriver', 'UserError',
+           'metric_order']
