@@ -51,7 +51,6 @@ def atomic_write_text(text: str, path: str | os.PathLike) -> None:
         f.write(text.encode('utf-8'))
 
 
-
 def remove_orphans(folder: str | os.PathLike) -> list[str]:
     """Removes the temporary files :func:`atomic_write` leaves in
     ``folder`` when its process is killed mid-write (``.tmp-*``); call it
@@ -127,25 +126,47 @@ def fingerprint(paths: list[str | os.PathLike], extra: Any = None) -> str:
     return digest.hexdigest()[:16]
 
 
+def numpy_safe_globals() -> list[Any]:
+    """The NumPy objects a pickled array needs (array, dtype, the
+    reconstructor under both NumPy 1 and 2 names), allow-listed for a
+    ``weights_only`` :func:`torch.load`: arrays load, code does not run."""
+    import numpy as np
+    try:
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # NumPy 1.x
+        from numpy.core.multiarray import _reconstruct
+    out: list[Any] = [np.ndarray, np.dtype]
+    out += [(_reconstruct, f'{mod}.multiarray._reconstruct')
+            for mod in ('numpy.core', 'numpy._core')]
+    out += [type(np.dtype(t)) for t in (np.int64, np.int32, np.uint32,
+                                        np.float32, np.float64, np.bool_)]
+    return out
+
+
 class DamagedFileError(ValueError):
     """A file this package wrote cannot be read back."""
 
 
 def safe_load(path: str | os.PathLike, what: str, fix: str,
-              map_location: Any = None) -> Any:
+              map_location: Any = 'cpu') -> Any:
     """:func:`torch.load` with ``weights_only=True`` (a crafted file cannot
-    run code); a file that does not load raises :class:`DamagedFileError`
-    in one line naming it, what it is and ``fix`` (what to do).
+    run code; NumPy arrays are allowed, :func:`numpy_safe_globals`); a
+    file that does not load raises :class:`DamagedFileError` in one line
+    naming it, what it is and ``fix`` (what to do).
 
     Args:
         path: The file.
         what: What it is (``'checkpoint'``, ``'processed file'`` ...).
         fix: What the user should do, e.g. ``'delete it to rebuild it'``.
-        map_location: As in :func:`torch.load`.
+        map_location: As in :func:`torch.load`; by default tensors come to
+            the CPU, so a run saved on a GPU loads anywhere
+            (``load_state_dict`` moves them to the parameters' device).
     """
     path = os.fspath(path)
     try:
-        return torch.load(path, weights_only=True, map_location=map_location)
+        with torch.serialization.safe_globals(numpy_safe_globals()):
+            return torch.load(path, weights_only=True,
+                              map_location=map_location)
     except FileNotFoundError:
         raise
     except Exception as e:  # noqa: BLE001 - any damage or foreign content

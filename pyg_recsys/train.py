@@ -81,8 +81,12 @@ def _rng_state() -> dict[str, Any]:
 
 
 def _set_rng_state(state: dict[str, Any]) -> None:
+    """Restores :func:`_rng_state` (and the NumPy tuple of checkpoints
+    written before the states were stored as tensors)."""
     torch.set_rng_state(state['torch'])
     kind, keys, pos, has_gauss, gauss = state['numpy']
+    if isinstance(keys, Tensor):
+        keys = keys.numpy()
     np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos,
                          has_gauss, gauss))
     version, internal, gauss_next = state['python']
@@ -354,7 +358,6 @@ class Trainer:
             raise ValueError(f'Trainer: schedule must be one of '
                              f'{SCHEDULES}, got {schedule!r}')
         self.model = model
-        self.train_loader = train_loader
         self.loaders = self._objectives(model, train_loader)
         self.schedule = schedule
         self.evaluator = evaluator

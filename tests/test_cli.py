@@ -466,3 +466,58 @@ def test_resume_on_other_data_is_refused(env, tmp_path):
     assert cfg['split']['num_train'] + cfg['split']['num_val'] + \
         cfg['split']['num_test'] == 100000 - 10
     assert cfg['source']['raw_dir'] == str(other)
+
+
+@needs_ml
+def test_recommend_on_a_run_whose_split_has_no_ids(env, capsys):
+    """Runs made before splits carried the original ids still work."""
+    out = env / 'run'
+    _train(out)
+    state = torch.load(out / 'split.pt', weights_only=True)
+    del state['ids']
+    torch.save(state, out / 'split.pt')
+    capsys.readouterr()
+    assert main(['recommend', '--run', str(out), '--user', '1',
+                 '--k', '3']) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith('top 3 for user 1') and len(lines) == 4
+
+
+@needs_ml
+def test_split_options_are_ranking_options_and_checked(env, tmp_path):
+    with pytest.raises(SystemExit, match=r"--split-ratios applies to --split "
+                       r"random or temporal, not to the 'leave_one_out' "
+                       r'split of movielens-100k'):
+        _train(env / 'a', '--split', 'leave_one_out', '--split-ratios',
+               '0.6', '0.2', '0.2')
+    assert not (env / 'a').exists()
+    assert _train(env / 'b', '--split-ratios', '0.6', '0.2', '0.2') == 0
+    cfg = json.loads((env / 'b' / 'config.json').read_text())
+    assert cfg['split']['ratios'] == [0.6, 0.2, 0.2]
+    raw = _write_s3rec(tmp_path / 'raw')
+    with pytest.raises(SystemExit, match='--split does not apply to sasrec'):
+        _session(env / 'c', 'sasrec', raw, '--split', 'random')
+
+
+def test_side_relations_reach_graph_models(env):
+    raw = SHARED / 'lastfm-kgcn' / 'raw'
+    if not (raw / 'kg.txt').exists():
+        pytest.skip(f'staged Last.FM (KGCN) not found at {raw}')
+    out = env / 'kg'
+    assert main(['-q', 'train', '--model', 'lightgcn', '--dataset',
+                 'lastfm-kg', '--side-relations', '--epochs', '1', '--dim',
+                 '16', '--layers', '2', '--no-progress', '--out',
+                 str(out)]) == 0
+    from pyg_recsys.cli.run import load_run
+    _, split, model = load_run(out)
+    assert model.embedding.node_types == ['user', 'item', 'entity']
+    assert model.adj.nnz > 2 * split.train.size(1)  # KG edges propagate
+    cfg = json.loads((out / 'config.json').read_text())
+    assert cfg['side'] is True and cfg['split']['kind'] == 'fixed'
+    assert cfg['split']['labelled'] == {'train': 25408, 'val': 8469,
+                                        'test': 8469}
+    with pytest.raises(SystemExit, match='--side-relations does not apply '
+                       r'to mf \(it is an option of lightgcn, ngcf, '
+                       r'simgcl\)'):
+        main(['train', '--model', 'mf', '--dataset', 'lastfm-kg',
+              '--side-relations', '--out', str(env / 'x')])

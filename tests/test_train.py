@@ -546,3 +546,24 @@ def test_evaluators_check_the_contract():
     with pytest.raises(TypeError, match=r"Trainer: ScoreOnly is not a "
                        r"Recommender \(it lacks \['loss'\]\)"):
         Trainer(ScoreOnly(), [], RankingEvaluator(split))
+
+
+def test_resume_reads_checkpoints_with_the_older_numpy_rng_state(tmp_path):
+    """Checkpoints written before the random states were stored as
+    tensors held NumPy's state tuple; they still resume (NumPy arrays are
+    allowed by the weights-only loader, code is not)."""
+    import random
+
+    import numpy as np
+    split = _clustered_split()
+    _ranker_trainer(split, tmp_path, epochs=2).fit()
+    state = torch.load(tmp_path / 'last.pt', weights_only=True)
+    np.random.seed(3)
+    random.seed(3)
+    state['rng']['numpy'] = np.random.get_state()
+    state['rng']['python'] = random.getstate()
+    state['test'] = None  # as if killed before the end
+    torch.save(state, tmp_path / 'last.pt')
+    resumed = _ranker_trainer(split, tmp_path, epochs=3).fit(resume=True)
+    assert [r['epoch'] for r in resumed['epochs']] == [1, 2, 3]
+    assert np.random.get_state()[0] == 'MT19937'

@@ -33,10 +33,12 @@ def _add_train(sub: Any) -> None:
                    help='writable data root for processed files '
                    '(default: $PYG_RECSYS_ROOT or ./datasets)')
     t.add_argument('--split', dest='split_kind', default=None,
-                   help='split kind (default: the dataset\'s own)')
+                   help='ranking models: split kind (default: the '
+                   'dataset\'s own)')
     t.add_argument('--split-ratios', type=float, nargs=3, default=None,
                    metavar=('TRAIN', 'VAL', 'TEST'),
-                   help='ratios of a random split (e.g. 0.6 0.2 0.2)')
+                   help='ranking models, --split random/temporal: the ratios '
+                   '(e.g. 0.6 0.2 0.2)')
     t.add_argument('--epochs', type=int, default=None, help='default 100')
     t.add_argument('--lr', type=float, default=None, help='default 1e-3')
     t.add_argument('--weight-decay', type=float, default=None,
@@ -71,6 +73,10 @@ def _add_train(sub: Any) -> None:
                    help='simgcl: norm of the noise added per layer (0.1)')
     m.add_argument('--cl-temperature', type=float, default=None,
                    help='simgcl: InfoNCE temperature (tau, default 0.2)')
+    m.add_argument('--side-relations', dest='side', action='store_true',
+                   help='lightgcn/ngcf/simgcl: propagate over the split\'s '
+                   'whole training graph, side relations (knowledge graph, '
+                   'trust) included, not the interactions alone')
     m.add_argument('--no-features', dest='features', action='store_false',
                    help='sage/gat: ignore the dataset\'s user/item '
                    'features (MovieLens-100K has them)')

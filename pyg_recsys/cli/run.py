@@ -41,6 +41,7 @@ from pyg_recsys.io import (
     safe_load,
 )
 from pyg_recsys.metrics import RANKING_METRICS
+from pyg_recsys.schema import ITEM, USER
 
 log = logging.getLogger('pyg_recsys')
 
@@ -51,12 +52,13 @@ USER_ERRORS = (UserError, ValueError, FileNotFoundError, LockedError,
 # options of every run; the others belong to a task kind or a model
 _RUN_OPTIONS = frozenset({
     'command', 'quiet', 'debug', 'model', 'dataset', 'raw_dir', 'root',
-    'split_kind', 'split_ratios', 'epochs', 'lr', 'weight_decay', 'lr_step',
+    'epochs', 'lr', 'weight_decay', 'lr_step',
     'lr_gamma', 'batch_size', 'eval_every', 'eval_batch_size', 'patience',
     'monitor', 'ks', 'seed', 'out', 'resume', 'progress'})
 # flags and their values when not given
 _FLAGS = {'features': True, 'minibatch': False, 'post_norm': False,
-          'resume': False, 'progress': True, 'quiet': False, 'debug': False}
+          'side': False, 'resume': False, 'progress': True, 'quiet': False,
+          'debug': False}
 # options that may change between a run and its --resume
 _FREE = frozenset({'resume', 'progress', 'eval_batch_size', 'quiet',
                    'debug', 'epochs', 'out', 'root', 'raw_dir'})
@@ -79,13 +81,15 @@ def allowed_options(model: str) -> set[str]:
         out.add('features')
     if spec.minibatch:
         out |= {'minibatch', 'neighbors'}
+    if spec.typed_graph:
+        out.add('side')
     return out
 
 
 def _flag(dest: str) -> str:
     return '--' + {'split_kind': 'split', 'features': 'no-features',
-                   'progress': 'no-progress'}.get(dest, dest).replace(
-                       '_', '-')
+                   'progress': 'no-progress', 'side': 'side-relations'}.get(
+                       dest, dest).replace('_', '-')
 
 
 def resolve_defaults(args: argparse.Namespace) -> None:
@@ -398,9 +402,10 @@ def load_run(run: Path) -> tuple[Any, ...]:
                         f'model there first')
     config = _read_config(config_path)
     model_name = config.get('model')
-    if model_name not in MODELS:
-        raise DamagedFileError(f'{config_path}: names no model of the table '
-                               f'({model_name!r}); restore the file')
+    if model_name not in MODELS or config.get('dataset') not in DATASETS:
+        raise DamagedFileError(
+            f'{config_path}: names no model and data set of the table '
+            f'({model_name!r}, {config.get("dataset")!r}); restore the file')
     if MODELS[model_name].task == NEXT_ITEM:
         raise UserError(
             f'{run} holds a next-item model ({model_name}), which '
@@ -434,7 +439,13 @@ def load_run(run: Path) -> tuple[Any, ...]:
 def cmd_recommend(args: argparse.Namespace) -> int:
     run = Path(args.run)
     targs, split, model = load_run(run)
-    user_ids, item_ids = split.ids['user'], split.ids['item']
+    ds = None
+    if USER not in split.ids:  # a run made before splits kept the ids
+        ds = load_dataset(targs.dataset, args.root or targs.root,
+                          targs.raw_dir)
+        split.ids.update({USER: ds.interactions.user_ids,
+                          ITEM: ds.interactions.item_ids})
+    user_ids, item_ids = split.ids[USER], split.ids[ITEM]
     index = {str(u): n for n, u in enumerate(user_ids.tolist())}
     if args.user not in index:
         raise UserError(f'user {args.user!r} is not in {targs.dataset}')
@@ -447,8 +458,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
                                     exclude=seen)
     titles = None
     try:  # titles, where the data set has them and is at hand
-        ds = load_dataset(targs.dataset, args.root or targs.root,
-                          targs.raw_dir)
+        ds = ds or load_dataset(targs.dataset, args.root or targs.root,
+                                targs.raw_dir)
         titles = getattr(ds, 'item_titles', None)
     except USER_ERRORS as e:
         log.info('no item titles: %s', e)

@@ -49,6 +49,9 @@ class ModelSpec:
         features: Takes the data set's node features (``user_x``,
             ``item_x``) unless ``--no-features``.
         minibatch: Trains on sampled subgraphs with ``--minibatch``.
+        typed_graph: Takes a typed training graph, so
+            ``--side-relations`` can hand it the split's side relations
+            (knowledge graph, trust) next to the interactions.
     """
 
     cls: str
@@ -57,6 +60,7 @@ class ModelSpec:
     graph: bool = False
     features: bool = False
     minibatch: bool = False
+    typed_graph: bool = False
 
     def model_class(self) -> type:
         return getattr(importlib.import_module('pyg_recsys.nn.models'),
@@ -75,13 +79,15 @@ _LOSS = Opt('loss')
 
 MODELS: dict[str, ModelSpec] = {
     'mf': ModelSpec('MF', RANKING, _CF),
-    'lightgcn': ModelSpec('LightGCN', RANKING, (*_CF, _LAYERS), graph=True),
+    'lightgcn': ModelSpec('LightGCN', RANKING, (*_CF, _LAYERS), graph=True,
+                          typed_graph=True),
     'ngcf': ModelSpec('NGCF', RANKING, (
         *_CF, _LAYERS, Opt('dim', 'hidden_channels'),
-        Opt('dropout', 'message_dropout'), Opt('node_dropout')), graph=True),
+        Opt('dropout', 'message_dropout'), Opt('node_dropout')), graph=True,
+        typed_graph=True),
     'simgcl': ModelSpec('SimGCL', RANKING, (
         *_CF, _LAYERS, Opt('cl_weight'), Opt('eps'), Opt('cl_temperature')),
-        graph=True),
+        graph=True, typed_graph=True),
     'sage': ModelSpec('SAGERecommender', RANKING, (
         *_CF, _LAYERS, Opt('dropout')), graph=True, features=True,
         minibatch=True),

@@ -14,6 +14,7 @@ import torch
 
 from pyg_recsys.cli.table import NEXT_ITEM, RANKING, ModelSpec
 from pyg_recsys.io import atomic_save
+from pyg_recsys.schema import ITEM, ITEM_USER, USER, USER_ITEM
 
 log = logging.getLogger('pyg_recsys')
 
@@ -39,13 +40,20 @@ class RankingDriver:
     default_monitor = 'recall@20'
     #: options of every model of this kind
     options = frozenset({'neg', 'num_neg', 'pair_loss', 'temperature',
-                         'hard_ranks', 'ppr_walks', 'max_hard'})
+                         'hard_ranks', 'ppr_walks', 'max_hard', 'split_kind',
+                         'split_ratios'})
+    #: split kinds that take ``--split-ratios``
+    ratio_splits = ('random', 'temporal')
 
     def load(self, ds: Any, args: argparse.Namespace) -> dict[str, Any]:
-        kwargs: dict[str, Any] = dict(seed=args.seed)
-        if args.split_kind is not None:
-            kwargs['kind'] = args.split_kind
+        kind = args.split_kind or ds.default_split
+        kwargs: dict[str, Any] = dict(seed=args.seed, kind=kind)
         if args.split_ratios is not None:
+            if kind not in self.ratio_splits:
+                raise UserError(
+                    f'--split-ratios applies to --split '
+                    f'{" or ".join(self.ratio_splits)}, not to the '
+                    f'{kind!r} split of {args.dataset} (its own parts)')
             kwargs['ratios'] = tuple(args.split_ratios)
         t0 = time.perf_counter()
         split = ds.split(**kwargs)
@@ -70,10 +78,14 @@ class RankingDriver:
         out: dict[str, Any] = dict(num_users=split.num_users,
                                    num_items=split.num_items)
         if spec.graph:
-            out['edge_index'] = split.train
+            # --side-relations: the whole training graph (knowledge graph,
+            # trust ...) instead of the interactions alone
+            out['edge_index'] = (split.graph() if getattr(args, 'side',
+                                                          False)
+                                 else split.train)
         if spec.features and args.features:
             out.update({f'{t}_x': x for t, x in split.x.items()
-                        if t in ('user', 'item')})
+                        if t in (USER, ITEM)})
         return out
 
     def sampler(self, data: dict[str, Any], args: argparse.Namespace
@@ -106,8 +118,10 @@ class RankingDriver:
         split = data['split']
         if args.minibatch:
             neighbors = args.neighbors or [10] * args.layers
+            # the bipartite encoders read interactions only: sample those
+            graph = split.graph().edge_type_subgraph([USER_ITEM, ITEM_USER])
             return LinkNeighborPairLoader(
-                split.graph(), split.train, neighbors,
+                graph, split.train, neighbors,
                 batch_size=args.batch_size, num_neg=args.num_neg,
                 seed=args.seed)
         return PairLoader(split.train, self.sampler(data, args),

@@ -342,6 +342,13 @@ def _build(user: np.ndarray, user_ids: np.ndarray, item: np.ndarray,
 def _unique_ids(values: np.ndarray,
                 where: str) -> tuple[np.ndarray, np.ndarray]:
     """Sorted unique ids and the contiguous code of every value."""
+    uniq, codes = np.unique(_id_values(values, where), return_inverse=True)
+    return uniq, codes.reshape(-1).astype(np.int64)
+
+
+def _id_values(values: np.ndarray, where: str) -> np.ndarray:
+    """Ids as an int64 or str array; raises for float, boolean, mixed
+    and other ids."""
     if values.dtype.kind in 'fcb':
         kind = 'boolean' if values.dtype.kind == 'b' else str(values.dtype)
         raise ValueError(f'{where}: ids must be integers or strings, got '
@@ -363,8 +370,7 @@ def _unique_ids(values: np.ndarray,
                              f'got {bad}')
         values = (values.astype(np.int64) if ints
                   else values.astype(str))
-    uniq, codes = np.unique(values, return_inverse=True)
-    return uniq, codes.reshape(-1).astype(np.int64)
+    return values
 
 
 def _as_numpy(value: Any) -> np.ndarray:
@@ -469,12 +475,7 @@ def _frame_ids(series: Any, role: str, where: str) -> np.ndarray:
         raise ValueError(f'{where}: {role} id {values[row]!r} at row {row} '
                          f'is the text of a missing value; drop or fill '
                          f'missing ids before converting them to str')
-    _, codes = _unique_ids(values, f'{where}: {role}')  # type checks
-    del codes
-    kinds = {type(v) for v in values.tolist()}
-    if any(issubclass(k, str) for k in kinds):
-        return values.astype(str)
-    return values.astype(np.int64)
+    return _id_values(values, f'{where}: {role}')
 
 
 def _frame_numbers(series: Any, role: str, where: str) -> np.ndarray:

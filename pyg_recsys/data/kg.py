@@ -35,8 +35,12 @@ from torch_geometric.data import Data, HeteroData
 
 from pyg_recsys.ops.csr import CSR
 from pyg_recsys.schema import (
+    CO_INTERACTS,
     ENTITY,
+    INTERACTS,
     ITEM,
+    REV,
+    TRUSTS,
     USER,
     USER_ITEM,
     EdgeType,
@@ -121,8 +125,24 @@ def _number(heads: Sequence[str], rels: Sequence[str], tails: Sequence[str],
 # A knowledge graph
 # ---------------------------------------------------------------------------
 
+class _Vocabulary:
+    """Sizes of the entity and relation numbering of a knowledge graph
+    (``entity_ids``, ``relation_names``)."""
+
+    entity_ids: np.ndarray
+    relation_names: list[str]
+
+    @property
+    def num_entities(self) -> int:
+        return len(self.entity_ids)
+
+    @property
+    def num_relations(self) -> int:
+        return len(self.relation_names)
+
+
 @dataclass
-class KnowledgeGraph:
+class KnowledgeGraph(_Vocabulary):
     """Triples over contiguous entity and relation ids.
 
     Attributes:
@@ -136,14 +156,6 @@ class KnowledgeGraph:
     entity_ids: np.ndarray
     relation_names: list[str]
     info: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def num_entities(self) -> int:
-        return len(self.entity_ids)
-
-    @property
-    def num_relations(self) -> int:
-        return len(self.relation_names)
 
     @classmethod
     def from_strings(cls, heads: Sequence[str], rels: Sequence[str],
@@ -187,11 +199,19 @@ class KnowledgeGraph:
                 f'num_triples={self.triples.size(1)})')
 
 
+_RESERVED = frozenset({INTERACTS, TRUSTS, CO_INTERACTS})
+
+
 def _unique_keys(names: Sequence[str]) -> list[str]:
+    """Edge-type names of relations: :func:`relation_key`, made unique and
+    kept off the schema's own relations and reverse prefix (``'kg_'`` in
+    front of those)."""
     keys: list[str] = []
     seen: set[str] = set()
     for name in names:
         key = relation_key(name)
+        if key in _RESERVED or key.startswith(REV):
+            key = 'kg_' + key
         if key in seen:
             n = 2
             while f'{key}_{n}' in seen:
@@ -401,7 +421,7 @@ def collaborative_kg(graph: HeteroData,
 # ---------------------------------------------------------------------------
 
 @dataclass
-class KGSplit:
+class KGSplit(_Vocabulary):
     """A knowledge-graph completion benchmark: training, validation and
     test triples over one entity and relation numbering.
 
@@ -423,14 +443,6 @@ class KGSplit:
     entity_ids: np.ndarray
     relation_names: list[str]
     info: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def num_entities(self) -> int:
-        return len(self.entity_ids)
-
-    @property
-    def num_relations(self) -> int:
-        return len(self.relation_names)
 
     def part(self, name: str) -> Tensor:
         if name not in KG_PARTS:

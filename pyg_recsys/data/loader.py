@@ -14,6 +14,7 @@ from pyg_recsys.sampling import (
     NegativeSampler,
     SharedSampler,
 )
+from pyg_recsys.schema import USER_ITEM
 
 Sampler = (NegativeSampler | SharedSampler | InBatchSampler |
            CurriculumSampler)
@@ -182,8 +183,7 @@ class LinkNeighborPairLoader(EpochSeeded):
                  batch_size: int = 2048, num_neg: int = 1,
                  shuffle: bool = True, drop_last: bool = False,
                  seed: int = 0,
-                 edge_type: tuple[str, str, str] = ('user', 'interacts',
-                                                    'item'),
+                 edge_type: tuple[str, str, str] = USER_ITEM,
                  **kwargs) -> None:
         import warnings
 
@@ -200,6 +200,7 @@ class LinkNeighborPairLoader(EpochSeeded):
             raise ValueError(f'{name}: graph has no edge type {edge_type}; '
                              f'pass a HeteroData such as Split.graph()')
         self.pairs = pairs.long()
+        self.edge_type = tuple(edge_type)
         self.batch_size = batch_size
         self.num_neg = num_neg
         self.drop_last = drop_last
@@ -231,5 +232,6 @@ class LinkNeighborPairLoader(EpochSeeded):
                 state = torch.get_rng_state()
             if batch is None:
                 return
-            batch.batch_size = int(batch['user'].src_index.numel())
+            batch.batch_size = int(
+                batch[self.edge_type[0]].src_index.numel())
             yield batch

@@ -257,16 +257,21 @@ class CachedDataset(InMemoryDataset):
                 'pre_transform': _describe(self.pre_transform)}
 
     def _cache_key(self) -> str:
+        """``<options>_<files>``: fingerprints of the options and of the
+        raw files' contents; without raw files, the newest processed copy
+        built with the same options."""
         if self._key is None:
+            options = fingerprint([], self.cache_options())[:8]
             sources = self.source_files()
             if sources is not None:
-                self._key = fingerprint(sources, self.cache_options())
-            else:  # no raw files: the newest processed copy, if any
+                self._key = f'{options}_{fingerprint(sources)[:12]}'
+            else:
+                prefix = f'data_v{self.version}_{options}_'
                 found = sorted(glob.glob(osp.join(
-                    self.processed_dir, f'data_v{self.version}_*.pt')),
-                    key=osp.getmtime)
+                    self.processed_dir, prefix + '*.pt')), key=osp.getmtime)
                 self._key = (osp.basename(found[-1])[len(
-                    f'data_v{self.version}_'):-3] if found else 'missing')
+                    f'data_v{self.version}_'):-3] if found
+                    else f'{options}_missing')
         return self._key
 
     @property
@@ -295,9 +300,9 @@ class CachedDataset(InMemoryDataset):
             return
         if not self.force_reload and osp.isfile(self.processed_paths[0]):
             return  # a processed copy without its raw files
-        if self._raw_dir_arg is not None:
-            missing = [f for f in self.raw_files
-                       if not osp.isfile(osp.join(self.raw_dir, f))]
+        missing = [f for f in self.raw_files
+                   if not osp.isfile(osp.join(self.raw_dir, f))]
+        if self._raw_dir_arg is not None and missing:
             raise FileNotFoundError(
                 f'{self.__class__.__name__}: raw files {missing} not found '
                 f'in raw_dir={self.raw_dir}; put them there, or leave '

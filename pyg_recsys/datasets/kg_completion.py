@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar, TextIO
 
 from pyg_recsys.data.kg import KG_PARTS, KGSplit, kg_split, read_triples
-from pyg_recsys.datasets.base import CachedDataset, fetch_url
+from pyg_recsys.datasets.base import CachedDataset, atomic_write, fetch_url
 
 #: Part -> file name of the upstream releases.
 FILES = {'train': 'train.txt', 'val': 'valid.txt', 'test': 'test.txt'}
@@ -104,7 +104,7 @@ class KGCompletionDataset(CachedDataset):
             with tarfile.open(archive) as tf:
                 for file in FILES.values():
                     data = _member(tf, file, archive).read()
-                    with open(osp.join(self.raw_dir, file), 'wb') as f:
+                    with atomic_write(osp.join(self.raw_dir, file)) as f:
                         f.write(data)
         else:
             for file in FILES.values():
@@ -118,9 +118,8 @@ class KGCompletionDataset(CachedDataset):
             path = osp.join(self.raw_dir, self.archives[self.name])
             for part, file in FILES.items():
                 def open_text(file: str = file) -> TextIO:
-                    tf = tarfile.open(path)
-                    raw = _member(tf, file, path).read()
-                    tf.close()
+                    with tarfile.open(path) as tf:
+                        raw = _member(tf, file, path).read()
                     return io.TextIOWrapper(io.BytesIO(raw),
                                             encoding='utf-8')
                 out[part] = (open_text, f'{path}!{file}')

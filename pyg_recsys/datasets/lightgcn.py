@@ -14,6 +14,7 @@ import torch
 from pyg_recsys.data.interactions import Interactions
 from pyg_recsys.data.split import Split, fixed_split
 from pyg_recsys.datasets.base import ParsedData, RecDataset, fetch_url
+from pyg_recsys.schema import ITEM, USER
 
 log = logging.getLogger(__name__)
 
@@ -206,8 +207,8 @@ class LightGCNDataset(RecDataset):
         num_users = int(users.max()) + 1 if users.size else 0
         num_items = int(items.max()) + 1 if items.size else 0
         ids = {}
-        for kind, file, size in (('user', 'user_list.txt', num_users),
-                                 ('item', 'item_list.txt', num_items)):
+        for kind, file, size in ((USER, 'user_list.txt', num_users),
+                                 (ITEM, 'item_list.txt', num_items)):
             path = osp.join(self.raw_dir, file)
             if osp.isfile(path):
                 ids[kind] = read_id_list(path)
@@ -217,7 +218,7 @@ class LightGCNDataset(RecDataset):
                                      f'{size - 1}')
             else:
                 ids[kind] = np.arange(size, dtype=np.int64)
-        num_items = len(ids['item'])
+        num_items = len(ids[ITEM])
         info: dict[str, Any] = {'source': self.raw_dir}
         train_u, train_i, info['train_duplicates'] = _unique_rows(
             *parts['train.txt'], num_items)
@@ -234,7 +235,7 @@ class LightGCNDataset(RecDataset):
         inter = Interactions(
             torch.from_numpy(np.concatenate([train_u, test_u])),
             torch.from_numpy(np.concatenate([train_i, test_i])),
-            user_ids=ids['user'], item_ids=ids['item'], info=info)
+            user_ids=ids[USER], item_ids=ids[ITEM], info=info)
         return ParsedData(inter)
 
     def _fixed_split(self, seed: int = 0, val_ratio: float = 0.1) -> Split:

@@ -21,32 +21,15 @@ import io
 import logging
 import os
 import os.path as osp
-from typing import Any
 
 import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
 from pyg_recsys.datasets.base import ENV_DATA, default_root
+from pyg_recsys.io import numpy_safe_globals
 
 log = logging.getLogger(__name__)
-
-
-def _split_globals() -> list[Any]:
-    """The NumPy objects OGB's split pickles hold, allow-listed for a
-    ``weights_only`` :func:`torch.load` (under both NumPy 1 and 2
-    names)."""
-    import numpy as np
-    try:
-        from numpy._core.multiarray import _reconstruct
-    except ImportError:  # NumPy 1.x
-        from numpy.core.multiarray import _reconstruct
-    out: list[Any] = [np.ndarray, np.dtype]
-    out += [(_reconstruct, f'{mod}.multiarray._reconstruct')
-            for mod in ('numpy.core', 'numpy._core')]
-    out += [type(np.dtype(t)) for t in (np.int64, np.int32, np.float32,
-                                        np.float64)]
-    return out
 
 
 def load_split_file(path: str) -> dict[str, Tensor]:
@@ -58,7 +41,7 @@ def load_split_file(path: str) -> dict[str, Tensor]:
     run code; older torch reads it as OGB does.
     """
     if hasattr(torch.serialization, 'safe_globals'):
-        with torch.serialization.safe_globals(_split_globals()):
+        with torch.serialization.safe_globals(numpy_safe_globals()):
             raw = torch.load(path, weights_only=True)
     else:  # pragma: no cover - torch < 2.5
         raw = torch.load(path, weights_only=False)

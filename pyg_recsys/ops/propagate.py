@@ -148,11 +148,16 @@ class _FullPropagate(torch.autograd.Function):
 
 def _full_backward(adj: NormAdj, grad: Tensor, alpha: tuple[float, ...],
                    backend: str | None) -> Tensor:
-    # Horner: a_0 g + A(a_1 g + A(... + A(a_K g)))
-    acc = grad * alpha[-1]
+    # Horner: a_0 g + A(a_1 g + A(... + A(a_K g))); weights of 1 and 0
+    # cost no pass over the [N, F] gradient (one layer, alpha = (0, 1):
+    # a single product, as the layer needs)
+    if len(alpha) == 1:
+        return grad * alpha[0]
+    acc = grad if alpha[-1] == 1.0 else grad * alpha[-1]
     for a in reversed(alpha[:-1]):
         acc = adj.spmm(acc, backend)
-        acc.add_(grad, alpha=a)
+        if a != 0:
+            acc.add_(grad, alpha=a)
     return acc
 
 

@@ -152,3 +152,11 @@ def test_kg_split_rejects_relation_unseen_in_training():
         kg_split(parts(test=(['a'], ['q'], ['b'])), label='toy')
     with pytest.raises(ValueError, match=r"missing parts \['val'\]"):
         kg_split({'train': parts()['train'], 'test': parts()['test']})
+
+
+def test_relation_keys_stay_off_the_schema_names():
+    kg = KnowledgeGraph.from_strings(['a', 'b', 'c', 'a'],
+                                     ['interacts', 'rev_x', 'co.interacts',
+                                      'trusts'], ['b', 'c', 'a', 'c'])
+    assert kg.relation_keys() == ['kg_interacts', 'kg_rev_x',
+                                  'kg_co_interacts', 'kg_trusts']

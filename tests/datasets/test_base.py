@@ -206,3 +206,19 @@ def test_locate_reports_the_source_without_processing(raw, tmp_path,
     Toy(root)
     monkeypatch.delenv('PYG_RECSYS_DATA')
     assert Toy.locate(root=str(root)).startswith('processed copy in ')
+
+
+def test_processed_copy_without_raw_files_matches_the_options(raw, tmp_path,
+                                                              monkeypatch):
+    def add_flag(data):
+        data['user'].flag = torch.ones(data['user'].num_nodes)
+        return data
+    Toy(tmp_path, raw_dir=raw)
+    Toy(tmp_path, raw_dir=raw, pre_transform=add_flag)  # newer copy
+    staged = Path(raw).parent.parent
+    monkeypatch.setenv('PYG_RECSYS_DATA', str(staged))
+    os.remove(Path(raw, 'log.csv'))  # raw gone: the processed copies serve
+    plain = Toy(tmp_path)
+    assert 'flag' not in plain[0]['user']  # not the newer, other copy
+    assert len(plain.interactions) == 7
+    assert 'flag' in Toy(tmp_path, pre_transform=add_flag)[0]['user']

@@ -442,3 +442,22 @@ def test_kg_dataset_reference_sizes(movielens_raw, recbole_wheel, tmp_path):
     assert sum(g[t].edge_index.size(1) for t in g.edge_types
                if t[1] != 'interacts' and not t[1].startswith('rev_')) \
         == 91631
+
+
+def test_kg_from_the_wheel_when_raw_dir_holds_only_the_ratings(tmp_path,
+                                                              monkeypatch):
+    raw = write_grouplens(tmp_path / 'raw')  # no ml-100k.kg / .link there
+    fetched = []
+
+    def fake_fetch(self):
+        fetched.append(self.wheel_path)
+        os.makedirs(self.cache_dir, exist_ok=True)
+        write_wheel(self.wheel_path, {'ml-100k.kg': KG,
+                                      'ml-100k.link': LINK})
+    monkeypatch.setattr(ml.MovieLens100KKG, '_fetch_wheel', fake_fetch)
+    ds = ml.MovieLens100KKG(tmp_path / 'root', raw_dir=raw)
+    assert len(fetched) == 1
+    assert ds[0]['entity'].num_nodes == 2
+    assert ds.source['files'][-1].endswith('recbole-1.2.1-py3-none-any.whl')
+    ml.MovieLens100KKG(tmp_path / 'root', raw_dir=raw)
+    assert len(fetched) == 1  # the cached wheel serves

@@ -46,9 +46,10 @@ class NGCF(GraphEmbeddingRecommender):
     *message dropout* zeroes entries of every :math:`\mathbf{H}^{(l)}`
     with probability ``message_dropout`` (the dropped output also feeds the
     next layer, as in the reference code); *node dropout* removes each
-    user-item edge of :math:`\mathbf{L}` with probability ``node_dropout``
-    once per training step (shared by all layers) and rescales the kept
-    entries by :math:`1/(1-p)`.
+    edge of :math:`\mathbf{L}` (user-item, and on a typed training graph
+    every relation's) with probability ``node_dropout`` once per training
+    step (shared by all layers) and rescales the kept entries by
+    :math:`1/(1-p)`.
 
     Speed: the model runs its layer, :class:`~pyg_recsys.nn.conv.NGCFConv`,
     with one fused sparse-dense product (SpMM) per layer over the
