@@ -36,6 +36,7 @@ from pyg_recsys.io import (
     DamagedFileError,
     LockedError,
     atomic_write_text,
+    fingerprint,
     folder_lock,
     remove_orphans,
     safe_load,
@@ -284,7 +285,6 @@ def _data_source(ds: Any) -> dict[str, Any]:
     source = getattr(ds, 'source', None)
     if isinstance(source, dict):
         return source
-    from pyg_recsys.io import fingerprint
     path = ds.info.get('source')
     files = [path] if path and os.path.isfile(path) else []
     raw_dir = getattr(ds, 'raw_dir', None)
