@@ -144,6 +144,7 @@ class RankingMetrics:
                              f'shape [B, >= {self.max_k}] (max of ks), got '
                              f'{tuple(topk_items.shape)}')
         users = users.view(-1).long().cpu()
+        targets = targets.to('cpu')
         if users.numel() != topk_items.size(0):
             raise ValueError(f'RankingMetrics.update: got {users.numel()} '
                              f'users for {topk_items.size(0)} rows of '
@@ -200,19 +201,33 @@ class RankingMetrics:
                 out.append(ap / torch.minimum(num_pos.view(-1, 1), ks))
         return torch.cat(out, dim=1)
 
-    def compute(self) -> dict[str, float]:
+    def compute(self, distributed: bool = False) -> dict[str, float]:
         """Means over all users seen since the last :meth:`reset`.
 
         Returns 0.0 for every key (and logs a warning) when no user with
         targets was seen, as PyG's link-prediction metrics do.
+
+        Args:
+            distributed: Average over the users seen by every process of
+                the ``torch.distributed`` group (each process saw a part).
         """
-        if not self._values:
+        if self._values:
+            values = torch.cat(self._values)
+            sums = values.sum(0)
+            count = values.size(0)
+        else:
+            sums = torch.zeros(len(self.keys), dtype=torch.float64)
+            count = 0
+        if distributed:
+            from pyg_recsys.ops.device import all_reduce_sum
+            both = all_reduce_sum(torch.cat([
+                sums, torch.tensor([float(count)], dtype=torch.float64)]))
+            sums, count = both[:-1], int(both[-1])
+        if count == 0:
             log.warning('RankingMetrics.compute: no user with targets was '
                         'seen; returning 0.0 for every metric')
             return {key: 0.0 for key in self.keys}
-        values = torch.cat(self._values)
-        mean = values.sum(0) / values.size(0)
-        return dict(zip(self.keys, mean.tolist()))
+        return dict(zip(self.keys, (sums / count).tolist()))
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(ks={self.ks}, '
@@ -234,7 +249,8 @@ def evaluate_ranking(score_fn: Callable[[Tensor], Tensor], targets: CSR,
                      exclude: CSR | None, ks: Sequence[int] = (10, 20),
                      metrics: Sequence[str] = RANKING_METRICS,
                      batch_size: int | None = None,
-                     users: Tensor | None = None) -> dict[str, float]:
+                     users: Tensor | None = None,
+                     distributed: bool = False) -> dict[str, float]:
     r"""Full-ranking evaluation (GUIDE section 4) of a scoring function.
 
     For each chunk of at most ``batch_size`` users: ``score_fn(chunk)``
@@ -265,6 +281,9 @@ def evaluate_ranking(score_fn: Callable[[Tensor], Tensor], targets: CSR,
             ``benchmarks/eval_speed.py``). (default: :obj:`None`)
         users (torch.Tensor, optional): Users to evaluate; those without
             targets are skipped. (default: every user with a target)
+        distributed (bool, optional): Split ``users`` over the processes of
+            the ``torch.distributed`` group and average over all of them
+            (every process must call it). (default: :obj:`False`)
 
     Returns:
         dict[str, float]: e.g. ``{'recall@10': ..., 'ndcg@20': ...}``.
@@ -281,12 +300,16 @@ def evaluate_ranking(score_fn: Callable[[Tensor], Tensor], targets: CSR,
     if users is None:
         users = (targets.degree() > 0).nonzero().view(-1)
     users = users.view(-1).long()
+    if distributed:
+        from pyg_recsys.ops.device import dist_info
+        rank, world = dist_info()
+        users = users[rank::world]
     with torch.no_grad():
         for group, _, items in _chunked(score_fn, users, acc.max_k, exclude,
                                         batch_size, targets.num_cols,
                                         pad=True, where='evaluate_ranking'):
             acc.update(items, group, targets)
-    return acc.compute()
+    return acc.compute(distributed)
 
 
 def rating_metrics(pred: Tensor, target: Tensor) -> dict[str, float]:

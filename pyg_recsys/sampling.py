@@ -53,6 +53,8 @@ class NegativeSampler:
 
     def __init__(self, num_items: int, exclude: CSR | None = None,
                  max_rounds: int = 100) -> None:
+        self._device = (exclude.device if exclude is not None
+                        else torch.device('cpu'))
         if num_items <= 0:
             raise ValueError(f'{type(self).__name__}: num_items must be '
                              f'positive, got {num_items}')
@@ -73,6 +75,21 @@ class NegativeSampler:
                     f'every item, so no negative exists; drop such users '
                     f'before training')
 
+    @property
+    def device(self) -> torch.device:
+        """Where this sampler draws."""
+        return self._device
+
+    def to(self, device: torch.device | str) -> NegativeSampler:
+        """Moves the known positives to ``device`` (in place, returns
+        ``self``): draws then happen there, with a generator of that
+        device."""
+        if self.exclude is not None:
+            self.exclude = self.exclude.to(device)
+            self._keys = self._keys.to(device)
+        self._device = torch.device(device)
+        return self
+
     def _draw(self, n: int, generator: torch.Generator | None) -> Tensor:
         raise NotImplementedError
 
@@ -91,7 +108,7 @@ class NegativeSampler:
         only those, until none is left.  Exact for any positive density; the
         expected number of rounds is ``1 / (1 - density)``.
         """
-        users = users.long().view(-1)
+        users = users.long().view(-1).to(self.device)
         out = self._draw(users.numel() * num, generator).view(-1, num)
         if self.exclude is not None:
             rows = users.view(-1, 1).expand(-1, num)
@@ -115,7 +132,8 @@ class UniformSampler(NegativeSampler):
     """Items drawn uniformly, known positives excluded exactly."""
 
     def _draw(self, n: int, generator: torch.Generator | None) -> Tensor:
-        return torch.randint(0, self.num_items, (n,), generator=generator)
+        return torch.randint(0, self.num_items, (n,), generator=generator,
+                             device=self.device)
 
 
 class PopularitySampler(NegativeSampler):
@@ -141,12 +159,19 @@ class PopularitySampler(NegativeSampler):
         self._cdf = torch.cumsum(self.prob, 0)
         self._cdf[-1] = 1.0
 
+    def to(self, device: torch.device | str) -> PopularitySampler:
+        super().to(device)
+        self.prob = self.prob.to(device)
+        self._cdf = self._cdf.to(device)
+        return self
+
     def log_prob(self, items: Tensor) -> Tensor:
         """Log sampling probability of ``items`` (for log-Q correction)."""
         return self.prob[items].log().float()
 
     def _draw(self, n: int, generator: torch.Generator | None) -> Tensor:
-        u = torch.rand(n, generator=generator, dtype=torch.float64)
+        u = torch.rand(n, generator=generator, dtype=torch.float64,
+                       device=self.device)
         return torch.searchsorted(self._cdf, u).clamp_(max=self.num_items - 1)
 
 
@@ -186,6 +211,10 @@ class SharedSampler:
                             f'{type(base).__name__}')
         self.base = base
 
+    def to(self, device: torch.device | str) -> SharedSampler:
+        self.base.to(device)
+        return self
+
     def negatives(self, user: Tensor, pos: Tensor, num: int = 1,
                   generator: torch.Generator | None = None) -> Negatives:
         if num <= 0:
@@ -220,6 +249,12 @@ class InBatchSampler:
     def __init__(self, exclude: CSR | None = None) -> None:
         self.exclude = exclude
         self._keys = exclude.keys() if exclude is not None else None
+
+    def to(self, device: torch.device | str) -> InBatchSampler:
+        if self.exclude is not None:
+            self.exclude = self.exclude.to(device)
+            self._keys = self._keys.to(device)
+        return self
 
     def negatives(self, user: Tensor, pos: Tensor, num: int = 1,
                   generator: torch.Generator | None = None) -> Negatives:
@@ -380,14 +415,20 @@ class PPRHardSampler(NegativeSampler):
             torch.Generator().manual_seed(seed), max_walkers, progress)
         self.fallback = UniformSampler(self.num_items, exclude)
 
+    def to(self, device: torch.device | str) -> PPRHardSampler:
+        super().to(device)
+        self.pool = self.pool.to(device)
+        self.fallback.to(device)
+        return self
+
     def sample(self, users: Tensor, num: int = 1,
                generator: torch.Generator | None = None) -> Tensor:
         """Hard negatives ``[len(users)]`` (``num == 1``) or
         ``[len(users), num]``, drawn uniformly from each user's pool."""
-        users = users.long().view(-1)
+        users = users.long().view(-1).to(self.device)
         deg = self.pool.degree(users).view(-1, 1)
         u = torch.rand(users.numel(), num, generator=generator,
-                       dtype=torch.float64)
+                       dtype=torch.float64, device=self.device)
         off = torch.minimum((u * deg).long(), (deg - 1).clamp(min=0))
         out = self.pool.rowptr[users].view(-1, 1) + off
         if self.pool.nnz > 0:
@@ -435,6 +476,11 @@ class CurriculumSampler:
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def to(self, device: torch.device | str) -> CurriculumSampler:
+        self.easy.to(device)
+        self.hard.to(device)
+        return self
 
     def num_hard(self, epoch: int | None = None) -> int:
         """Hard negatives per pair at ``epoch`` (default: the current)."""

@@ -248,3 +248,154 @@ def srgnn_step_states(model, seqs, seed: int | None = None):
     hidden = torch.stack([hidden[i][alias_inputs[i]]
                           for i in range(len(alias_inputs))])
     return hidden, mask, weight
+
+
+#: ATen operators that make the host wait for a CUDA device: reading a value
+#: (``item``, ``int()``, ``bool()``), outputs whose size depends on the
+#: data, and kernels that read a size back internally.
+SYNC_OPS = frozenset({
+    '_local_scalar_dense', 'is_nonzero', 'equal', 'allclose',
+    'nonzero', 'masked_select', 'unique_consecutive', '_unique',
+    '_unique2', 'unique_dim', 'bincount', 'embedding_dense_backward',
+    'histc',
+})
+
+
+class SyncRecorder:
+    """Records, while active, every operator that would make the host wait
+    for a CUDA device, so a CPU test can check a code path that must not
+    synchronise (``torch.cuda.set_sync_debug_mode`` needs a GPU).
+
+    Flagged: the operators of :data:`SYNC_OPS`, indexing with a boolean
+    mask, and ``repeat_interleave`` without ``output_size``.  Copies
+    between devices are not seen (everything is on the CPU here).
+
+    ``recorder.calls`` lists ``(operator, 'file:line')`` pairs, the place
+    being the innermost frame in ``pyg_recsys`` (or the caller's).
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def __enter__(self) -> SyncRecorder:
+        from torch.utils._python_dispatch import TorchDispatchMode
+        recorder = self
+
+        class _Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                kwargs = kwargs or {}
+                if recorder._syncs(func, args, kwargs):
+                    recorder.calls.append((func.overloadpacket.__name__,
+                                           _where()))
+                return func(*args, **kwargs)
+
+        self._mode = _Mode()
+        self._mode.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._mode.__exit__(*exc)
+
+    @staticmethod
+    def _syncs(func, args, kwargs) -> bool:
+        import torch
+        name = func.overloadpacket.__name__
+        if name in SYNC_OPS:
+            return True
+        if name == 'repeat_interleave':
+            return kwargs.get('output_size') is None and (
+                len(args) < 4 or args[3] is None)
+        if name in ('index', 'index_put', 'index_put_', '_index_put_impl_'):
+            indices = args[1] if len(args) > 1 else kwargs.get('indices')
+            return any(isinstance(i, torch.Tensor)
+                       and i.dtype in (torch.bool, torch.uint8)
+                       for i in indices or ())
+        return False
+
+    def places(self) -> list[str]:
+        """``'operator at file:line'``, each once, in order of first
+        call."""
+        return list(dict.fromkeys(f'{op} at {at}' for op, at in self.calls))
+
+
+def _where() -> str:
+    import traceback
+    frames = traceback.extract_stack()[:-3]
+    for frame in reversed(frames):
+        if '/pyg_recsys/' in frame.filename and \
+                not frame.filename.endswith('testing.py'):
+            name = frame.filename.split('/pyg_recsys/')[-1]
+            return f'{name}:{frame.lineno}'
+    frame = frames[-1]
+    return f'{frame.filename}:{frame.lineno}'
+
+
+def ddp_fit(kind: str, out_path: str | None = None, epochs: int = 3,
+            device: str = 'cpu') -> dict:
+    """Trains a small LightGCN (``kind='lightgcn'``) or SASRec
+    (``'sasrec'``, no dropout) through :class:`~pyg_recsys.train.Trainer`
+    in this process, or, under ``torchrun``, in every process of the
+    group; rank 0 writes ``{'losses', 'best_val', 'test'}`` as JSON to
+    ``out_path``.  The same global batches in 1 and N processes must give
+    the same result (``tests/test_distributed.py``)."""
+    import json
+
+    import torch
+
+    from pyg_recsys.data.loader import PairLoader
+    from pyg_recsys.data.session import SessionGraphs, SessionLoader
+    from pyg_recsys.nn.models import LightGCN, SASRec
+    from pyg_recsys.ops.device import dist_info
+    from pyg_recsys.sampling import UniformSampler
+    from pyg_recsys.train import (
+        NextItemEvaluator,
+        RankingEvaluator,
+        Trainer,
+        init_distributed,
+        shutdown_distributed,
+    )
+    device = init_distributed(device)
+    rank, world = dist_info()
+    torch.manual_seed(0)
+    if kind == 'lightgcn':
+        split = clustered_split()
+        model = LightGCN(split.num_users, split.num_items, split.train,
+                         embedding_dim=16, num_layers=2)
+        loader = PairLoader(split.train,
+                            UniformSampler(split.num_items,
+                                           split.csr('train')),
+                            batch_size=96, num_neg=2, seed=1)
+        evaluator = RankingEvaluator(split)
+        monitor, lr = 'ndcg@20', 0.01
+    elif kind == 'sasrec':
+        train, test = synthetic_sessions(num_sessions=300)
+        model = SASRec(30, embedding_dim=16, num_blocks=1, dropout=0.0,
+                       max_len=8, inner_size=32)
+        loader = SessionLoader(SessionGraphs(train, mode='sequence',
+                                             num_items=30),
+                               batch_size=50, shuffle=True, seed=1)
+        held = SessionGraphs(test, mode='prefix', num_items=30)
+        evaluator = NextItemEvaluator(
+            {part: SessionLoader(held, batch_size=16)
+             for part in ('val', 'test')}, num_items=30, num_negatives=5)
+        monitor, lr = 'hit@20', 0.005
+    else:
+        raise ValueError(f'ddp_fit: kind must be lightgcn or sasrec, got '
+                         f'{kind!r}')
+    trainer = Trainer(model, loader, evaluator, lr=lr, epochs=epochs,
+                      monitor=monitor, progress=False, device=device)
+    result = trainer.fit()
+    out = dict(losses=[r['loss'] for r in result['epochs']],
+               best_val=result['best_val'], test=result['test'],
+               world_size=world)
+    if rank == 0 and out_path is not None:
+        with open(out_path, 'w') as f:
+            json.dump(out, f)
+    del trainer
+    shutdown_distributed()
+    return out
+
+
+if __name__ == '__main__':  # torchrun -m pyg_recsys.testing KIND OUT
+    import sys
+    ddp_fit(sys.argv[1], sys.argv[2])

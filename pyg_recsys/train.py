@@ -46,10 +46,13 @@ from pyg_recsys.nn.models.contract import (
     check_contract,
 )
 from pyg_recsys.ops.csr import CSR
+from pyg_recsys.ops.device import all_reduce_sum, dist_info, resolve_device
 
 log = logging.getLogger(__name__)
 
 DEFAULT_KS = (10, 20)
+#: Scores per chunk of the ranking evaluation on a GPU (256 MiB in float32).
+GPU_CHUNK_SCORES = 1 << 26
 #: How a :class:`Trainer` with several loaders orders their batches.
 SCHEDULES = ('sequential', 'interleave')
 _DONE = object()
@@ -60,30 +63,56 @@ class Evaluator(Protocol):
         ...
 
 
-def seed_everything(seed: int) -> None:
-    """Seeds Python, NumPy and torch, and asks torch for deterministic
-    kernels where it has them (CPU runs are then bit-reproducible)."""
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seeds Python, NumPy and torch (every CUDA device included).
+
+    Args:
+        seed: The seed.
+        deterministic: Also ask torch for deterministic kernels where it
+            has them (``torch.use_deterministic_algorithms``, a
+            process-wide switch, so it is off unless asked for).  CPU runs
+            are bit-reproducible either way; on CUDA, scatter-adds and
+            sparse products are deterministic only with it, at some speed
+            (and cuBLAS needs ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` in the
+            environment).
+    """
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def _rng_state() -> dict[str, Any]:
     """The random states, as tensors and plain values (``weights_only``
-    loadable)."""
+    loadable): Python, NumPy, torch's CPU generator and, once CUDA is in
+    use, that of every CUDA device."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     version, internal, gauss_next = random.getstate()
-    return dict(torch=torch.get_rng_state(),
-                numpy=[kind, torch.from_numpy(keys.astype(np.int64)),
-                       int(pos), int(has_gauss), float(gauss)],
-                python=[version, list(internal), gauss_next])
+    state = dict(torch=torch.get_rng_state(),
+                 numpy=[kind, torch.from_numpy(keys.astype(np.int64)),
+                        int(pos), int(has_gauss), float(gauss)],
+                 python=[version, list(internal), gauss_next])
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state['cuda'] = torch.cuda.get_rng_state_all()
+    return state
 
 
 def _set_rng_state(state: dict[str, Any]) -> None:
     """Restores :func:`_rng_state` (and the NumPy tuple of checkpoints
-    written before the states were stored as tensors)."""
-    torch.set_rng_state(state['torch'])
+    written before the states were stored as tensors).  CUDA states are
+    restored when the machine has as many devices; a run resumed on
+    another machine (or on the CPU) goes on with fresh CUDA streams, so
+    only the CPU-side randomness is then exact."""
+    torch.set_rng_state(state['torch'].cpu())
+    cuda = state.get('cuda')
+    if cuda and torch.cuda.is_available():
+        if len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all([c.cpu() for c in cuda])
+        else:
+            log.warning('checkpoint has CUDA random states of %d devices, '
+                        'this machine has %d: they are not restored',
+                        len(cuda), torch.cuda.device_count())
     kind, keys, pos, has_gauss, gauss = state['numpy']
     if isinstance(keys, Tensor):
         keys = keys.numpy()
@@ -94,9 +123,21 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 def _to_device(batch: Any, device: torch.device | str | None) -> Any:
+    """``batch`` on ``device``: tensors, PyG data, named tuples, lists and
+    mappings of them.  From the CPU to a GPU, tensors are pinned first and
+    copied without blocking the host, so the copy overlaps the work
+    already queued on the device."""
     if device is None:
         return batch
-    if isinstance(batch, Tensor) or hasattr(batch, 'to'):
+    device = torch.device(device)
+    if isinstance(batch, Tensor) or (hasattr(batch, 'to')
+                                     and not isinstance(batch, tuple)):
+        if getattr(batch, 'device', None) == device:
+            return batch
+        if device.type == 'cuda' and hasattr(batch, 'pin_memory'):
+            if not isinstance(batch, Tensor) or batch.device.type == 'cpu':
+                batch = batch.pin_memory()
+            return batch.to(device, non_blocking=True)
         return batch.to(device)
     if isinstance(batch, tuple) and hasattr(batch, '_fields'):
         return type(batch)(*(_to_device(b, device) for b in batch))
@@ -105,6 +146,37 @@ def _to_device(batch: Any, device: torch.device | str | None) -> Any:
     if isinstance(batch, Mapping):
         return {k: _to_device(v, device) for k, v in batch.items()}
     return batch
+
+
+def _loss_scale(batch: Any) -> float:
+    """The factor of a sharded batch's loss
+    (:meth:`~pyg_recsys.data.loader.EpochSeeded.shard`); 1 otherwise."""
+    scale = getattr(batch, 'loss_scale', None)
+    if scale is None:
+        scale = getattr(batch, '_loss_scale', None)
+    return 1.0 if scale is None else float(scale)
+
+
+def _batch_weight(batch: Any, world_size: int) -> float:
+    """A batch's weight in the epoch's mean loss: its number of examples;
+    for a shard, the whole batch's divided by the number of processes (so
+    that the scaled losses of the shards add up to the whole batch's)."""
+    total = getattr(batch, '_global_size', None)
+    if total is not None:
+        return total / world_size
+    scale = _loss_scale(batch)
+    n = _batch_size(batch)
+    return n / scale if scale != 1.0 else float(n)
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of a model's first parameter or buffer (the CPU for a
+    model without either)."""
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device('cpu')
 
 
 def _batch_size(batch: Any) -> int:
@@ -155,9 +227,14 @@ class RankingEvaluator:
         check_contract(model, PairwiseRanker, 'RankingEvaluator')
         model.eval()
         kwargs = {} if self.metrics is None else dict(metrics=self.metrics)
+        batch_size = self.batch_size
+        if batch_size is None and model_device(model).type == 'cuda':
+            # a GPU wants few, large chunks (one launch per chunk)
+            batch_size = max(1, GPU_CHUNK_SCORES // self.split.num_items)
         return evaluate_ranking(model.score, self.split.targets(part),
                                 self.split.exclude(part), ks=self.ks,
-                                batch_size=self.batch_size, **kwargs)
+                                batch_size=batch_size,
+                                distributed=dist_info()[1] > 1, **kwargs)
 
 
 class RatingEvaluator:
@@ -183,13 +260,30 @@ class RatingEvaluator:
                            f'{sorted(self.parts)}')
         check_contract(model, RatingPredictor, 'RatingEvaluator')
         model.eval()
+        device = model_device(model)
         users, items, target = self.parts[part]
-        pred = torch.cat([
-            model.predict(users[i:i + self.batch_size],
-                          items[i:i + self.batch_size])
-            for i in range(0, users.numel(), self.batch_size)
-        ])
-        return rating_metrics(pred, target)
+        rank, world = dist_info()
+        if world > 1:  # each process a part; the errors summed over all
+            users, items = users[rank::world], items[rank::world]
+            target = target[rank::world]
+        if world == 1:
+            pred = torch.cat([
+                model.predict(users[i:i + self.batch_size].to(device),
+                              items[i:i + self.batch_size].to(device))
+                for i in range(0, users.numel(), self.batch_size)
+            ])
+            return rating_metrics(pred, target.to(pred.device))
+        err = torch.zeros(3, dtype=torch.float64, device=device)
+        for i in range(0, users.numel(), self.batch_size):
+            pred = model.predict(users[i:i + self.batch_size].to(device),
+                                 items[i:i + self.batch_size].to(device))
+            diff = (pred.double().view(-1)
+                    - target[i:i + self.batch_size].to(device).double())
+            err += torch.stack([diff.abs().sum(), diff.pow(2).sum(),
+                                diff.new_tensor(float(diff.numel()))])
+        err = all_reduce_sum(err)
+        n = float(err[2])
+        return {'mae': float(err[0]) / n, 'rmse': math.sqrt(float(err[1]) / n)}
 
 
 class NextItemEvaluator:
@@ -208,8 +302,8 @@ class NextItemEvaluator:
     through ``model.score(batch, items)``; those metrics carry the prefix
     ``sampled{N}_`` (e.g. ``sampled100_hit@10``) so they are never mistaken
     for full-ranking figures.  The negatives depend only on ``seed`` and
-    the order of the examples, so every evaluation of a part uses the same
-    ones.
+    the batches (:meth:`batch_generator`), so every evaluation of a part
+    uses the same ones.
 
     Args:
         loaders: ``{part: iterable of batches}``.
@@ -234,14 +328,20 @@ class NextItemEvaluator:
         self.num_negatives = num_negatives
         self.seed = seed
 
+    def batch_generator(self, index: int) -> torch.Generator:
+        """The generator of the negatives of batch ``index`` of a part:
+        seeded per batch, so the negatives are the same however the
+        batches are shared among processes."""
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + index)
+
     def sample_negatives(self, batch: Any, gen: torch.Generator) -> Tensor:
         """``[B, num_negatives]`` items, none in the example's input
         sequence or equal to its target."""
         from pyg_recsys.data.session import step_batch
-        y = batch.y.view(-1)
+        y = batch.y.view(-1).cpu()
         n, width = y.numel(), self.num_items
-        rows = torch.cat([step_batch(batch), torch.arange(n)])
-        seen = torch.unique(rows * width + torch.cat([batch.seq, y]))
+        rows = torch.cat([step_batch(batch).cpu(), torch.arange(n)])
+        seen = torch.unique(rows * width + torch.cat([batch.seq.cpu(), y]))
         neg = torch.randint(width, (n, self.num_negatives), generator=gen)
         row_key = torch.arange(n).unsqueeze(1) * width
         while True:
@@ -257,32 +357,99 @@ class NextItemEvaluator:
         from pyg_recsys.ops.topk import masked_topk
         check_contract(model, NextItemRecommender, 'NextItemEvaluator')
         model.eval()
+        device = model_device(model)
+        rank, world = dist_info()
         acc = RankingMetrics(ks=self.ks)
-        gen = torch.Generator().manual_seed(self.seed)
-        sampled: dict[str, float] = {}
+        sampled: dict[str, Tensor] = {}
         count = 0
-        for batch in self.loaders[part]:
+        for i, batch in enumerate(self.loaders[part]):
+            if i % world != rank:  # every process a share of the batches
+                continue
+            batch = _to_device(batch, device)
             scores = model.score(batch)
             y = batch.y.view(-1)
-            rows = torch.arange(y.numel())
+            rows = torch.arange(y.numel(), device=device)
             if self.num_negatives is not None:
-                neg = self.sample_negatives(batch, gen)
+                # seeded per batch: the same negatives however the
+                # batches are shared among processes
+                neg = self.sample_negatives(
+                    batch, self.batch_generator(i)).to(device)
                 cand = model.score(batch, torch.cat([y.view(-1, 1), neg], 1))
                 for key, value in sampled_rank_metrics(
                         cand[:, 0], cand[:, 1:], self.ks).items():
-                    sampled[key] = sampled.get(key, 0.0) + float(value.sum())
+                    total = value.sum().cpu()
+                    sampled[key] = sampled[key] + total if key in sampled \
+                        else total
                 count += y.numel()
             _, top = masked_topk(scores, max(self.ks), rows, None)
+            rows, y = rows.cpu(), y.cpu()
             acc.update(top, rows,
                        CSR.from_pairs(rows, y, y.numel(), self.num_items))
-        out = acc.compute()
-        prefix = f'sampled{self.num_negatives}_'
-        out.update({prefix + k: v / max(count, 1)
-                    for k, v in sampled.items()})
+        out = acc.compute(distributed=world > 1)
+        if self.num_negatives is not None:
+            keys = sorted(sampled_rank_metrics(
+                torch.zeros(1), torch.zeros(1, 1), self.ks))
+            sums = torch.stack([sampled.get(k, torch.zeros((),
+                                                           dtype=torch.float64))
+                                for k in keys]
+                               + [torch.tensor(float(count),
+                                               dtype=torch.float64)])
+            if world > 1:
+                sums = all_reduce_sum(sums)
+            prefix = f'sampled{self.num_negatives}_'
+            n = max(float(sums[-1]), 1.0)
+            out.update({prefix + k: float(v) / n
+                        for k, v in zip(keys, sums[:-1])})
         return out
 
 
 # The loop ####################################################################
+
+
+def shutdown_distributed() -> None:
+    """Leaves the process group of :func:`init_distributed`, if any (after
+    freeing what still refers to it)."""
+    import gc
+
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        gc.collect()
+        dist.destroy_process_group()
+
+
+class _Objective(nn.Module):
+    """``model.loss(batch[, objective])`` as a module's ``forward``, the
+    call :class:`~torch.nn.parallel.DistributedDataParallel` wraps."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: Any, objective: str | None = None) -> Tensor:
+        if objective is None:
+            return self.model.loss(batch)
+        return self.model.loss(batch, objective)
+
+
+def init_distributed(device: torch.device | str | None = 'auto'
+                     ) -> torch.device:
+    """Joins the process group ``torchrun`` describes in the environment
+    (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``, ``MASTER_ADDR``/``PORT``):
+    NCCL on GPUs, gloo on CPUs.  Returns the device of this process, the
+    GPU ``LOCAL_RANK`` of its node on a GPU machine.  Without ``torchrun``
+    (``WORLD_SIZE`` unset or 1) it only resolves ``device``."""
+    import os
+
+    import torch.distributed as dist
+    world = int(os.environ.get('WORLD_SIZE', '1'))
+    device = resolve_device(device)
+    if world == 1 or (dist.is_available() and dist.is_initialized()):
+        return device
+    if device.type == 'cuda':
+        device = torch.device('cuda', int(os.environ.get('LOCAL_RANK', '0')))
+        torch.cuda.set_device(device)
+    dist.init_process_group('nccl' if device.type == 'cuda' else 'gloo')
+    return device
 
 
 class Trainer:
@@ -321,7 +488,14 @@ class Trainer:
         out_dir: Folder for ``last.pt``, ``best.pt`` and ``metrics.json``;
             ``None`` keeps everything in memory (no resume).
         progress: Show a tqdm bar per epoch.
-        device: Device batches are moved to (the model is not moved).
+        device: Where to train and evaluate: ``'auto'`` (CUDA when
+            available), ``'cpu'``, ``'cuda'``, ``'cuda:N'``, a
+            :class:`torch.device`, or ``None`` for wherever the model is.
+            The model is moved there (before the default optimizer is
+            made), loaders with a ``to`` method
+            (:class:`~pyg_recsys.data.loader.PairLoader`) make their
+            batches there, and other batches are copied there (pinned,
+            without blocking).  Evaluators run on the model's device.
         grad_clip: Optional max gradient norm.
         on_epoch_end: Optional callback ``f(trainer, record)`` after each
             epoch's checkpoint was written.
@@ -331,6 +505,19 @@ class Trainer:
             epoch number so resumed runs follow the same schedule.
             ``None``: constant.
         lr_gamma: Factor of each decay step.
+        check_every: Check that the loss is finite every this many steps
+            (and at the end of each epoch).  The check reads a value back
+            from the device, so it is not done every step; a non-finite
+            loss stops training at the next check.
+
+    Several processes: when a ``torch.distributed`` process group is
+    initialised (``torchrun``; :func:`init_distributed`), the model is
+    wrapped in :class:`~torch.nn.parallel.DistributedDataParallel`, every
+    loader is sharded (``loader.shard(rank, world_size)``: each process
+    takes its part of the same global batches, and the loss of a part is
+    scaled so that the averaged gradient is that of the whole batch), the
+    evaluators split their users or batches among the processes and
+    reduce the metrics, and only rank 0 writes ``out_dir``.
     """
 
     def __init__(self, model: nn.Module,
@@ -347,6 +534,7 @@ class Trainer:
                  grad_clip: float | None = None,
                  on_epoch_end: Callable[[Trainer, dict], None] | None = None,
                  lr_step: int | None = None, lr_gamma: float = 0.1,
+                 check_every: int = 100,
                  ) -> None:
         if mode not in ('max', 'min'):
             raise ValueError(f"Trainer: mode must be 'max' or 'min', got "
@@ -357,12 +545,33 @@ class Trainer:
         if schedule not in SCHEDULES:
             raise ValueError(f'Trainer: schedule must be one of '
                              f'{SCHEDULES}, got {schedule!r}')
-        self.model = model
+        if check_every < 1:
+            raise ValueError(f'Trainer: check_every must be >= 1, got '
+                             f'{check_every}')
+        self.device = (model_device(model) if device is None
+                       else resolve_device(device))
+        self.model = model.to(self.device)
         self.loaders = self._objectives(model, train_loader)
+        self.rank, self.world_size = dist_info()
+        for loader in self.loaders.values():
+            if hasattr(loader, 'to'):
+                loader.to(self.device)
+            if self.world_size > 1:
+                if not hasattr(loader, 'shard'):
+                    raise ValueError(
+                        f'Trainer: {type(loader).__name__} cannot be '
+                        f'sharded over {self.world_size} processes; use a '
+                        f'loader with shard(rank, world_size) such as '
+                        f'PairLoader or SessionLoader')
+                loader.shard(self.rank, self.world_size)
         self.schedule = schedule
         self.evaluator = evaluator
         self.optimizer = optimizer or torch.optim.Adam(model.parameters(),
                                                        lr=lr)
+        self.check_every = check_every
+        # the DistributedDataParallel wrapper, made by train_epoch and
+        # dropped at the end of fit (see _wrap)
+        self._ddp: nn.Module | None = None
         if isinstance(self.optimizer, Mapping):
             unknown = set(self.optimizer) - set(self.loaders)
             missing = set(self.loaders) - set(self.optimizer)
@@ -377,8 +586,7 @@ class Trainer:
         self.mode = mode
         self.patience = patience
         self.out_dir = Path(out_dir) if out_dir is not None else None
-        self.progress = progress
-        self.device = device
+        self.progress = progress and self.rank == 0
         self.grad_clip = grad_clip
         self.on_epoch_end = on_epoch_end
         if lr_step is not None and lr_step < 1:
@@ -463,7 +671,7 @@ class Trainer:
 
     def _checkpoint(self, model_state: dict[str, Tensor] | None = None
                     ) -> None:
-        if self.out_dir is None:
+        if self.out_dir is None or self.rank != 0:
             return
         state = self.state_dict()
         if model_state is not None:
@@ -516,44 +724,104 @@ class Trainer:
 
     def train_epoch(self) -> float:
         """One pass over the training loader(s); returns the mean loss (the
-        sum of the objectives' means, each in :attr:`last_losses`)."""
+        sum of the objectives' means, each in :attr:`last_losses`).
+
+        A step never reads a value back from the device: losses are summed
+        there and read once per epoch, and their finiteness is checked
+        every :attr:`check_every` steps."""
         self.model.train()
         for loader in self.loaders.values():
             if hasattr(loader, 'set_epoch'):
                 loader.set_epoch(self.epoch)
-        total: dict[str | None, float] = dict.fromkeys(self.loaders, 0.0)
-        count: dict[str | None, int] = dict.fromkeys(self.loaders, 0)
+        if self.world_size > 1 and self._ddp is None:
+            self._ddp = self._wrap()
+        device = self.device
+        total = {name: torch.zeros((), dtype=torch.float64, device=device)
+                 for name in self.loaders}
+        count: dict[str | None, float] = dict.fromkeys(self.loaders, 0.0)
         bar = tqdm(self._batches(), desc=f'epoch {self.epoch}',
                    total=self._num_batches(), disable=not self.progress,
                    leave=False, dynamic_ncols=True)
+        step = 0
         for name, batch in bar:
-            batch = _to_device(batch, self.device)
+            batch = _to_device(batch, device)
             opt = (self.optimizer[name] if isinstance(self.optimizer,
                                                       Mapping)
                    else self.optimizer)
             opt.zero_grad(set_to_none=True)
-            loss = (self.model.loss(batch) if name is None
-                    else self.model.loss(batch, name))
-            if not torch.isfinite(loss):
-                what = '' if name is None else f' ({name})'
-                raise FloatingPointError(
-                    f'Trainer: loss{what} became {loss.item()} at epoch '
-                    f'{self.epoch}; lower the learning rate or check the '
-                    f'inputs')
-            loss.backward()
+            if self._ddp is not None:
+                loss = self._ddp(batch, name)
+            else:
+                loss = (self.model.loss(batch) if name is None
+                        else self.model.loss(batch, name))
+            scale = _loss_scale(batch)
+            (loss * scale if scale != 1.0 else loss).backward()
             if self.grad_clip is not None:
                 nn.utils.clip_grad_norm_(self.model.parameters(),
                                          self.grad_clip)
             opt.step()
-            n = _batch_size(batch)
-            total[name] += float(loss.detach()) * n
+            # the batch's weight in the epoch's mean: its examples, or
+            # for a shard its share of the whole batch's
+            n = _batch_weight(batch, self.world_size)
+            total[name] += loss.detach().double() * (scale * n)
             count[name] += n
-            bar.set_postfix(loss=f'{total[name] / max(count[name], 1):.4f}')
-        self.last_losses = {name: total[name] / max(count[name], 1)
+            step += 1
+            if step % self.check_every == 0:
+                self._check_finite(total)
+                if self.progress:
+                    mean = float(total[name]) / max(count[name], 1)
+                    bar.set_postfix(loss=f'{mean:.4f}')
+        self._check_finite(total)
+        if self.world_size > 1:  # the epoch's loss over all processes
+            for name in total:
+                both = all_reduce_sum(torch.stack([
+                    total[name],
+                    total[name].new_tensor(float(count[name]))]))
+                total[name], count[name] = both[0], float(both[1])
+        self.last_losses = {name: float(total[name]) / max(count[name], 1)
                             for name in self.loaders}
         return sum(self.last_losses.values())
 
+    def _wrap(self) -> nn.Module:
+        """The model's loss in
+        :class:`~torch.nn.parallel.DistributedDataParallel` (which
+        broadcasts rank 0's weights on construction)."""
+        import inspect
+
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        # buffers (a model's adjacency) are the same in every process:
+        # never re-broadcast them before a step (the option was renamed in
+        # torch 2.13)
+        no_sync = ('forward_sync_buffers'
+                   if 'forward_sync_buffers' in inspect.signature(
+                       DDP).parameters else 'broadcast_buffers')
+        return DDP(_Objective(self.model),
+                   device_ids=([self.device.index or 0]
+                               if self.device.type == 'cuda' else None),
+                   find_unused_parameters=len(self.loaders) > 1,
+                   **{no_sync: False})
+
+    def _check_finite(self, total: dict[str | None, Tensor]) -> None:
+        for name, value in total.items():
+            if not bool(torch.isfinite(value)):
+                what = '' if name is None else f' ({name})'
+                raise FloatingPointError(
+                    f'Trainer: loss{what} became {float(value)} at epoch '
+                    f'{self.epoch}; lower the learning rate or check the '
+                    f'inputs')
+
     def fit(self, resume: bool = False) -> dict[str, Any]:
+        """Trains, validates, early-stops and scores the test part once at
+        the best checkpoint (see :meth:`_fit`)."""
+        try:
+            return self._fit(resume)
+        finally:
+            # drop the DDP wrapper while the process group lives: freed
+            # after it, its reducer can deadlock with gloo's threads
+            self._ddp = None
+
+    def _fit(self, resume: bool = False) -> dict[str, Any]:
         """Trains, validates, early-stops and scores the test part once at
         the best checkpoint.  Returns :meth:`result`.
 
@@ -649,7 +917,7 @@ class Trainer:
         state = {k: v.detach().clone()
                  for k, v in self.model.state_dict().items()}
         self.best_state = state
-        if self.best_path is not None:
+        if self.best_path is not None and self.rank == 0:
             atomic_save(dict(model=state, epoch=self.epoch,
                              val=self.best_val), self.best_path)
 

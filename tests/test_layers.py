@@ -14,7 +14,7 @@ LAYERS = {
     'data': 2, 'datasets': 2, 'sampling': 2, 'loss': 2, 'metrics': 2,
     'nn': 3,
     'train': 4,
-    'cli': 5,
+    'cli': 5, '__main__': 5,
     'testing': 6,  # helpers of the test suite, above everything
 }
 

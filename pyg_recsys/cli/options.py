@@ -162,6 +162,14 @@ def _add_train(sub: Any) -> None:
     e.add_argument('--ks', type=int, nargs='+', default=None,
                    help='cut-offs of the metrics (default 10 20)')
     e.add_argument('--seed', type=int, default=None, help='default 0')
+    e.add_argument('--device', default='auto',
+                   help='auto (CUDA when available, the default), cpu, '
+                   'cuda or cuda:N; under torchrun each process takes the '
+                   'GPU of its LOCAL_RANK')
+    e.add_argument('--deterministic', action='store_true',
+                   help='deterministic kernels only '
+                   '(torch.use_deterministic_algorithms): reproducible '
+                   'CUDA runs, at some speed')
     e.add_argument('--out', required=True, help='the run folder')
     e.add_argument('--resume', action='store_true',
                    help='continue the run in --out from its last epoch')

@@ -12,6 +12,7 @@ data's fingerprint is).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -55,14 +56,17 @@ _RUN_OPTIONS = frozenset({
     'command', 'quiet', 'debug', 'model', 'dataset', 'raw_dir', 'root',
     'epochs', 'lr', 'weight_decay', 'lr_step',
     'lr_gamma', 'batch_size', 'eval_every', 'eval_batch_size', 'patience',
-    'monitor', 'ks', 'seed', 'out', 'resume', 'progress'})
+    'monitor', 'ks', 'seed', 'out', 'resume', 'progress', 'device',
+    'deterministic'})
 # flags and their values when not given
 _FLAGS = {'features': True, 'minibatch': False, 'post_norm': False,
           'side': False, 'resume': False, 'progress': True, 'quiet': False,
-          'debug': False}
+          'debug': False, 'deterministic': False, 'device': 'auto'}
 # options that may change between a run and its --resume
+# (a run trained on a GPU may go on on a CPU, and the other way round)
 _FREE = frozenset({'resume', 'progress', 'eval_batch_size', 'quiet',
-                   'debug', 'epochs', 'out', 'root', 'raw_dir'})
+                   'debug', 'epochs', 'out', 'root', 'raw_dir', 'device',
+                   'deterministic'})
 
 
 def given_options(args: argparse.Namespace) -> set[str]:
@@ -320,8 +324,25 @@ def _plot_curve(history: list[dict], monitor: str, path: Path) -> bool:
 # -- train --------------------------------------------------------------------
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from pyg_recsys.train import Trainer, seed_everything
+    """``pyg-recsys train``; under ``torchrun`` every process runs it, and
+    only rank 0 writes the run folder and prints."""
+    from pyg_recsys.ops.device import dist_info
+    from pyg_recsys.train import init_distributed, shutdown_distributed
     check_options(args)
+    try:
+        device = init_distributed(args.device)
+    except ValueError as e:
+        raise UserError(f'--device: {e}') from None
+    rank, world = dist_info()
+    try:
+        return _train(args, device, rank, world)
+    finally:
+        shutdown_distributed()
+
+
+def _train(args: argparse.Namespace, device: torch.device, rank: int,
+           world: int) -> int:
+    from pyg_recsys.train import Trainer, seed_everything
     spec = MODELS[args.model]
     driver = DRIVERS[spec.task]
     out = Path(args.out).resolve()
@@ -343,7 +364,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     # everything that can fail on the user's data or options, before any
     # write into the run folder
-    seed_everything(args.seed)
+    seed_everything(args.seed, deterministic=args.deterministic)
     data = load_data(args)
     source = _data_source(data['ds'])
     if args.resume and config_path.exists():
@@ -361,26 +382,37 @@ def cmd_train(args: argparse.Namespace) -> int:
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr,
                                  weight_decay=args.weight_decay)
 
-    with folder_lock(out, blocking=False, what='run folder'):
-        if (out / 'last.pt').exists() and not args.resume:
-            raise UserError(f'{out} already holds a run; pass --resume to '
-                            f'continue it or choose another --out')
-        removed = remove_orphans(out)
-        if removed:
-            log.info('removed %d temporary files of an interrupted run',
-                     len(removed))
-        config.update(source=source, **driver.record(data, args))
-        atomic_write_text(json.dumps(config, indent=2), config_path)
-        driver.save(data, out)
+    # one process writes the run folder (rank 0 under torchrun); the
+    # others read its checkpoints when resuming
+    lock = (folder_lock(out, blocking=False, what='run folder')
+            if rank == 0 else contextlib.nullcontext())
+    with lock:
+        if rank == 0:
+            if (out / 'last.pt').exists() and not args.resume:
+                raise UserError(f'{out} already holds a run; pass --resume '
+                                f'to continue it or choose another --out')
+            removed = remove_orphans(out)
+            if removed:
+                log.info('removed %d temporary files of an interrupted run',
+                         len(removed))
+            config.update(source=source, device=str(device),
+                          world_size=world, **driver.record(data, args))
+            atomic_write_text(json.dumps(config, indent=2), config_path)
+            driver.save(data, out)
         trainer = Trainer(model, loader, evaluator, optimizer=optimizer,
                           epochs=args.epochs, eval_every=args.eval_every,
                           monitor=args.monitor, patience=args.patience,
                           out_dir=out, progress=args.progress,
-                          lr_step=args.lr_step, lr_gamma=args.lr_gamma)
+                          lr_step=args.lr_step, lr_gamma=args.lr_gamma,
+                          device=device)
         t0 = time.perf_counter()
         result = trainer.fit(resume=args.resume)
-        log.info('trained in %.1f s', time.perf_counter() - t0)
+        log.info('trained in %.1f s on %s%s', time.perf_counter() - t0,
+                 device, f' x {world} processes' if world > 1 else '')
+        if rank != 0:
+            return 0
         result.update(model=args.model, dataset=args.dataset,
+                      device=str(device), world_size=world,
                       **{k: config[k] for k in ('split', 'task', 'protocol')
                          if k in config})
         atomic_write_text(json.dumps(result, indent=2), out / 'metrics.json')

@@ -34,15 +34,44 @@ class EpochSeeded:
     epoch: int = 0
     batch_size: int
     drop_last: bool = False
+    rank: int = 0
+    world_size: int = 1
 
     def set_epoch(self, epoch: int) -> None:
         """Selects the random stream of ``epoch``."""
         self.epoch = epoch
 
-    def epoch_generator(self) -> torch.Generator:
-        """A generator seeded from ``seed`` and the current epoch."""
-        return torch.Generator().manual_seed(
+    def epoch_generator(self, device: torch.device | str = 'cpu'
+                        ) -> torch.Generator:
+        """A generator on ``device`` seeded from ``seed`` and the current
+        epoch."""
+        return torch.Generator(device=device).manual_seed(
             self.seed * 1_000_003 + self.epoch)
+
+    def shard(self, rank: int, world_size: int) -> EpochSeeded:
+        """Makes this loader yield the part of every batch that process
+        ``rank`` of ``world_size`` trains on (in place; returns ``self``).
+
+        Every process draws the same global batches (same seed, same
+        epoch) and keeps the contiguous slice ``[n * rank // world_size,
+        n * (rank + 1) // world_size)`` of each; the batch's
+        ``loss_scale`` is ``len(slice) * world_size / n``, so that the mean
+        of the scaled per-process losses, which is what
+        ``DistributedDataParallel`` averages gradients over, is the loss of
+        the whole batch.
+        """
+        if not 0 <= rank < world_size:
+            raise ValueError(f'{type(self).__name__}.shard: rank must lie '
+                             f'in [0, {world_size}), got {rank}')
+        self.rank, self.world_size = rank, world_size
+        return self
+
+    def _local(self, n: int) -> tuple[slice, float]:
+        """This process's slice of a global batch of ``n`` examples and
+        its loss scale."""
+        lo = n * self.rank // self.world_size
+        hi = n * (self.rank + 1) // self.world_size
+        return slice(lo, hi), (hi - lo) * self.world_size / max(n, 1)
 
     def _num_batches(self, n: int) -> int:
         """Batches of ``batch_size`` over ``n`` examples."""
@@ -67,6 +96,7 @@ class PairBatch(NamedTuple):
     neg: Tensor
     neg_mask: Tensor | None = None
     shared: bool = False
+    loss_scale: float = 1.0
 
     def __len__(self) -> int:  # type: ignore[override]
         return self.user.numel()
@@ -80,6 +110,14 @@ class PairLoader(EpochSeeded):
     batches an uninterrupted one would.  A sampler with a ``set_epoch``
     method (:class:`~pyg_recsys.sampling.CurriculumSampler`) is given the
     loader's epoch at the start of every pass.
+
+    Everything happens on the loader's device (:meth:`to`): the pairs, the
+    shuffle, the negatives, and the generator.  Per-pair negatives
+    (:class:`~pyg_recsys.sampling.NegativeSampler`) are drawn for many
+    batches at once (about :attr:`DRAW_CHUNK` entries), so that the
+    rejection of known positives, whose number of rounds is read on the
+    host, waits for the device once per chunk and not once per step; every
+    negative is still never a known positive.
 
     Args:
         pairs: ``[2, E]`` (user, item) training pairs.
@@ -95,12 +133,17 @@ class PairLoader(EpochSeeded):
         shuffle: Shuffle pairs each epoch.
         drop_last: Drop a last, smaller batch.
         seed: Base seed.
+        device: Where batches are made (default: the CPU).
     """
+
+    #: Negatives drawn per round of the per-pair samplers.
+    DRAW_CHUNK = 1 << 21
 
     def __init__(self, pairs: Tensor, sampler: Sampler,
                  batch_size: int = 2048, num_neg: int = 1,
                  shuffle: bool = True, drop_last: bool = False,
-                 seed: int = 0) -> None:
+                 seed: int = 0,
+                 device: torch.device | str | None = None) -> None:
         if pairs.dim() != 2 or pairs.size(0) != 2:
             raise ValueError(f'PairLoader: pairs must have shape [2, E], got '
                              f'{list(pairs.shape)}')
@@ -115,26 +158,77 @@ class PairLoader(EpochSeeded):
         self.drop_last = drop_last
         self.seed = seed
         self.epoch = 0
+        if device is not None:
+            self.to(device)
+
+    @property
+    def device(self) -> torch.device:
+        return self.pairs.device
+
+    def to(self, device: torch.device | str) -> PairLoader:
+        """Makes batches on ``device`` from now on (in place; returns
+        ``self``); the sampler moves along when it has a ``to``."""
+        self.pairs = self.pairs.to(device)
+        if hasattr(self.sampler, 'to'):
+            self.sampler.to(device)
+        return self
 
     def __len__(self) -> int:
         return self._num_batches(self.pairs.size(1))
 
+    def _per_pair(self) -> bool:
+        """Whether the sampler draws each pair's negatives on its own (and
+        can therefore draw many batches at once)."""
+        return (isinstance(self.sampler, NegativeSampler)
+                and type(self.sampler).negatives
+                is NegativeSampler.negatives)
+
     def __iter__(self) -> Iterator[PairBatch]:
         if hasattr(self.sampler, 'set_epoch'):
             self.sampler.set_epoch(self.epoch)
-        gen = self.epoch_generator()
+        device = self.pairs.device
+        gen = self.epoch_generator(device)
         n = self.pairs.size(1)
-        order = (torch.randperm(n, generator=gen) if self.shuffle
-                 else torch.arange(n))
-        for b in range(len(self)):
-            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+        order = (torch.randperm(n, generator=gen, device=device)
+                 if self.shuffle else torch.arange(n, device=device))
+        num_batches, size = len(self), self.batch_size
+        step = (max(1, self.DRAW_CHUNK // (size * max(self.num_neg, 1)))
+                if self._per_pair() else 1)
+        for first in range(0, num_batches, step):
+            last = min(first + step, num_batches)
+            idx = order[first * size:last * size]
             user, pos = self.pairs[0, idx], self.pairs[1, idx]
-            if hasattr(self.sampler, 'negatives'):
-                yield PairBatch(user, pos, *self.sampler.negatives(
-                    user, pos, self.num_neg, generator=gen))
+            if self._per_pair():
+                neg = self.sampler.sample(user, self.num_neg, gen)
+                for b in range(last - first):
+                    part = slice(b * size, (b + 1) * size)
+                    yield self._shard(PairBatch(user[part], pos[part],
+                                                neg[part]))
+            elif hasattr(self.sampler, 'negatives'):
+                yield self._shard(PairBatch(user, pos, *self.sampler.negatives(
+                    user, pos, self.num_neg, generator=gen)))
             else:
-                yield PairBatch(user, pos, self.sampler.sample(
-                    user, self.num_neg, generator=gen))
+                yield self._shard(PairBatch(user, pos, self.sampler.sample(
+                    user, self.num_neg, generator=gen)))
+
+    def _shard(self, batch: PairBatch) -> PairBatch:
+        """This process's part of a global batch (:meth:`shard`)."""
+        if self.world_size == 1:
+            return batch
+        part, scale = self._local(batch.user.numel())
+        if part.stop == part.start:
+            raise ValueError(f'PairLoader: a batch of {batch.user.numel()} '
+                             f'pairs leaves none to process {self.rank} of '
+                             f'{self.world_size}; use a larger batch or '
+                             f'drop_last=True')
+        mask = batch.neg_mask
+        if batch.shared:  # neg is shared, the mask has a row per pair
+            neg = batch.neg
+        else:
+            neg = batch.neg[part]
+        return PairBatch(batch.user[part], batch.pos[part], neg,
+                         None if mask is None else mask[part], batch.shared,
+                         scale)
 
 
 class LinkNeighborPairLoader(EpochSeeded):

@@ -383,6 +383,9 @@ class SessionGraphs(Dataset):
         ones = torch.arange(num + 1)
         zeros = torch.zeros(num, dtype=torch.long)
         out._num_graphs = num
+        # the longest example, known here on the CPU: padding a batch on
+        # a GPU then needs no read-back (see max_length)
+        out._max_length = int(length.max())
         out._slice_dict = {
             'x': node_ptr, 'edge_index': edge_ptr,
             'edge_weight_in': edge_ptr, 'edge_weight_out': edge_ptr,
@@ -459,7 +462,7 @@ class SessionLoader(EpochSeeded):
         if not self.shuffle:
             order = torch.arange(n)
             for i in range(len(self)):
-                yield self.dataset.collate(order[i * size:(i + 1) * size])
+                yield self._collate(order[i * size:(i + 1) * size])
             return
         gen = self.epoch_generator()
         order = torch.randperm(n, generator=gen)
@@ -475,7 +478,32 @@ class SessionLoader(EpochSeeded):
             perm = torch.randperm(len(batches), generator=gen)
             batches = [batches[i] for i in perm.tolist()]
         for index in batches:
-            yield self.dataset.collate(index)
+            yield self._collate(index)
+
+    def _collate(self, index: Tensor) -> Batch:
+        """The batch of examples ``index``, or this process's part of it
+        (:meth:`~pyg_recsys.data.loader.EpochSeeded.shard`), with its
+        ``loss_scale`` counted in targets (one per example, or one per
+        step in ``mode='sequence'``)."""
+        if self.world_size == 1:
+            return self.dataset.collate(index)
+        lo = index.numel() * self.rank // self.world_size
+        hi = index.numel() * (self.rank + 1) // self.world_size
+        if hi == lo:
+            raise ValueError(f'SessionLoader: a batch of {index.numel()} '
+                             f'examples leaves none to process {self.rank} '
+                             f'of {self.world_size}; use a larger batch or '
+                             f'drop_last=True')
+        out = self.dataset.collate(index[lo:hi])
+        if self.dataset.mode == 'sequence':
+            length = self.dataset.ex_stop - self.dataset.ex_start
+            total, local = length[index].sum(), length[index[lo:hi]].sum()
+            scale = float(local) * self.world_size / float(total)
+        else:
+            scale = (hi - lo) * self.world_size / index.numel()
+        out._loss_scale = scale
+        out._global_size = index.numel()
+        return out
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({self.dataset!r}, '
@@ -485,8 +513,17 @@ class SessionLoader(EpochSeeded):
 def step_batch(batch: Data) -> Tensor:
     """``[sum L]`` graph index of every step of a (batched) session graph."""
     length = batch.length
-    return torch.arange(length.numel(),
-                        device=length.device).repeat_interleave(length)
+    return torch.arange(length.numel(), device=length.device
+                        ).repeat_interleave(length,
+                                            output_size=batch.seq.numel())
+
+
+def max_length(batch: Data) -> int:
+    """The number of steps of the longest example of a batch: recorded by
+    :meth:`SessionGraphs.collate` (so a batch on a GPU is padded without
+    reading a value back from it), computed otherwise."""
+    value = getattr(batch, '_max_length', None)
+    return int(batch.length.max()) if value is None else value
 
 
 def to_padded(
@@ -517,13 +554,15 @@ def to_padded(
         steps.
     """
     value = batch[key]
-    total = int(batch.length.sum())
+    total = batch.seq.numel()  # one entry per step
     if value.size(0) != total:
         raise ValueError(f"to_padded: batch.{key} has {value.size(0)} "
                          f"entries, not one per step ({total}); pass a "
                          f"per-step key such as 'seq' or 'alias'")
+    longest = max_length(batch)
     return to_dense_batch(value, step_batch(batch), fill_value=fill_value,
-                          max_num_nodes=max_len,
+                          max_num_nodes=longest if max_len is None
+                          else min(max_len, longest),
                           batch_size=batch.length.numel())
 
 
@@ -533,6 +572,7 @@ __all__ = [
     'SessionGraphs',
     'SessionLoader',
     'session_graph',
+    'max_length',
     'step_batch',
     'to_padded',
 ]

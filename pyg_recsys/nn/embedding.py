@@ -1,4 +1,5 @@
-r"""One embedding table per node type, stored as blocks of one matrix."""
+r"""One embedding table per node type, stored as blocks of one matrix; an
+embedding lookup that does not wait for the device."""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -8,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Parameter
 
+from pyg_recsys.ops import device as ops_device
 from pyg_recsys.schema import node_offsets
 
 
@@ -80,6 +82,9 @@ class HeteroEmbedding(torch.nn.Module):
         of ``node_type``."""
         if node_type is not None:
             index = self.global_index(node_type, index)
+        if ops_device.sync_free(self.weight.device):  # see Embedding
+            return self.weight.index_select(0, index.reshape(-1)).view(
+                *index.shape, self.weight.size(1))
         return F.embedding(index, self.weight)
 
     def extra_repr(self) -> str:
@@ -87,4 +92,30 @@ class HeteroEmbedding(torch.nn.Module):
         return f'{counts}, embedding_dim={self.embedding_dim}'
 
 
-__all__ = ['HeteroEmbedding']
+class Embedding(torch.nn.Embedding):
+    """:class:`torch.nn.Embedding` (same parameters, same ``state_dict``)
+    whose lookup never makes the host wait for the device.
+
+    The backward pass of ``F.embedding`` on CUDA reads the number of
+    distinct ids back to the host in every step.  On such devices
+    (:func:`~pyg_recsys.ops.device.sync_free`) the lookup is an
+    ``index_select``, whose backward is a scatter-add, and the padding rows
+    are multiplied by zero, which gives ``padding_idx`` the same zero
+    output and zero gradient.  On the CPU it is ``F.embedding``.  Only the
+    plain lookup is supported (no ``max_norm``, no sparse gradients).
+    """
+
+    def forward(self, index: Tensor) -> Tensor:
+        if not ops_device.sync_free(self.weight.device):
+            return super().forward(index)
+        if self.max_norm is not None or self.sparse:
+            raise ValueError('Embedding: max_norm and sparse=True are not '
+                             'supported; use torch.nn.Embedding')
+        out = self.weight.index_select(0, index.reshape(-1))
+        if self.padding_idx is not None:
+            keep = (index.reshape(-1, 1) != self.padding_idx)
+            out = out * keep.to(out.dtype)
+        return out.view(*index.shape, self.embedding_dim)
+
+
+__all__ = ['Embedding', 'HeteroEmbedding']

@@ -61,9 +61,21 @@ class CSR(NamedTuple):
         key = torch.unique(rows * num_cols + cols)  # sorted, deduplicated
         rows, cols = key // num_cols, key % num_cols
         count = torch.bincount(rows, minlength=num_rows)
-        rowptr = torch.zeros(num_rows + 1, dtype=torch.long)
+        rowptr = torch.zeros(num_rows + 1, dtype=torch.long,
+                             device=rows.device)
         torch.cumsum(count, 0, out=rowptr[1:])
         return cls(rowptr, cols, num_cols)
+
+    @property
+    def device(self) -> torch.device:
+        return self.col.device
+
+    def to(self, device: torch.device | str | None) -> CSR:
+        """This index on ``device`` (itself when it is there already)."""
+        if device is None or self.col.device == torch.device(device):
+            return self
+        return CSR(self.rowptr.to(device), self.col.to(device),
+                   self.num_cols)
 
     @classmethod
     def union(cls, *parts: CSR) -> CSR:
@@ -81,7 +93,8 @@ class CSR(NamedTuple):
     def rows(self) -> Tensor:
         """The row id of every stored entry (COO row vector)."""
         return torch.repeat_interleave(
-            torch.arange(self.num_rows), self.degree())
+            torch.arange(self.num_rows, device=self.col.device),
+            self.degree(), output_size=self.nnz)
 
     def keys(self) -> Tensor:
         """Sorted ``row * num_cols + col`` keys, for membership tests with
@@ -95,13 +108,19 @@ class CSR(NamedTuple):
         """Entries of the given rows as COO ``(position in rows, col)``,
         without a Python loop over rows."""
         rows = rows.long().view(-1)
+        device = self.col.device
+        rows = rows.to(device)
         start = self.rowptr[rows]
         count = self.rowptr[rows + 1] - start
-        pos = torch.repeat_interleave(torch.arange(rows.numel()), count)
         # offset of each entry inside its row
-        first = torch.zeros(rows.numel() + 1, dtype=torch.long)
+        first = torch.zeros(rows.numel() + 1, dtype=torch.long,
+                            device=device)
         torch.cumsum(count, 0, out=first[1:])
-        offset = torch.arange(int(first[-1])) - first[:-1][pos]
+        total = int(first[-1])
+        pos = torch.repeat_interleave(
+            torch.arange(rows.numel(), device=device), count,
+            output_size=total)
+        offset = torch.arange(total, device=device) - first[:-1][pos]
         return pos, self.col[start[pos] + offset]
 
     def contains(self, rows: Tensor, cols: Tensor,
@@ -111,7 +130,7 @@ class CSR(NamedTuple):
 
         ``keys`` may pass a cached :meth:`keys` for repeated queries.
         """
-        rows = rows.long()
+        rows = rows.long().to(cols.device)
         cols = cols.long()
         if rows.dim() < cols.dim():
             rows = rows.view(*rows.shape,

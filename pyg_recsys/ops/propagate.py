@@ -32,6 +32,11 @@ with ``index`` costs :math:`2(K - 1)` full SpMMs and two small ones:
   one small transposed product with the same row slice and :math:`K - 1`
   full SpMMs.
 
+On devices other than the CPU (:func:`~pyg_recsys.ops.device.sync_free`)
+``index`` is served by the full product and a gather instead: the size of
+the row slice would have to be read on the host, a wait for the device in
+every step.
+
 Nothing is saved for the backward pass but the row slice: the map is linear
 in :math:`\mathbf{E}^{(0)}`.  Repeated entries of ``index`` (users and items
 recur within a batch) are deduplicated with ``torch.unique`` before the
@@ -50,6 +55,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from pyg_recsys.ops import device as ops_device
 from pyg_recsys.ops.adj import NormAdj, RowSlice
 
 
@@ -116,6 +122,15 @@ def propagate(adj: NormAdj, x: Tensor, num_layers: int,
                              'the layer-0 rows of all nodes are x itself')
         return _FullPropagate.apply(x, adj, alpha, backend)
     shape = (*index.shape, x.size(1))
+    if ops_device.sync_free(x.device):
+        # the row slice needs its size on the host: propagate in full and
+        # gather instead (2K full products, no wait on the device)
+        flat = index.reshape(-1)
+        out = _FullPropagate.apply(x, adj, alpha, backend)
+        out = out.index_select(0, flat).view(shape)
+        if return_layer0:
+            return out, x.index_select(0, flat).view(shape)
+        return out
     uniq, inv = torch.unique(index.view(-1), return_inverse=True)
     out, layer0 = _RowPropagate.apply(x, adj, alpha, uniq, backend)
     inv = inv.view(-1)

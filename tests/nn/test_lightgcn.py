@@ -260,3 +260,47 @@ def test_constructor_takes_the_pair_objective():
     assert (model.pair_loss, model.temperature) == ('softmax', 0.5)
     with pytest.raises(ValueError, match="unknown pair_loss 'hinge'"):
         LightGCN(2, 3, edges, pair_loss='hinge')
+
+
+@pytest.mark.parametrize('update', ['fused_adam', 'sgd_momentum', 'data'])
+def test_eval_cache_sees_updates_without_version_bump(update):
+    # fused Adam and writes through .data leave the version counter alone;
+    # the switch to evaluation mode (every evaluator calls eval()) must
+    # still drop the cached embeddings
+    torch.manual_seed(0)
+    model = make()
+    users = torch.arange(NU)
+    batch = PairBatch(torch.tensor([0, 1]), torch.tensor([0, 1]),
+                      torch.tensor([3, 2]))
+    if update == 'fused_adam':
+        opt = torch.optim.Adam(model.parameters(), lr=0.1, fused=True)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
+    version = model.embedding.weight._version
+    for _ in range(3):
+        model.eval()
+        before = model.score(users).clone()
+        model.train()
+        if update == 'data':
+            model.embedding.weight.data.mul_(1.5)
+        else:
+            opt.zero_grad()
+            model.loss(batch).backward()
+            opt.step()
+        model.eval()
+        after = model.score(users)
+        with torch.no_grad():
+            final = propagate_ref(model)
+        assert torch.allclose(after, final[:NU] @ final[NU:].t(), atol=1e-6)
+        assert not torch.allclose(before, after)
+    if update != 'sgd_momentum':  # the case the version key alone missed
+        assert model.embedding.weight._version == version
+
+
+def propagate_ref(model):
+    """The final embeddings without any cache (training mode)."""
+    was = model.training
+    model.train()
+    out = model()
+    model.train(was)
+    return out

@@ -43,12 +43,14 @@ class EmbeddingRecommender(torch.nn.Module):
     In evaluation mode (``model.eval()``) :meth:`score` and
     :meth:`recommend` compute the final embeddings once and reuse them
     across calls, so scoring all users in chunks costs one forward pass.
-    The cache is keyed on the version counter and storage of the embedding
-    table (and whatever :meth:`_cache_key` adds): any in-place update
-    (optimizer step, :meth:`reset_parameters`, ``load_state_dict``) or
-    device move invalidates it.  Updates that bypass the version counter
-    (writing through ``weight.data``) are not seen; call
-    :meth:`clear_cache` after those.
+    Every switch of mode (``model.train()``, ``model.eval()``) drops the
+    cache, and so does any in-place update seen by the table's version
+    counter (``load_state_dict``, :meth:`reset_parameters`) or a device
+    move.  Fused optimizers and writes through ``weight.data`` do not bump
+    the version counter, which is why the mode switch is the rule: every
+    evaluator calls ``model.eval()`` first.  After changing the weights
+    in evaluation mode by hand, call ``model.eval()`` (or
+    :meth:`clear_cache`) again.
 
     Args:
         num_users: Number of users :math:`U`.
@@ -247,6 +249,11 @@ class EmbeddingRecommender(torch.nn.Module):
     def clear_cache(self) -> None:
         """Drops the cached final embeddings of evaluation mode."""
         self._cache = None
+
+    def train(self, mode: bool = True) -> EmbeddingRecommender:
+        """Sets the mode (``eval()`` calls it too) and drops the cache."""
+        self.clear_cache()
+        return super().train(mode)
 
     def embeddings(self) -> tuple[Tensor, Tensor]:
         """Final ``(user_emb, item_emb)``; cached in evaluation mode when

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from pyg_recsys.nn.conv.ngcf_conv import NGCFConv
 from pyg_recsys.nn.models.base import GraphEmbeddingRecommender
+from pyg_recsys.ops import device as ops_device
 from pyg_recsys.ops.adj import NormAdj
 
 
@@ -195,11 +196,16 @@ class NGCF(GraphEmbeddingRecommender):
             return torch.cat(outs, dim=-1)
 
         shape = (*index.shape, self.out_channels)
-        uniq, inv = torch.unique(index.reshape(-1), return_inverse=True)
+        if ops_device.sync_free(h.device):
+            # no wait on the device: full layers, rows gathered as given
+            uniq, inv, rows = index.reshape(-1), None, False
+        else:
+            uniq, inv = torch.unique(index.reshape(-1), return_inverse=True)
+            # The row slice pays off when the batch touches few nodes
+            # (Gowalla: 1.5-2x per step); on small graphs the full product
+            # is cheaper.
+            rows = 2 * uniq.numel() < self.num_nodes
         outs = [h.index_select(0, uniq)]
-        # The row slice pays off when the batch touches few nodes (Gowalla:
-        # 1.5-2x per step); on small graphs the full product is cheaper.
-        rows = 2 * uniq.numel() < self.num_nodes
         for k in range(self.num_layers):
             if k < self.num_layers - 1 or not rows:
                 h = self._layer(k, h, adj)
@@ -209,7 +215,9 @@ class NGCF(GraphEmbeddingRecommender):
                                      adj.rows(uniq))
                 outs.append(self._readout(h_last))
         out = torch.cat(outs, dim=-1)
-        return out.index_select(0, inv).view(shape)
+        if inv is not None:
+            out = out.index_select(0, inv)
+        return out.view(shape)
 
     def _layer(self, k: int, h, adj) -> Tensor:
         out = self.convs[k](h, adj)

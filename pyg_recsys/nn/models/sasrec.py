@@ -7,9 +7,10 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.nn import Dropout, Embedding, LayerNorm, Linear, ModuleList
+from torch.nn import Dropout, LayerNorm, Linear, ModuleList
 
 from pyg_recsys.data.session import to_padded
+from pyg_recsys.nn.embedding import Embedding
 from pyg_recsys.nn.models.session_base import PaddedSessionRecommender
 
 ACTIVATIONS = ('gelu', 'relu')

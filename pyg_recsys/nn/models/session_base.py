@@ -22,10 +22,10 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.nn import Embedding
 
 from pyg_recsys.data.session import step_batch
 from pyg_recsys.loss import bce_loss, bpr_max_loss
+from pyg_recsys.nn.embedding import Embedding
 from pyg_recsys.ops.csr import CSR
 from pyg_recsys.ops.topk import masked_topk
 
@@ -43,6 +43,15 @@ def session_items(batch, num_items: int) -> CSR:
                           num_items)
 
 
+def on_device(batch, device: torch.device):
+    """``batch`` on ``device``: itself when it is there, else a moved copy
+    (PyG's ``Batch.to`` moves in place, and the caller's batch stays
+    where it was)."""
+    if batch.length.device == device:
+        return batch
+    return batch.clone().to(device)
+
+
 def check_candidates(name: str, items: Tensor, num_rows: int) -> None:
     """Checks candidate ``items`` are ``[n]`` or ``[num_rows, n]``."""
     if items.dim() == 1 or (items.dim() == 2 and items.size(0) == num_rows):
@@ -58,10 +67,10 @@ def per_step_targets(batch) -> bool:
     total = int(batch.y.numel())
     if total == n:
         return False
-    if total == int(batch.length.sum()):
+    if total == batch.seq.numel():  # one entry of seq per step
         return True
     raise ValueError(f'session batch: y has {total} entries for {n} '
-                     f'examples with {int(batch.length.sum())} steps; give '
+                     f'examples with {batch.seq.numel()} steps; give '
                      f'one target per example or one per step')
 
 
@@ -163,7 +172,10 @@ class SessionRecommender(torch.nn.Module):
     def score(self, batch, items: Tensor | None = None) -> Tensor:
         """Next-item scores: ``[B, I]`` over all items, ``[B, n]`` for
         ``n`` candidate ``items`` shared by the examples (shape ``[n]``) or
-        per example (shape ``[B, n]``)."""
+        per example (shape ``[B, n]``).  A batch elsewhere than the
+        model is copied to the model's device."""
+        device = self.item_emb.weight.device
+        batch = on_device(batch, device)
         h = self.encode(batch)
         if items is None:
             return h @ self.item_weight().t()
@@ -191,6 +203,7 @@ class SessionRecommender(torch.nn.Module):
         if not 1 <= k <= self.num_items:
             raise ValueError(f'{type(self).__name__}.recommend: k must be in '
                              f'[1, {self.num_items}], got {k}')
+        batch = on_device(batch, self.item_emb.weight.device)
         scores = self.score(batch)
         if exclude is None:
             return scores.topk(k, dim=1)
@@ -269,8 +282,15 @@ class PaddedSessionRecommender(SessionRecommender):
     def encode_steps(self, batch) -> Tensor:
         """``[sum L, d]`` output after every step, in the order of
         ``batch.seq``."""
-        out, mask = self.encode_padded(batch)
-        return out[mask]
+        out, _ = self.encode_padded(batch)
+        # row-major positions of the real steps (no boolean mask: its
+        # size would be read back from the device)
+        length = batch.length
+        start = length.cumsum(0) - length
+        step = step_batch(batch)
+        pos = torch.arange(step.numel(), device=step.device) - start[step]
+        flat = step * out.size(1) + pos
+        return out.reshape(-1, out.size(-1)).index_select(0, flat)
 
     def forward(self, batch) -> Tensor:
         """Alias of :meth:`encode`."""

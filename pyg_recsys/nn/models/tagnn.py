@@ -6,11 +6,12 @@ from torch import Tensor
 from torch.nn import Linear
 from torch_geometric.utils import to_dense_batch
 
-from pyg_recsys.data.session import step_batch
+from pyg_recsys.data.session import max_length, step_batch
 from pyg_recsys.nn.conv.srgnn_conv import SRGNNConv, SRGNNReadout
 from pyg_recsys.nn.models.session_base import (
     SessionRecommender,
     check_candidates,
+    on_device,
 )
 
 
@@ -118,7 +119,8 @@ class TAGNN(SessionRecommender):
         step = step_batch(batch)
         num = batch.last.numel()
         a = self.readout(h[batch.last], hs, step)
-        hs, mask = to_dense_batch(hs, step, batch_size=num)
+        hs, mask = to_dense_batch(hs, step, batch_size=num,
+                                  max_num_nodes=max_length(batch))
         qt = self.linear_t(hs)  # no bias: padded rows stay zero
         return a, qt, hs, mask
 
@@ -131,8 +133,10 @@ class TAGNN(SessionRecommender):
     def score(self, batch, items: Tensor | None = None) -> Tensor:
         """Next-item scores: ``[B, I]`` over all items, or ``[B, n]`` for
         candidate ``items`` shared (``[n]``) or per example (``[B, n]``),
-        ``item_chunk`` items at a time."""
-        a, qt, hs, mask = self._encode(batch)
+        ``item_chunk`` items at a time (the batch copied to the model's
+        device if it is elsewhere)."""
+        a, qt, hs, mask = self._encode(
+            on_device(batch, self.item_emb.weight.device))
         if items is None or items.dim() == 1:
             weight = (self.item_weight() if items is None
                       else self.item_emb(items))
