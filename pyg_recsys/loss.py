@@ -151,7 +151,8 @@ def l2_reg(*tensors: Tensor, batch_size: int | None = None) -> Tensor:
     return 0.5 * total / max(batch_size, 1)
 
 
-def info_nce(z1: Tensor, z2: Tensor, temperature: float = 0.2) -> Tensor:
+def info_nce(z1: Tensor, z2: Tensor, temperature: float = 0.2,
+             keep: Tensor | None = None) -> Tensor:
     r"""InfoNCE between two views of the same rows (Oord et al., 2018), as
     used by SGL and SimGCL: row :math:`i` of ``z2`` is the positive of row
     :math:`i` of ``z1`` and every other row of ``z2`` a negative.
@@ -171,6 +172,10 @@ def info_nce(z1: Tensor, z2: Tensor, temperature: float = 0.2) -> Tensor:
         z1: ``[n, d]`` first view.
         z2: ``[n, d]`` second view of the same ``n`` rows.
         temperature: Softmax temperature :math:`\tau > 0`.
+        keep: Optional ``[n]`` bool mask: the loss over the kept rows
+            only, each against the kept rows of ``z2`` (rows repeated in a
+            batch kept once gives the loss of the distinct rows without
+            selecting them, a size the host would have to read).
     """
     if z1.dim() != 2 or z1.shape != z2.shape:
         raise ValueError(f'info_nce: z1 and z2 must both have shape [n, d], '
@@ -183,4 +188,12 @@ def info_nce(z1: Tensor, z2: Tensor, temperature: float = 0.2) -> Tensor:
     z2 = F.normalize(z2, dim=-1)
     logits = z1 @ z2.t()
     target = torch.arange(z1.size(0), device=z1.device)
-    return F.cross_entropy(logits, target)
+    if keep is None:
+        return F.cross_entropy(logits, target)
+    keep = keep.view(-1)
+    logits = logits.masked_fill(~keep.view(1, -1), float('-inf'))
+    loss = F.cross_entropy(logits, target, reduction='none')
+    # rows left out have their own column masked (an infinite loss): zero
+    # them, their gradient is zero too
+    loss = torch.where(keep, loss, loss.new_zeros(()))
+    return loss.sum() / keep.sum().clamp_min(1)

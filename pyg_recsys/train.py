@@ -83,6 +83,19 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.use_deterministic_algorithms(True, warn_only=True)
 
 
+def adam(params: Iterable[Tensor], lr: float = 1e-3,
+         weight_decay: float = 0.0) -> torch.optim.Adam:
+    """Adam, fused (one kernel over all parameters) where torch has it for
+    the parameters' device, else torch's default implementation; the
+    updates are the same.  Make it after moving the model."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay,
+                                fused=True)
+    except (RuntimeError, TypeError):  # no fused Adam for this device
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+
+
 def _rng_state() -> dict[str, Any]:
     """The random states, as tensors and plain values (``weights_only``
     loadable): Python, NumPy, torch's CPU generator and, once CUDA is in
@@ -130,14 +143,17 @@ def _to_device(batch: Any, device: torch.device | str | None) -> Any:
     if device is None:
         return batch
     device = torch.device(device)
-    if isinstance(batch, Tensor) or (hasattr(batch, 'to')
-                                     and not isinstance(batch, tuple)):
-        if getattr(batch, 'device', None) == device:
+    if isinstance(batch, Tensor):
+        if batch.device == device:
             return batch
-        if device.type == 'cuda' and hasattr(batch, 'pin_memory'):
-            if not isinstance(batch, Tensor) or batch.device.type == 'cpu':
-                batch = batch.pin_memory()
-            return batch.to(device, non_blocking=True)
+        if device.type == 'cuda' and batch.device.type == 'cpu':
+            return batch.pin_memory().to(device, non_blocking=True)
+        return batch.to(device)
+    if hasattr(batch, 'to') and not isinstance(batch, tuple):  # PyG data
+        on_cpu = not getattr(batch, 'is_cuda', False)
+        if device.type == 'cuda' and on_cpu and hasattr(batch,
+                                                        'pin_memory'):
+            return batch.pin_memory().to(device, non_blocking=True)
         return batch.to(device)
     if isinstance(batch, tuple) and hasattr(batch, '_fields'):
         return type(batch)(*(_to_device(b, device) for b in batch))
@@ -475,8 +491,9 @@ class Trainer:
             ``set_epoch(epoch)`` has it called before each epoch (loaders
             that reseed per epoch make resumed runs exact).
         evaluator: ``evaluator(model, part) -> {metric: value}``.
-        optimizer: Defaults to Adam with ``lr`` over the model's parameters;
-            with several loaders also a mapping objective -> optimizer.
+        optimizer: Defaults to Adam (:func:`adam`, fused where torch has
+            it) with ``lr`` over the model's parameters; with several
+            loaders also a mapping objective -> optimizer.
         schedule: ``'sequential'`` or ``'interleave'`` (several loaders).
         lr: Learning rate of the default optimizer.
         epochs: Maximum number of epochs.
@@ -566,8 +583,7 @@ class Trainer:
                 loader.shard(self.rank, self.world_size)
         self.schedule = schedule
         self.evaluator = evaluator
-        self.optimizer = optimizer or torch.optim.Adam(model.parameters(),
-                                                       lr=lr)
+        self.optimizer = optimizer or adam(model.parameters(), lr=lr)
         self.check_every = check_every
         # the DistributedDataParallel wrapper, made by train_epoch and
         # dropped at the end of fit (see _wrap)
@@ -595,6 +611,7 @@ class Trainer:
         self.lr_step = lr_step
         self.lr_gamma = lr_gamma
         self.last_losses: dict[str | None, float] = {}
+        self.last_steps = 0
         self._reset_state()
 
     @staticmethod
@@ -780,6 +797,7 @@ class Trainer:
                 total[name], count[name] = both[0], float(both[1])
         self.last_losses = {name: float(total[name]) / max(count[name], 1)
                             for name in self.loaders}
+        self.last_steps = step
         return sum(self.last_losses.values())
 
     def _wrap(self) -> nn.Module:
@@ -864,7 +882,8 @@ class Trainer:
             loss = self.train_epoch()
             record: dict[str, Any] = dict(
                 epoch=self.epoch, loss=loss,
-                train_seconds=time.perf_counter() - t0)
+                train_seconds=time.perf_counter() - t0,
+                steps=self.last_steps)
             if None not in self.last_losses:
                 record['losses'] = dict(self.last_losses)
             if self.epoch % self.eval_every == 0 or self.epoch == self.epochs:

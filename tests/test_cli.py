@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from pyg_recsys.cli import main
+from pyg_recsys.cli.table import MODELS, NEXT_ITEM
 
 SHARED = Path(__file__).resolve().parents[2] / 'shared' / 'datasets'
 ML = SHARED / 'movielens-100k' / 'raw'
@@ -521,3 +522,102 @@ def test_side_relations_reach_graph_models(env):
                        r'simgcl\)'):
         main(['train', '--model', 'mf', '--dataset', 'lastfm-kg',
               '--side-relations', '--out', str(env / 'x')])
+
+
+# -- devices ------------------------------------------------------------------
+
+DEVICES = ['cpu', pytest.param('cuda', marks=pytest.mark.cuda)]
+
+
+@needs_ml
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('model', sorted(MODELS))
+def test_every_model_on_the_device_given(env, model, device):
+    # the same code path on every device: a tensor made without device=
+    # fails here on a GPU machine instead of running on the CPU unseen
+    out = env / f'{model}-{device}'
+    common = ['-q', 'train', '--model', model, '--device', device,
+              '--epochs', '1', '--dim', '8', '--no-progress', '--out',
+              str(out)]
+    if MODELS[model].task == NEXT_ITEM:
+        raw = _write_s3rec(env / 'raw')
+        args = [*common, '--dataset', 'beauty', '--raw-dir', str(raw),
+                '--batch-size', '32', '--sampled-negatives', '5']
+    else:
+        layers = ['--layers', '1'] if '--layers' in allowed_flags(model) \
+            else []
+        args = [*common, '--dataset', 'movielens-100k', '--batch-size',
+                '8192', *layers]
+    assert main(args) == 0
+    metrics = json.loads((out / 'metrics.json').read_text())
+    config = json.loads((out / 'config.json').read_text())
+    assert torch.device(metrics['device']).type == device
+    assert torch.device(config['device']).type == device
+    assert metrics['world_size'] == 1
+    values = list(metrics['test'].values())
+    assert values and all(0.0 <= v <= 1.0 for v in values)
+    # the weights load on a CPU-only machine (map_location) and recommend
+    if MODELS[model].task != NEXT_ITEM:
+        assert main(['recommend', '--run', str(out), '--user', '1',
+                     '--k', '3']) == 0
+
+
+def allowed_flags(model):
+    from pyg_recsys.cli.run import _flag, allowed_options
+    return {_flag(dest) for dest in allowed_options(model)}
+
+
+def test_device_errors(env):
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match='no CUDA device'):
+            main(['train', '--model', 'mf', '--dataset', 'movielens-100k',
+                  '--device', 'cuda', '--out', str(env / 'x')])
+        assert not (env / 'x').exists()  # nothing written
+    with pytest.raises(SystemExit, match="'meta': only 'cpu' and 'cuda'"):
+        main(['train', '--model', 'mf', '--dataset', 'movielens-100k',
+              '--device', 'meta', '--out', str(env / 'y')])
+    with pytest.raises(SystemExit, match="'tpu' is not a device name"):
+        main(['train', '--model', 'mf', '--dataset', 'movielens-100k',
+              '--device', 'tpu', '--out', str(env / 'y')])
+    assert not (env / 'y').exists()
+
+
+@pytest.fixture
+def cuda_tagged():
+    """``retag(path)``: rewrites a checkpoint as if its tensors had been
+    saved from ``cuda:0`` (torch records each storage's device), so a CPU
+    machine can test loading a GPU-trained run."""
+    from torch import serialization
+
+    def tagger(obj):
+        return 'cuda:0' if obj.device.type == 'cpu' else None
+
+    def retag(path):
+        state = torch.load(path, weights_only=True)
+        serialization.register_package(0, tagger, lambda obj, loc: None)
+        try:
+            torch.save(state, path)
+        finally:
+            serialization._package_registry[:] = [
+                e for e in serialization._package_registry
+                if e[1] is not tagger]
+    return retag
+
+
+@needs_ml
+def test_gpu_trained_run_resumes_and_recommends_on_cpu(env, cuda_tagged,
+                                                       capsys):
+    out = env / 'run'
+    assert _train(out, '--epochs', '1') == 0
+    for name in ('last.pt', 'best.pt'):
+        cuda_tagged(out / name)
+    if not torch.cuda.is_available():  # the tag is there: plain load fails
+        with pytest.raises(RuntimeError, match='CUDA'):
+            torch.load(out / 'best.pt', weights_only=True)
+    capsys.readouterr()
+    assert main(['recommend', '--run', str(out), '--user', '1',
+                 '--k', '3']) == 0
+    assert 'top 3 for user 1' in capsys.readouterr().out
+    assert _train(out, '--epochs', '2', '--resume', '--device', 'cpu') == 0
+    metrics = json.loads((out / 'metrics.json').read_text())
+    assert [r['epoch'] for r in metrics['epochs']] == [1, 2]

@@ -112,3 +112,31 @@ def test_readme_cli_commands_parse_and_pass_the_option_checks():
         args = build_parser().parse_args(cmd[1:])
         if args.command == 'train':
             check_options(args)
+
+
+def test_gpu_check_needs_no_compiled_extensions(tmp_path):
+    """The GPU machine has torch and PyG only: ``benchmarks/gpu_check.py``
+    must run with torch-scatter, torch-sparse and ogb unimportable."""
+    prelude = ('import runpy, sys\n'
+               'for m in ("torch_scatter", "torch_sparse", "ogb"):\n'
+               '    sys.modules[m] = None\n'
+               'sys.argv = sys.argv[1:]\n'
+               'runpy.run_path(sys.argv[0], run_name="__main__")\n')
+    script = ROOT / 'benchmarks' / 'gpu_check.py'
+    env = dict(os.environ, OMP_NUM_THREADS='1',
+               PYG_RECSYS_ROOT=str(tmp_path / 'data'))
+    res = subprocess.run(
+        [sys.executable, '-c', prelude, str(script), '--device', 'cpu',
+         '--smoke', '--out', str(tmp_path)], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    import json
+    record = json.loads((tmp_path / 'gpu_check_smoke.json').read_text())
+    assert not record['failed']
+    from pyg_recsys.cli.table import MODELS
+    models = {r['model'] for r in record['rows']}
+    assert set(MODELS) <= models
+    assert {'PyG LightGCN (edge_index)', 'PyG LightGCN (csr)'} <= models
+    # the device code path of every model trains without a read-back
+    assert all(r['sync'] == [] for r in record['rows']
+               if r['sync'] is not None)

@@ -326,9 +326,10 @@ def _plot_curve(history: list[dict], monitor: str, path: Path) -> bool:
 def cmd_train(args: argparse.Namespace) -> int:
     """``pyg-recsys train``; under ``torchrun`` every process runs it, and
     only rank 0 writes the run folder and prints."""
-    from pyg_recsys.ops.device import dist_info
+    from pyg_recsys.ops.device import dist_info, keep_freed_memory
     from pyg_recsys.train import init_distributed, shutdown_distributed
     check_options(args)
+    keep_freed_memory()
     try:
         device = init_distributed(args.device)
     except ValueError as e:
@@ -342,7 +343,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace, device: torch.device, rank: int,
            world: int) -> int:
-    from pyg_recsys.train import Trainer, seed_everything
+    from pyg_recsys.train import Trainer, adam, seed_everything
     spec = MODELS[args.model]
     driver = DRIVERS[spec.task]
     out = Path(args.out).resolve()
@@ -379,8 +380,9 @@ def _train(args: argparse.Namespace, device: torch.device, rank: int,
     driver.prepare(data, args, model)
     loader = driver.loader(data, args, model)
     evaluator = driver.evaluator(data, args)
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr,
-                                 weight_decay=args.weight_decay)
+    model.to(device)  # the fused optimizer is made for the device
+    optimizer = adam(model.parameters(), lr=args.lr,
+                     weight_decay=args.weight_decay)
 
     # one process writes the run folder (rank 0 under torchrun); the
     # others read its checkpoints when resuming

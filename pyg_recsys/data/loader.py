@@ -314,6 +314,13 @@ class LinkNeighborPairLoader(EpochSeeded):
     def __len__(self) -> int:
         return len(self.loader)
 
+    def shard(self, rank: int, world_size: int) -> LinkNeighborPairLoader:
+        """Not supported: PyG's sampler draws each subgraph whole."""
+        raise ValueError('LinkNeighborPairLoader cannot be sharded over '
+                         'processes (PyG samples each batch as one '
+                         'subgraph); train sage/gat without --minibatch '
+                         'under torchrun, or in one process')
+
     def __iter__(self) -> Iterator[HeteroData]:
         state = self.epoch_generator().get_state()
         it = None

@@ -54,6 +54,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from pyg_recsys.ops import device as ops_device
 from pyg_recsys.ops.adj import NormAdj, RowSlice
 from pyg_recsys.ops.propagate import (
     _full_backward,
@@ -135,6 +136,17 @@ def perturbed_propagate(adj: NormAdj, x: Tensor, num_layers: int,
         return out[0] if single else out
     shape = (V, *index.shape, x.size(1))
     flat = index.reshape(-1)
+    if ops_device.sync_free(x.device):
+        # no row slice (its size would be read on the host): all rows of
+        # every view, then a gather (see pyg_recsys.ops.propagate)
+        out, _ = _NoisyPropagate.apply(x, adj, alpha, eps_t, None,
+                                       generator, noise, backend)
+        out = out.index_select(1, flat).view(shape)
+        if single:
+            out = out[0]
+        if return_layer0:
+            return out, x.index_select(0, flat).view(shape[1:])
+        return out
     if flat.numel() > 0 and bool((flat[1:] > flat[:-1]).all()):
         uniq, inv = flat, None  # sorted distinct ids: no sort, no gather
     else:

@@ -96,3 +96,50 @@ def test_a_sampler_with_only_sample_still_works():
 
     batch = next(iter(PairLoader(PAIRS, Fixed(), batch_size=2)))
     assert batch.neg.tolist() == [5, 5] and batch.neg_mask is None
+
+
+def test_shards_are_slices_of_the_same_global_batches():
+    pairs = torch.stack([torch.arange(12) % 4, torch.arange(12) % 7])
+    seen = CSR.from_pairs(pairs[0], pairs[1], 4, 9)
+
+    def make():
+        return PairLoader(pairs, UniformSampler(9, exclude=seen),
+                          batch_size=5, num_neg=2, seed=3)
+
+    whole = list(make())
+    parts = [list(make().shard(r, 2)) for r in range(2)]
+    assert len(parts[0]) == len(parts[1]) == len(whole) == 3
+    for b, full in enumerate(whole):
+        a, c = parts[0][b], parts[1][b]
+        for field in ('user', 'pos', 'neg'):
+            joined = torch.cat([getattr(a, field), getattr(c, field)])
+            assert torch.equal(joined, getattr(full, field))
+        # shares of 5 pairs are 2 and 3 (of the last 2: 1 and 1); the
+        # scales average to 1
+        n = full.user.numel()
+        assert a.loss_scale == pytest.approx(a.user.numel() * 2 / n)
+        assert (a.loss_scale + c.loss_scale) / 2 == pytest.approx(1.0)
+    assert whole[0].loss_scale == 1.0
+
+
+def test_shard_errors():
+    pairs = torch.stack([torch.arange(5), torch.arange(5)])
+    loader = PairLoader(pairs, UniformSampler(9), batch_size=4)
+    with pytest.raises(ValueError, match=r'rank must lie in \[0, 2\)'):
+        loader.shard(2, 2)
+    loader.shard(0, 4)
+    # the last batch holds one pair: nothing left for rank 0 of 4
+    with pytest.raises(ValueError, match='leaves none to process 0 of 4'):
+        list(loader)
+
+
+def test_loader_on_a_device_keeps_its_stream():
+    # .to() (here the CPU again) leaves the batches as they were
+    pairs = torch.stack([torch.arange(20) % 5, torch.arange(20) % 8])
+    seen = CSR.from_pairs(pairs[0], pairs[1], 5, 8)
+    a = PairLoader(pairs, UniformSampler(8, exclude=seen), batch_size=6)
+    b = PairLoader(pairs, UniformSampler(8, exclude=seen), batch_size=6,
+                   device='cpu')
+    for x, y in zip(a, b):
+        assert torch.equal(x.neg, y.neg) and torch.equal(x.user, y.user)
+        assert not seen.contains(x.user, x.neg).any()

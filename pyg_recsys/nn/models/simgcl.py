@@ -8,6 +8,7 @@ from torch import Tensor
 from pyg_recsys.data.loader import PairBatch
 from pyg_recsys.loss import info_nce, l2_reg
 from pyg_recsys.nn.models.base import GraphEmbeddingRecommender
+from pyg_recsys.ops import device as ops_device
 from pyg_recsys.ops.perturb import perturbed_propagate
 from pyg_recsys.ops.propagate import propagate
 
@@ -150,9 +151,10 @@ class SimGCL(GraphEmbeddingRecommender):
         user, pos, neg, mask, shared = self._unpack(batch)
         B, U = user.numel(), self.num_users
         num_bpr = 2 * B + neg.numel()
-        nodes, inv = torch.unique(torch.cat([user, pos + U,
-                                             neg.reshape(-1) + U]),
-                                  return_inverse=True)
+        ids = torch.cat([user, pos + U, neg.reshape(-1) + U])
+        if ops_device.sync_free(ids.device):
+            return self._loss_sync_free(ids, user, pos, neg, mask, shared)
+        nodes, inv = torch.unique(ids, return_inverse=True)
         m = nodes.numel()
         contrast = self.cl_weight > 0
         sel = inv
@@ -187,8 +189,46 @@ class SimGCL(GraphEmbeddingRecommender):
             loss = loss + self.cl_weight * cl_loss
         return loss
 
+    def _loss_sync_free(self, ids: Tensor, user: Tensor, pos: Tensor,
+                        neg: Tensor, mask: Tensor | None, shared: bool
+                        ) -> Tensor:
+        """:meth:`loss` without reading a size back from the device: the
+        views of all nodes, gathered at the batch's rows as they come, and
+        the InfoNCE of the distinct users and positives through a mask of
+        first occurrences instead of ``torch.unique``."""
+        B = user.numel()
+        contrast = self.cl_weight > 0
+        eps = (0.0, self.eps, self.eps) if contrast else (0.0, )
+        views, layer0 = perturbed_propagate(
+            self.adj, self.embedding.weight, self.num_layers, eps,
+            self.alpha, ids, return_layer0=True)
+        e_u, e_p, e_n = views[0].split([B, B, neg.numel()])
+        loss = self._batch_loss(e_u, e_p, e_n, neg, mask, shared)
+        if self.reg_weight > 0:
+            loss = loss + self.reg_weight * l2_reg(layer0, batch_size=B)
+        if contrast:
+            v1, v2 = views[1], views[2]
+            cl_loss = (info_nce(v1[:B], v2[:B], self.cl_temperature,
+                                keep=_first_occurrence(user)) +
+                       info_nce(v1[B:2 * B], v2[B:2 * B],
+                                self.cl_temperature,
+                                keep=_first_occurrence(pos)))
+            loss = loss + self.cl_weight * cl_loss
+        return loss
+
     def __repr__(self) -> str:
         return (f'{type(self).__name__}({self.num_users} users, '
                 f'{self.num_items} items, '
                 f'embedding_dim={self.embedding_dim}, '
                 f'num_layers={self.num_layers}, eps={self.eps})')
+
+
+def _first_occurrence(ids: Tensor) -> Tensor:
+    """``[n]`` bool: ``True`` at the first occurrence of each id."""
+    order = torch.sort(ids, stable=True)[1]
+    ordered = ids.index_select(0, order)
+    first = torch.ones_like(ids, dtype=torch.bool)
+    first[1:] = ordered[1:] != ordered[:-1]
+    keep = torch.empty_like(first)
+    keep[order] = first
+    return keep
