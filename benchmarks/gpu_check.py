@@ -194,21 +194,15 @@ def sync_points(trainer: Trainer, loader, device: torch.device
 
 # ----------------------------------------------------------------------
 # the peer: PyG's LightGCN as its example trains it
-def read_lightgcn(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    users, items = [], []
-    for line in open(path):
-        xs = line.split()
-        if len(xs) > 1:
-            users += [int(xs[0])] * (len(xs) - 1)
-            items += map(int, xs[1:])
-    return torch.tensor(users), torch.tensor(items)
-
-
 def pyg_epoch(folder: Path, adj_kind: str, device: torch.device,
               batch_size: int, dim: int = 64) -> dict:
     from torch_geometric.nn.models import LightGCN
-    tu, ti = read_lightgcn(folder / 'train.txt')
-    su, si = read_lightgcn(folder / 'test.txt')
+
+    from pyg_recsys.datasets.lightgcn import read_lightgcn
+    tu, ti = (torch.from_numpy(a) for a in
+              read_lightgcn(str(folder / 'train.txt')))
+    su, si = (torch.from_numpy(a) for a in
+              read_lightgcn(str(folder / 'test.txt')))
     nu = int(max(tu.max(), su.max())) + 1
     ni = int(max(ti.max(), si.max())) + 1
     n = nu + ni
