@@ -125,9 +125,10 @@ def bpr_max_loss(pos: Tensor, neg: Tensor, mask: Tensor | None = None,
     diff = torch.sigmoid(pos.unsqueeze(1) - neg)
     loss = -torch.log((weight * diff).sum(1) + 1e-24) \
         + reg * (weight * neg.pow(2)).sum(1)
-    if not bool(keep.any()):
-        return neg.sum() * 0.0
-    return loss[keep].mean()
+    # the mean over the rows with a negative, by a masked sum (selecting
+    # them would read their number back from the device)
+    keep = keep.to(loss.dtype)
+    return (loss * keep).sum() / keep.sum().clamp_min(1.0)
 
 
 def l2_reg(*tensors: Tensor, batch_size: int | None = None) -> Tensor:

@@ -143,13 +143,16 @@ class RankingMetrics:
             raise ValueError(f'RankingMetrics.update: topk_items must have '
                              f'shape [B, >= {self.max_k}] (max of ks), got '
                              f'{tuple(topk_items.shape)}')
-        users = users.view(-1).long().cpu()
-        targets = targets.to('cpu')
+        # computed where the ranked items are (pass targets there too, or
+        # they are copied at every call)
+        device = topk_items.device
+        users = users.view(-1).long().to(device)
+        targets = targets.to(device)
         if users.numel() != topk_items.size(0):
             raise ValueError(f'RankingMetrics.update: got {users.numel()} '
                              f'users for {topk_items.size(0)} rows of '
                              f'topk_items; pass one user per row')
-        items = topk_items[:, :self.max_k].long().cpu()
+        items = topk_items[:, :self.max_k].long()
         if items.numel() > 0 and int(items.max()) >= targets.num_cols:
             raise ValueError(f'RankingMetrics.update: item id '
                              f'{int(items.max())} is out of range for '
@@ -161,10 +164,11 @@ class RankingMetrics:
         if users.numel() == 0:
             return
         hit = _hits(items, users, targets)
-        # The metric math runs on row blocks small enough for torch to run
-        # each op serially: a parallel op on a shared CPU can wait a whole
-        # scheduler time slice for its second thread.
-        rows = max(1, _SERIAL_NUMEL // self.max_k)
+        # On a CPU the metric math runs on row blocks small enough for
+        # torch to run each op serially: a parallel op on a shared CPU can
+        # wait a whole scheduler time slice for its second thread.
+        rows = (max(1, _SERIAL_NUMEL // self.max_k)
+                if device.type == 'cpu' else hit.size(0))
         for i in range(0, hit.size(0), rows):
             self._values.append(
                 self._per_user(hit[i:i + rows], num_pos[i:i + rows]))
@@ -172,11 +176,16 @@ class RankingMetrics:
     def _per_user(self, hit: Tensor, num_pos: Tensor) -> Tensor:
         """Per-user metric values ``[B, len(keys)]`` (float64) from the hit
         matrix ``[B, K_max]``."""
+        device = hit.device
+        if self._discount.device != device:
+            self._discount = self._discount.to(device)
+            self._idcg = self._idcg.to(device)
+            self._rank = self._rank.to(device)
         rel = hit.to(torch.float64)
         num_pos = num_pos.to(torch.float64)
         cum_hit = rel.cumsum(1)
         last = [k - 1 for k in self.ks]
-        ks = torch.tensor(self.ks, dtype=torch.float64)
+        ks = torch.tensor(self.ks, dtype=torch.float64, device=device)
         n_hit = cum_hit[:, last]  # [B, len(ks)]
         out = []
         for name in self.metrics:
@@ -213,7 +222,7 @@ class RankingMetrics:
         """
         if self._values:
             values = torch.cat(self._values)
-            sums = values.sum(0)
+            sums = values.sum(0).cpu()
             count = values.size(0)
         else:
             sums = torch.zeros(len(self.keys), dtype=torch.float64)
@@ -240,7 +249,7 @@ def _hits(items: Tensor, users: Tensor, targets: CSR) -> Tensor:
     ``row * num_cols + col`` keys of just these users' targets."""
     pos, col = targets.select(users)
     keys = pos * targets.num_cols + col  # sorted: rows in order, cols sorted
-    row = torch.arange(items.size(0)).view(-1, 1)
+    row = torch.arange(items.size(0), device=items.device).view(-1, 1)
     query = row * targets.num_cols + items
     return isin_sorted(query, keys) & (items >= 0)
 

@@ -218,7 +218,8 @@ class RankingEvaluator:
 
     Ranks all items for every user with held-out items in ``part``, masking
     known positives (training items for ``'val'``, training and validation
-    items for ``'test'``), through ``model.score(users)`` in user chunks.
+    items for ``'test'``), through ``model.score(users)`` in user chunks,
+    on the model's device (masks, top-K and metrics included).
 
     Args:
         split: The split whose parts are scored.
@@ -236,6 +237,17 @@ class RankingEvaluator:
         self.ks = tuple(ks)
         self.metrics = tuple(metrics) if metrics is not None else None
         self.batch_size = batch_size
+        self._sets: dict[tuple[str, torch.device], tuple[CSR, CSR]] = {}
+
+    def item_sets(self, part: str, device: torch.device
+                  ) -> tuple[CSR, CSR]:
+        """``(targets, exclude)`` of ``part`` on ``device``, copied there
+        once."""
+        key = (part, device)
+        if key not in self._sets:
+            self._sets[key] = (self.split.targets(part).to(device),
+                               self.split.exclude(part).to(device))
+        return self._sets[key]
 
     @torch.no_grad()
     def __call__(self, model: PairwiseRanker, part: str) -> dict[str, float]:
@@ -243,12 +255,13 @@ class RankingEvaluator:
         check_contract(model, PairwiseRanker, 'RankingEvaluator')
         model.eval()
         kwargs = {} if self.metrics is None else dict(metrics=self.metrics)
+        device = model_device(model)
         batch_size = self.batch_size
-        if batch_size is None and model_device(model).type == 'cuda':
+        if batch_size is None and device.type == 'cuda':
             # a GPU wants few, large chunks (one launch per chunk)
             batch_size = max(1, GPU_CHUNK_SCORES // self.split.num_items)
-        return evaluate_ranking(model.score, self.split.targets(part),
-                                self.split.exclude(part), ks=self.ks,
+        targets, exclude = self.item_sets(part, device)
+        return evaluate_ranking(model.score, targets, exclude, ks=self.ks,
                                 batch_size=batch_size,
                                 distributed=dist_info()[1] > 1, **kwargs)
 
@@ -525,7 +538,9 @@ class Trainer:
         check_every: Check that the loss is finite every this many steps
             (and at the end of each epoch).  The check reads a value back
             from the device, so it is not done every step; a non-finite
-            loss stops training at the next check.
+            loss stops training at the next check.  With several
+            processes, only the epoch's reduced loss is checked (all of
+            them stop together).
 
     Several processes: when a ``torch.distributed`` process group is
     initialised (``torchrun``; :func:`init_distributed`), the model is
@@ -657,7 +672,21 @@ class Trainer:
     def best_path(self) -> Path | None:
         return self.out_dir / 'best.pt' if self.out_dir else None
 
+    def _rng_states(self) -> dict[str, Any]:
+        """This process's random states; with several processes, also
+        every process's under ``'ranks'`` (a collective: every process
+        must call it)."""
+        own = _rng_state()
+        if self.world_size == 1:
+            return own
+        import torch.distributed as dist
+        states: list[Any] = [None] * self.world_size
+        dist.all_gather_object(states, own)
+        return dict(own, ranks=states)
+
     def state_dict(self) -> dict[str, Any]:
+        """The checkpoint (with several processes a collective: see
+        :meth:`_rng_states`)."""
         opt = self.optimizer
         return dict(model=self.model.state_dict(),
                     optimizer=({k: o.state_dict() for k, o in opt.items()}
@@ -667,7 +696,7 @@ class Trainer:
                     best_value=self.best_value, best_val=self.best_val,
                     bad_evals=self.bad_evals,
                     stopped_early=self.stopped_early, test=self.test,
-                    rng=_rng_state())
+                    rng=self._rng_states())
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state['model'])
@@ -684,13 +713,19 @@ class Trainer:
         self.bad_evals = state['bad_evals']
         self.stopped_early = state['stopped_early']
         self.test = state['test']
-        _set_rng_state(state['rng'])
+        rng = state['rng']
+        ranks = rng.get('ranks')
+        if ranks is not None and len(ranks) == self.world_size:
+            rng = ranks[self.rank]  # each process its own streams
+        _set_rng_state(rng)
 
     def _checkpoint(self, model_state: dict[str, Tensor] | None = None
                     ) -> None:
-        if self.out_dir is None or self.rank != 0:
+        if self.out_dir is None:
             return
-        state = self.state_dict()
+        state = self.state_dict()  # (every process: a collective)
+        if self.rank != 0:
+            return
         if model_state is not None:
             state['model'] = model_state
         atomic_save(state, self.last_path)
@@ -783,18 +818,21 @@ class Trainer:
             total[name] += loss.detach().double() * (scale * n)
             count[name] += n
             step += 1
-            if step % self.check_every == 0:
+            # (several processes check the reduced totals at the end of the
+            # epoch only: all of them stop together, none waits for another
+            # in a collective it will never join)
+            if step % self.check_every == 0 and self.world_size == 1:
                 self._check_finite(total)
                 if self.progress:
                     mean = float(total[name]) / max(count[name], 1)
                     bar.set_postfix(loss=f'{mean:.4f}')
-        self._check_finite(total)
         if self.world_size > 1:  # the epoch's loss over all processes
             for name in total:
                 both = all_reduce_sum(torch.stack([
                     total[name],
                     total[name].new_tensor(float(count[name]))]))
                 total[name], count[name] = both[0], float(both[1])
+        self._check_finite(total)
         self.last_losses = {name: float(total[name]) / max(count[name], 1)
                             for name in self.loaders}
         self.last_steps = step
@@ -804,21 +842,23 @@ class Trainer:
         """The model's loss in
         :class:`~torch.nn.parallel.DistributedDataParallel` (which
         broadcasts rank 0's weights on construction)."""
-        import inspect
+        import warnings
 
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        # buffers (a model's adjacency) are the same in every process:
-        # never re-broadcast them before a step (the option was renamed in
-        # torch 2.13)
-        no_sync = ('forward_sync_buffers'
-                   if 'forward_sync_buffers' in inspect.signature(
-                       DDP).parameters else 'broadcast_buffers')
-        return DDP(_Objective(self.model),
-                   device_ids=([self.device.index or 0]
-                               if self.device.type == 'cuda' else None),
-                   find_unused_parameters=len(self.loaders) > 1,
-                   **{no_sync: False})
+        # Buffers (a model's adjacency, built from the same split in every
+        # process) are never broadcast, neither at construction nor before
+        # a step: some are sparse tensors, which cannot be.  torch 2.13
+        # deprecates broadcast_buffers, but its successor still broadcasts
+        # at construction.
+        with warnings.catch_warnings():
+            warnings.filterwarnings('ignore', category=FutureWarning,
+                                    message='.*broadcast_buffers')
+            return DDP(_Objective(self.model),
+                       device_ids=([self.device.index or 0]
+                                   if self.device.type == 'cuda' else None),
+                       find_unused_parameters=len(self.loaders) > 1,
+                       broadcast_buffers=False)
 
     def _check_finite(self, total: dict[str | None, Tensor]) -> None:
         for name, value in total.items():

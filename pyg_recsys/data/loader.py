@@ -60,11 +60,25 @@ class EpochSeeded:
         ``DistributedDataParallel`` averages gradients over, is the loss of
         the whole batch.
         """
+        name = type(self).__name__
         if not 0 <= rank < world_size:
-            raise ValueError(f'{type(self).__name__}.shard: rank must lie '
-                             f'in [0, {world_size}), got {rank}')
+            raise ValueError(f'{name}.shard: rank must lie in [0, '
+                             f'{world_size}), got {rank}')
+        n = self._num_examples()
+        sizes = {min(self.batch_size, n)}
+        if not self.drop_last and n % self.batch_size:
+            sizes.add(n % self.batch_size)
+        if min(sizes) < world_size:
+            raise ValueError(f'{name}.shard: a batch of {min(sizes)} '
+                             f'examples leaves nothing to some of the '
+                             f'{world_size} processes; use a batch size '
+                             f'of at least {world_size} or drop_last=True')
         self.rank, self.world_size = rank, world_size
         return self
+
+    def _num_examples(self) -> int:
+        """Examples per epoch (what the batches cut)."""
+        raise NotImplementedError
 
     def _local(self, n: int) -> tuple[slice, float]:
         """This process's slice of a global batch of ``n`` examples and
@@ -176,6 +190,26 @@ class PairLoader(EpochSeeded):
     def __len__(self) -> int:
         return self._num_batches(self.pairs.size(1))
 
+    def _num_examples(self) -> int:
+        return self.pairs.size(1)
+
+    def shard(self, rank: int, world_size: int) -> PairLoader:
+        """:meth:`EpochSeeded.shard`, for samplers that draw negatives per
+        pair.  Shared and in-batch negatives are refused with several
+        processes: a slice of the batch would score the whole batch's
+        negatives, so the masked mean and the negatives' L2 term would
+        differ from the single-process loss."""
+        if world_size > 1 and isinstance(self.sampler,
+                                         (SharedSampler, InBatchSampler)):
+            raise ValueError(
+                f'PairLoader.shard: {type(self.sampler).__name__} shares '
+                f'its negatives across the batch, which several processes '
+                f'cannot split exactly; train it in one process or use '
+                f'per-pair negatives (UniformSampler, PopularitySampler, '
+                f'PPRHardSampler, CurriculumSampler)')
+        super().shard(rank, world_size)
+        return self
+
     def _per_pair(self) -> bool:
         """Whether the sampler draws each pair's negatives on its own (and
         can therefore draw many batches at once)."""
@@ -216,17 +250,9 @@ class PairLoader(EpochSeeded):
         if self.world_size == 1:
             return batch
         part, scale = self._local(batch.user.numel())
-        if part.stop == part.start:
-            raise ValueError(f'PairLoader: a batch of {batch.user.numel()} '
-                             f'pairs leaves none to process {self.rank} of '
-                             f'{self.world_size}; use a larger batch or '
-                             f'drop_last=True')
+        # (per-pair negatives only: shard() refuses shared ones)
         mask = batch.neg_mask
-        if batch.shared:  # neg is shared, the mask has a row per pair
-            neg = batch.neg
-        else:
-            neg = batch.neg[part]
-        return PairBatch(batch.user[part], batch.pos[part], neg,
+        return PairBatch(batch.user[part], batch.pos[part], batch.neg[part],
                          None if mask is None else mask[part], batch.shared,
                          scale)
 

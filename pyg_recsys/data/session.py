@@ -456,6 +456,9 @@ class SessionLoader(EpochSeeded):
     def __len__(self) -> int:
         return self._num_batches(len(self.dataset))
 
+    def _num_examples(self) -> int:
+        return len(self.dataset)
+
     def __iter__(self):
         n = len(self.dataset)
         size = self.batch_size
@@ -489,14 +492,11 @@ class SessionLoader(EpochSeeded):
             return self.dataset.collate(index)
         lo = index.numel() * self.rank // self.world_size
         hi = index.numel() * (self.rank + 1) // self.world_size
-        if hi == lo:
-            raise ValueError(f'SessionLoader: a batch of {index.numel()} '
-                             f'examples leaves none to process {self.rank} '
-                             f'of {self.world_size}; use a larger batch or '
-                             f'drop_last=True')
-        out = self.dataset.collate(index[lo:hi])
+        out = self.dataset.collate(index[lo:hi])  # (shard() checked hi > lo)
         if self.dataset.mode == 'sequence':
-            length = self.dataset.ex_stop - self.dataset.ex_start
+            if getattr(self, '_length', None) is None:
+                self._length = self.dataset.ex_stop - self.dataset.ex_start
+            length = self._length
             total, local = length[index].sum(), length[index[lo:hi]].sum()
             scale = float(local) * self.world_size / float(total)
         else:

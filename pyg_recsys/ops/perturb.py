@@ -204,7 +204,10 @@ class _NoisyPropagate(torch.autograd.Function):
         F = x.size(1)
         clean = [v for v, e in enumerate(eps) if e == 0]
         noisy = [v for v, e in enumerate(eps) if e != 0]
-        eps_n = x.new_tensor([eps[v] for v in noisy]).view(-1, 1)
+        # made on the device by fills (a tensor from a list would be a
+        # blocking copy from the host)
+        eps_n = (torch.stack([x.new_full((), eps[v]) for v in noisy])
+                 .view(-1, 1) if noisy else x.new_empty(0, 1))
         layer0 = x if index is None else x.index_select(0, index)
         # Two tracks: `hc` [n, F], the clean propagation (shared by the
         # views up to the first noise, and by every view with eps = 0), and
@@ -242,10 +245,10 @@ class _NoisyPropagate(torch.autograd.Function):
                 t = hn if pick is None else hn.index_select(0, pick)
                 acc_n.add_(t.transpose(0, 1), alpha=alpha[k])
         out = x.new_empty(len(eps), *acc_c.shape)
-        if clean:
-            out[clean] = acc_c
-        if noisy:
-            out[noisy] = acc_n
+        for v in clean:  # integer indices: no index tensor to copy over
+            out[v] = acc_c
+        for j, v in enumerate(noisy):
+            out[v] = acc_n[j]
         ctx.adj, ctx.alpha, ctx.backend, ctx.sub = adj, alpha, backend, sub
         ctx.index = index
         ctx.shape = x.shape

@@ -120,7 +120,7 @@ def masked_topk(scores: Tensor, k: int, users: Tensor,
                          f'row of scores')
     _check_exclude(exclude, num_items, 'masked_topk')
     if exclude is not None:
-        pos, col = exclude.select(users.cpu())
+        pos, col = exclude.select(users)
         _fill_(scores, pos * num_items + col)
     return _topk_pad(scores, k)
 
@@ -131,7 +131,7 @@ class _GroupMask:
     rows ``start:end`` of the group held in one score chunk."""
 
     def __init__(self, exclude: CSR, users: Tensor) -> None:
-        users = users.cpu()
+        users = users.to(exclude.device)  # looked up where exclude is
         pos, col = exclude.select(users)
         self.flat = pos * exclude.num_cols + col
         self.ptr = [0] + exclude.degree(users).cumsum(0).tolist()

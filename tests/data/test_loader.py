@@ -1,7 +1,12 @@
 import pytest
 import torch
 
-from pyg_recsys.data.loader import PairBatch, PairLoader
+from pyg_recsys.data.loader import (
+    LinkNeighborPairLoader,
+    PairBatch,
+    PairLoader,
+)
+from pyg_recsys.data.session import SessionGraphs, SessionLoader
 from pyg_recsys.ops.csr import CSR
 from pyg_recsys.sampling import (
     CurriculumSampler,
@@ -127,10 +132,28 @@ def test_shard_errors():
     loader = PairLoader(pairs, UniformSampler(9), batch_size=4)
     with pytest.raises(ValueError, match=r'rank must lie in \[0, 2\)'):
         loader.shard(2, 2)
-    loader.shard(0, 4)
-    # the last batch holds one pair: nothing left for rank 0 of 4
-    with pytest.raises(ValueError, match='leaves none to process 0 of 4'):
-        list(loader)
+    # the last batch holds one pair: nothing left for 3 of 4 processes
+    with pytest.raises(ValueError, match='a batch of 1 examples leaves '
+                       'nothing to some of the 4 processes'):
+        loader.shard(0, 4)
+    loader.drop_last = True  # one batch of 4: one pair each
+    assert [b.user.numel() for b in loader.shard(3, 4)] == [1]
+    sessions = SessionGraphs([[1, 2, 3]] * 3, num_items=5)  # 6 prefixes
+    with pytest.raises(ValueError, match='SessionLoader.shard: a batch of '
+                       '6 examples'):
+        SessionLoader(sessions, batch_size=8).shard(1, 8)
+    with pytest.raises(ValueError, match='cannot be sharded'):
+        LinkNeighborPairLoader.shard(None, 0, 2)
+    # shared and in-batch negatives cannot be split exactly; one process
+    # is fine
+    seen = CSR.from_pairs(pairs[0], pairs[1], 5, 9)
+    for sampler in (SharedSampler(UniformSampler(9, exclude=seen)),
+                    InBatchSampler(seen)):
+        loader = PairLoader(pairs, sampler, batch_size=4)
+        with pytest.raises(ValueError, match=f'{type(sampler).__name__} '
+                           'shares its negatives across the batch'):
+            loader.shard(0, 2)
+        assert loader.shard(0, 1) is loader
 
 
 def test_loader_on_a_device_keeps_its_stream():

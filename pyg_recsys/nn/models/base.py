@@ -230,9 +230,11 @@ class EmbeddingRecommender(torch.nn.Module):
         user, pos, neg, mask, shared = self._unpack(batch)
         B, U = user.numel(), self.num_users
         # in-batch negatives (shared, equal to the positives) reuse e_p
-        # (identity first: torch.equal reads a value back from the device)
+        # (same storage first: torch.equal reads a value back from the
+        # device, and InBatchSampler hands over the positives themselves)
         in_batch = shared and neg.numel() == B and (
-            neg is pos or torch.equal(neg, pos))
+            (neg.data_ptr() == pos.data_ptr() and neg.dtype == pos.dtype)
+            or torch.equal(neg, pos))
         parts = [user, pos + U] if in_batch else [user, pos + U,
                                                   neg.reshape(-1) + U]
         final, layer0 = self._loss_embeddings(torch.cat(parts))
