@@ -7,10 +7,12 @@ name table, data loading, split, loader and evaluator; its default
 options) and trained with :class:`pyg_recsys.train.Trainer` on
 ``--device``: ranking models on Gowalla (the LightGCN split, 10% of each
 user's training items held out for validation, as the CLI does), session
-models on Amazon Beauty (S3Rec's file, leave-one-out).  Per model: seconds
-of each training epoch (the device synchronised before the clock stops)
-and of each validation pass (all users with validation items, training
-items masked, all metrics at K = 10, 20).
+models on Amazon Beauty (S3Rec's file, leave-one-out), TransE on WN18RR,
+KGCN on Last.FM (KGCN's files and split).  Per model: seconds of each
+training epoch (the device synchronised before the clock stops) and of
+each validation pass (all users with validation items, training items
+masked, all metrics at K = 10, 20; for TransE, filtered ranking of the
+validation triples' heads and tails).
 
 PyG's ``torch_geometric.nn.models.LightGCN`` trains one epoch on the whole
 Gowalla training file the way its example does (full propagation per BPR
@@ -57,7 +59,12 @@ from pyg_recsys.cli.run import (  # noqa: E402
     check_options,
     load_data,
 )
-from pyg_recsys.cli.table import MODELS, NEXT_ITEM  # noqa: E402
+from pyg_recsys.cli.table import (  # noqa: E402
+    CLICK,
+    KG,
+    MODELS,
+    NEXT_ITEM,
+)
 from pyg_recsys.cli.tasks import DRIVERS  # noqa: E402
 from pyg_recsys.ops import device as ops_device  # noqa: E402
 from pyg_recsys.ops.device import (  # noqa: E402
@@ -68,6 +75,8 @@ from pyg_recsys.train import Trainer, _to_device, adam  # noqa: E402
 
 RANKING_DATA = ('gowalla', 'gowalla-lightgcn')
 SESSION_DATA = ('beauty', 'beauty-s3rec')
+KG_DATA = ('wn18rr', 'wn18rr')
+CLICK_DATA = ('lastfm-kg', 'lastfm-kgcn')
 
 
 def sync(device: torch.device) -> None:
@@ -94,7 +103,29 @@ def write_smoke_data(folder: Path) -> dict[str, Path]:
             n = int(torch.randint(4, 10, (1,), generator=gen))
             seq = torch.randint(1, 40, (n,), generator=gen).tolist()
             f.write(' '.join(map(str, [u + 1, *seq])) + '\n')
-    return {'gowalla': gow, 'beauty': beauty}
+    kg = folder / 'wn18rr'
+    kg.mkdir()
+    for part, n in (('train', 600), ('valid', 60), ('test', 60)):
+        h = torch.randint(0, 80, (n,), generator=gen).tolist()
+        r = torch.randint(0, 5, (n,), generator=gen).tolist()
+        t = torch.randint(0, 80, (n,), generator=gen).tolist()
+        with open(kg / f'{part}.txt', 'w') as f:
+            f.writelines(f'e{a}\tr{b}\te{c}\n' for a, b, c in zip(h, r, t))
+    lastfm = folder / 'lastfm'  # KGCN's Last.FM files
+    lastfm.mkdir()
+    with open(lastfm / 'user_artists.dat', 'w') as f:
+        f.write('userID\tartistID\tweight\n')
+        for u in range(60):
+            for a in torch.randperm(50, generator=gen)[:8].tolist():
+                f.write(f'{u}\t{a}\t{a + 1}\n')
+    with open(lastfm / 'item_index2entity_id.txt', 'w') as f:
+        f.writelines(f'{a}\t{a}\n' for a in range(50))
+    with open(lastfm / 'kg.txt', 'w') as f:
+        for a in range(50):
+            f.write(f'{a}\tgenre\t{50 + a % 7}\n')
+            f.write(f'{a}\tlabel\t{57 + a % 3}\n')
+    return {'gowalla': gow, 'beauty': beauty, 'wn18rr': kg,
+            'lastfm-kg': lastfm}
 
 
 # ----------------------------------------------------------------------
@@ -104,7 +135,8 @@ def build(model: str, raw: dict[str, Path], out: Path, device: str,
     """(args, data, model, loader, evaluator) as ``pyg-recsys train``
     makes them."""
     spec = MODELS[model]
-    dataset = SESSION_DATA[0] if spec.task == NEXT_ITEM else RANKING_DATA[0]
+    dataset = {NEXT_ITEM: SESSION_DATA, KG: KG_DATA,
+               CLICK: CLICK_DATA}.get(spec.task, RANKING_DATA)[0]
     argv = ['--model', model, '--dataset', dataset, '--device', device,
             '--out', str(out / model), '--no-progress']
     if raw.get(dataset) is not None:
@@ -146,7 +178,8 @@ def time_model(name: str, raw, out: Path, device: torch.device,
         sync(device)
         row['eval_s'].append(time.perf_counter() - t0)
         row['val'] = {k: val[k] for k in (args.monitor, 'recall@20',
-                                          'ndcg@20') if k in val}
+                                          'ndcg@20', 'hits@10', 'auc')
+                      if k in val}
     row['sync'] = sync_points(trainer, loader, device)
     return row
 
@@ -301,8 +334,8 @@ def main(argv: list[str] | None = None) -> None:
                   epochs=args.epochs, smoke=args.smoke, rows=rows,
                   failed=failed, seconds=time.perf_counter() - t_all)
     data = ('synthetic smoke data' if args.smoke else
-            'Gowalla (ranking models, CLI split) and Beauty (session '
-            'models)')
+            'Gowalla (ranking models, CLI split), Beauty (session '
+            'models), WN18RR (TransE) and Last.FM (KGCN)')
     md = [f'# GPU check: every model on `{device}` ({gpu})', '',
           f"torch {torch.__version__}, torch_geometric "
           f"{record['torch_geometric']}; {data}; default CLI options; "

@@ -131,6 +131,32 @@ def bpr_max_loss(pos: Tensor, neg: Tensor, mask: Tensor | None = None,
     return (loss * keep).sum() / keep.sum().clamp_min(1.0)
 
 
+def margin_loss(pos: Tensor, neg: Tensor, margin: float = 1.0,
+                mask: Tensor | None = None) -> Tensor:
+    r"""Margin ranking loss (TransE, Bordes et al., NeurIPS 2013): every
+    negative should score at least ``margin`` below its row's positive.
+
+    .. math::
+        \mathcal{L} = \frac{1}{|P|} \sum_{(i, j) \in P}
+        \max(0, \gamma - s_i + s_{ij})
+
+    Args:
+        pos: ``[B]`` positive scores.
+        neg: ``[B]`` or ``[B, N]`` negative scores.
+        margin: :math:`\gamma`.
+        mask: ``[B, N]`` bool, ``False`` for pairs left out of the mean
+            :math:`P` (e.g. an in-batch negative equal to the positive).
+    """
+    if neg.dim() == pos.dim() + 1:
+        pos = pos.unsqueeze(-1)
+    loss = torch.relu(margin - pos + neg)
+    if mask is None:
+        return loss.mean()
+    # a masked sum, not a selection (which would read its size back)
+    keep = mask.to(loss.dtype)
+    return (loss * keep).sum() / keep.sum().clamp_min(1.0)
+
+
 def l2_reg(*tensors: Tensor, batch_size: int | None = None) -> Tensor:
     r"""L2 penalty on the batch's layer-0 embeddings (LightGCN, Eq. 15, as
     in its reference code):

@@ -346,6 +346,57 @@ def rating_metrics(pred: Tensor, target: Tensor) -> dict[str, float]:
             'rmse': math.sqrt(float(err.pow(2).mean()))}
 
 
+def filtered_ranks(scores: Tensor, target: Tensor, known: CSR,
+                   rows: Tensor) -> Tensor:
+    r"""Filtered ranks of link prediction (Bordes et al., NeurIPS 2013):
+    the rank of each query's true entity among all entities, the *other*
+    known true answers of the query left out.
+
+    With :math:`s` the query's scores, :math:`y` its true entity and
+    :math:`F` the known answers (``known`` row ``rows[b]``):
+
+    .. math::
+        g = |\{e \notin F : s_e > s_y\}|, \quad
+        q = |\{e \notin F \cup \{y\} : s_e = s_y\}|, \quad
+        \mathrm{rank} = 1 + g + \lfloor q / 2 \rfloor
+
+    (ties at their rounded mean rank, LibKGE's default; a model that
+    scores every entity alike gets the middle rank, not the first).
+    Computed for the whole batch at once; ``scores`` is changed in place.
+
+    Args:
+        scores: ``[B, E]`` scores of every entity (higher is better).
+        target: ``[B]`` true entities.
+        known: Known true answers per query row (e.g. a
+            :meth:`~pyg_recsys.data.kg.KGSplit.filter_index`).
+        rows: ``[B]`` the row of ``known`` of each query.
+
+    Returns:
+        ``[B]`` long ranks (1 is best).
+    """
+    target = target.view(-1, 1).to(scores.device)
+    true = scores.gather(1, target)
+    pos, col = known.select(rows)
+    flat = (pos * scores.size(1) + col).to(scores.device)
+    scores.view(-1).index_fill_(0, flat, float('-inf'))
+    scores.scatter_(1, target, float('-inf'))  # the true entity itself
+    greater = (scores > true).sum(1)
+    equal = (scores == true).sum(1)
+    return 1 + greater + equal // 2
+
+
+def link_prediction_metrics(ranks: Tensor, ks: Sequence[int] = (1, 3, 10)
+                            ) -> dict[str, Tensor]:
+    """Sums (float64, over the given ranks) of the reciprocal rank, the
+    rank and the hits at every :math:`K`: ``{'mrr', 'mr', 'hits@K'}``;
+    divide by the number of ranks for the means."""
+    ranks = ranks.to(torch.float64)
+    out = {'mrr': (1.0 / ranks).sum(), 'mr': ranks.sum()}
+    for k in ks:
+        out[f'hits@{k}'] = (ranks <= k).to(torch.float64).sum()
+    return out
+
+
 def auc(pos_scores: Tensor, neg_scores: Tensor) -> float:
     r"""Area under the ROC curve: the probability that a positive outscores
     a negative, ties counting one half,
@@ -393,6 +444,48 @@ def auc(pos_scores: Tensor, neg_scores: Tensor) -> float:
     n_pos, n_neg = pos.numel(), neg.numel()
     u = rank_sum - n_pos * (n_pos + 1) / 2.0
     return u / (n_pos * n_neg)
+
+
+def f1_at_half(logits: Tensor, labels: Tensor) -> float:
+    r"""F1 of the predictions :math:`\sigma(\text{logit}) \ge 0.5` against
+    binary labels, :math:`2\,TP / (2\,TP + FP + FN)` (0 when there is no
+    positive on either side)."""
+    pred = logits.detach().reshape(-1) >= 0
+    true = labels.detach().reshape(-1) > 0.5
+    tp = int((pred & true).sum())
+    fp = int((pred & ~true).sum())
+    fn = int((~pred & true).sum())
+    return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+
+
+def click_through_metrics(logits: Tensor, labels: Tensor,
+                          batch_size: int | None = None
+                          ) -> dict[str, float]:
+    """AUC and F1 (:func:`auc`, :func:`f1_at_half`) of click logits
+    against 0/1 labels over all rows (``auc``, ``f1``) and, with
+    ``batch_size``, also as KGCN's reference code reports them
+    (``auc_batches``, ``f1_batches``): the mean over consecutive
+    mini-batches of ``batch_size`` rows in the given order, the last
+    partial batch dropped (a batch with one class only is skipped; the
+    reference's scikit-learn call would fail on it)."""
+    logits = logits.detach().reshape(-1).to(torch.float64)
+    y = labels.detach().reshape(-1) > 0.5
+    if logits.numel() != y.numel() or not bool(y.any()) or bool(y.all()):
+        raise ValueError(f'click_through_metrics: need one label per logit '
+                         f'and both classes, got {logits.numel()} logits, '
+                         f'{y.numel()} labels ({int(y.sum())} positive)')
+    out = {'auc': auc(logits[y], logits[~y]), 'f1': f1_at_half(logits, y)}
+    if batch_size:
+        aucs, f1s = [], []
+        for i in range(0, logits.numel() - batch_size + 1, batch_size):
+            lb, yb = logits[i:i + batch_size], y[i:i + batch_size]
+            if bool(yb.any()) and not bool(yb.all()):
+                aucs.append(auc(lb[yb], lb[~yb]))
+                f1s.append(f1_at_half(lb, yb))
+        if aucs:
+            out['auc_batches'] = sum(aucs) / len(aucs)
+            out['f1_batches'] = sum(f1s) / len(f1s)
+    return out
 
 
 def link_hits_at_k(pos_scores: Tensor, neg_scores: Tensor, k: int) -> float:

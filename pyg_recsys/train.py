@@ -38,11 +38,13 @@ from tqdm.auto import tqdm
 from pyg_recsys.data.split import Split
 from pyg_recsys.io import atomic_save, atomic_write_text, safe_load
 from pyg_recsys.nn.models.contract import (
+    ClickThroughPredictor,
     MultiObjective,
     NextItemRecommender,
     PairwiseRanker,
     RatingPredictor,
     Recommender,
+    TripleScorer,
     check_contract,
 )
 from pyg_recsys.ops.csr import CSR
@@ -315,6 +317,128 @@ class RatingEvaluator:
         return {'mae': float(err[0]) / n, 'rmse': math.sqrt(float(err[1]) / n)}
 
 
+class ClickThroughEvaluator:
+    """Click-through evaluation (KGCN's protocol) of
+    ``model.predict(users, items)`` logits over labelled rows
+    (:attr:`~pyg_recsys.data.split.Split.labelled`): ``auc`` and ``f1``
+    over all rows of the part and, as the reference code computes them,
+    ``auc_batches`` / ``f1_batches`` (the mean over mini-batches of
+    ``batch_size`` rows, the last partial one dropped; see
+    :func:`~pyg_recsys.metrics.click_through_metrics`); with ``ranking``,
+    that evaluator's full-ranking metrics next to them.
+
+    Args:
+        parts: Part -> ``[3, n]`` (user, item, label) rows, or ``{}``
+            (ranking only).
+        batch_size: Rows per reference mini-batch (KGCN: the training
+            batch size).
+        ranking: A :class:`RankingEvaluator` of the same split, or
+            ``None``.
+        chunk: Rows per ``predict`` call.
+    """
+
+    def __init__(self, parts: Mapping[str, Tensor], batch_size: int = 128,
+                 ranking: RankingEvaluator | None = None,
+                 chunk: int = 65536) -> None:
+        self.parts = dict(parts)
+        self.batch_size = batch_size
+        self.ranking = ranking
+        self.chunk = chunk
+
+    @torch.no_grad()
+    def __call__(self, model: nn.Module, part: str) -> dict[str, float]:
+        from pyg_recsys.metrics import click_through_metrics
+        out: dict[str, float] = {}
+        if self.parts:
+            check_contract(model, ClickThroughPredictor,
+                           'ClickThroughEvaluator')
+            model.eval()
+            device = model_device(model)
+            rows = self.parts[part].to(device)
+            logits = torch.cat([
+                model.predict(rows[0, i:i + self.chunk],
+                              rows[1, i:i + self.chunk])
+                for i in range(0, rows.size(1), self.chunk)])
+            out.update(click_through_metrics(logits.cpu(), rows[2].cpu(),
+                                             self.batch_size))
+        if self.ranking is not None:
+            out.update(self.ranking(model, part))
+        return out
+
+
+class KGEvaluator:
+    """Filtered link prediction over a knowledge-graph completion split
+    (:class:`~pyg_recsys.data.kg.KGSplit`): for every triple of the part,
+    every entity is scored as its tail (``model.score_tails(h, r)``) and
+    as its head (``model.score_heads(r, t)``), the other known true
+    triples (train, validation and test) are masked, and the true entity
+    ranked (:func:`~pyg_recsys.metrics.filtered_ranks`).  Metrics are the
+    means over both directions: ``mrr``, ``mr`` and ``hits@K``, and the
+    MRR of each direction (``mrr_tail``, ``mrr_head``).  Triples whose
+    entities never occur in training are ranked and counted like the
+    others.  Runs on the model's device, a batch of triples at a time;
+    with several processes each takes every ``world``-th batch and the
+    sums are reduced.
+
+    Args:
+        split: The benchmark.
+        ks: Cut-offs of ``hits@K``.
+        batch_size: Triples per batch (default: about 2^24 scores per
+            direction).
+    """
+
+    def __init__(self, split: Any, ks: Iterable[int] = (1, 3, 10),
+                 batch_size: int | None = None) -> None:
+        self.split = split
+        self.ks = tuple(ks)
+        self.batch_size = batch_size or max(
+            1, (1 << 24) // max(split.num_entities, 1))
+        self._filter: dict[torch.device, tuple[CSR, CSR]] = {}
+
+    def filter_index(self, device: torch.device) -> tuple[CSR, CSR]:
+        """The split's filter index on ``device``, copied there once."""
+        if device not in self._filter:
+            tails, heads = self.split.filter_index()
+            self._filter[device] = (tails.to(device), heads.to(device))
+        return self._filter[device]
+
+    @torch.no_grad()
+    def __call__(self, model: TripleScorer, part: str) -> dict[str, float]:
+        from pyg_recsys.metrics import filtered_ranks, link_prediction_metrics
+        check_contract(model, TripleScorer, 'KGEvaluator')
+        model.eval()
+        device = model_device(model)
+        triples = self.split.part(part).to(device)
+        tails, heads = self.filter_index(device)
+        R = self.split.num_relations
+        rank, world = dist_info()
+        n = triples.size(1)
+        sums: dict[str, Tensor] = {}
+        for b, i in enumerate(range(0, n, self.batch_size)):
+            if b % world != rank:
+                continue
+            h, r, t = triples[:, i:i + self.batch_size]
+            tail_rank = filtered_ranks(model.score_tails(h, r), t, tails,
+                                       h * R + r)
+            head_rank = filtered_ranks(model.score_heads(r, t), h, heads,
+                                       t * R + r)
+            both = link_prediction_metrics(
+                torch.cat([tail_rank, head_rank]), self.ks)
+            both['mrr_tail'] = (1.0 / tail_rank.double()).sum() * 2
+            both['mrr_head'] = (1.0 / head_rank.double()).sum() * 2
+            for key, value in both.items():
+                sums[key] = sums.get(key, 0) + value
+        keys = ['mrr', 'mr', *(f'hits@{k}' for k in self.ks), 'mrr_tail',
+                'mrr_head']
+        total = torch.stack([
+            torch.as_tensor(sums.get(k, 0.0), dtype=torch.float64,
+                            device=device) for k in keys])
+        if world > 1:
+            total = all_reduce_sum(total)
+        total = total.cpu() / max(2 * n, 1)
+        return dict(zip(keys, total.tolist()))
+
+
 class NextItemEvaluator:
     """Full-ranking next-item evaluation over batches of sequences/sessions.
 
@@ -502,7 +626,8 @@ class Trainer:
         train_loader: Iterable of training batches, or a mapping objective
             name -> iterable (in the order of the epoch).  A loader with
             ``set_epoch(epoch)`` has it called before each epoch (loaders
-            that reseed per epoch make resumed runs exact).
+            that reseed per epoch make resumed runs exact); so does a
+            model with ``set_epoch``.
         evaluator: ``evaluator(model, part) -> {metric: value}``.
         optimizer: Defaults to Adam (:func:`adam`, fused where torch has
             it) with ``lr`` over the model's parameters; with several
@@ -782,6 +907,11 @@ class Trainer:
         there and read once per epoch, and their finiteness is checked
         every :attr:`check_every` steps."""
         self.model.train()
+        # the loaders' streams, and a model's per-epoch state (KGCN's
+        # resampled neighbourhoods), follow the epoch: a resumed run sees
+        # what an uninterrupted one would
+        if hasattr(self.model, 'set_epoch'):
+            self.model.set_epoch(self.epoch)
         for loader in self.loaders.values():
             if hasattr(loader, 'set_epoch'):
                 loader.set_epoch(self.epoch)

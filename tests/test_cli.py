@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from pyg_recsys.cli import main
-from pyg_recsys.cli.table import MODELS, NEXT_ITEM
+from pyg_recsys.cli.table import CLICK, KG, MODELS, NEXT_ITEM, RANKING
 
 SHARED = Path(__file__).resolve().parents[2] / 'shared' / 'datasets'
 ML = SHARED / 'movielens-100k' / 'raw'
@@ -500,6 +500,50 @@ def test_split_options_are_ranking_options_and_checked(env, tmp_path):
         _session(env / 'c', 'sasrec', raw, '--split', 'random')
 
 
+LASTFM = SHARED / 'lastfm-kgcn' / 'raw'
+needs_lastfm = pytest.mark.skipif(
+    not (LASTFM / 'kg.txt').exists(),
+    reason=f'staged Last.FM (KGCN) not found at {LASTFM}')
+
+
+@needs_lastfm
+def test_kgcn_click_through_and_ranking(env, capsys):
+    out = env / 'kgcn'
+    assert main(['-q', 'train', '--model', 'kgcn', '--dataset',
+                 'lastfm-kg', '--epochs', '2', '--dim', '8',
+                 '--kg-neighbors', '4', '--batch-size', '1024',
+                 '--no-progress', '--out', str(out)]) == 0
+    text = capsys.readouterr().out
+    assert 'click-through' in text and 'full ranking' in text
+    m = json.loads((out / 'metrics.json').read_text())
+    assert {'auc', 'f1', 'auc_batches', 'f1_batches',
+            'recall@20'} <= set(m['test'])
+    cfg = json.loads((out / 'config.json').read_text())
+    assert cfg['monitor'] == 'auc'
+    assert 'mini-batches' in cfg['protocol']['click_through']
+    assert main(['recommend', '--run', str(out), '--user', '2', '--k',
+                 '3']) == 0
+    # RecBole's protocol: random split, positives and sampled negatives,
+    # full ranking only
+    out2 = env / 'kgcn-random'
+    assert main(['-q', 'train', '--model', 'kgcn', '--dataset',
+                 'lastfm-kg', '--split', 'random', '--epochs', '1', '--dim',
+                 '8', '--batch-size', '4096', '--no-progress', '--out',
+                 str(out2)]) == 0
+    m2 = json.loads((out2 / 'metrics.json').read_text())
+    assert 'auc' not in m2['test'] and 'recall@20' in m2['test']
+    with pytest.raises(SystemExit, match='--monitor auc needs labelled '
+                       'click-through rows'):
+        main(['train', '--model', 'kgcn', '--dataset', 'lastfm-kg',
+              '--split', 'random', '--monitor', 'auc', '--out',
+              str(env / 'x')])
+    with pytest.raises(SystemExit, match='kgcn is a click-through model '
+                       'but movielens-100k is a ranking data set'):
+        main(['train', '--model', 'kgcn', '--dataset', 'movielens-100k',
+              '--out', str(env / 'x')])
+    assert not (env / 'x').exists()
+
+
 def test_side_relations_reach_graph_models(env):
     raw = SHARED / 'lastfm-kgcn' / 'raw'
     if not (raw / 'kg.txt').exists():
@@ -543,6 +587,14 @@ def test_every_model_on_the_device_given(env, model, device):
         raw = _write_s3rec(env / 'raw')
         args = [*common, '--dataset', 'beauty', '--raw-dir', str(raw),
                 '--batch-size', '32', '--sampled-negatives', '5']
+    elif MODELS[model].task == KG:
+        raw = _write_kg(env / 'raw')
+        args = [*common, '--dataset', 'kinship', '--raw-dir', str(raw),
+                '--batch-size', '64', '--num-neg', '8']
+    elif MODELS[model].task == CLICK:
+        if not (LASTFM / 'kg.txt').exists():
+            pytest.skip(f'staged Last.FM (KGCN) not found at {LASTFM}')
+        args = [*common, '--dataset', 'lastfm-kg', '--batch-size', '4096']
     else:
         layers = ['--layers', '1'] if '--layers' in allowed_flags(model) \
             else []
@@ -554,11 +606,12 @@ def test_every_model_on_the_device_given(env, model, device):
     assert torch.device(metrics['device']).type == device
     assert torch.device(config['device']).type == device
     assert metrics['world_size'] == 1
-    values = list(metrics['test'].values())
+    values = [v for k, v in metrics['test'].items() if k != 'mr']
     assert values and all(0.0 <= v <= 1.0 for v in values)
     # the weights load on a CPU-only machine (map_location) and recommend
-    if MODELS[model].task != NEXT_ITEM:
-        assert main(['recommend', '--run', str(out), '--user', '1',
+    if MODELS[model].task in (RANKING, CLICK):
+        user = '2' if MODELS[model].task == CLICK else '1'
+        assert main(['recommend', '--run', str(out), '--user', user,
                      '--k', '3']) == 0
 
 
@@ -621,3 +674,71 @@ def test_gpu_trained_run_resumes_and_recommends_on_cpu(env, cuda_tagged,
     assert _train(out, '--epochs', '2', '--resume', '--device', 'cpu') == 0
     metrics = json.loads((out / 'metrics.json').read_text())
     assert [r['epoch'] for r in metrics['epochs']] == [1, 2]
+
+
+# -- knowledge-graph completion -----------------------------------------------
+
+def _write_kg(folder, seed=0):
+    """A small KG completion benchmark in the upstream layout (train.txt,
+    valid.txt, test.txt): 30 entities, 3 relations."""
+    folder.mkdir(parents=True, exist_ok=True)
+    gen = torch.Generator().manual_seed(seed)
+    for part, n in (('train', 300), ('valid', 30), ('test', 30)):
+        h = torch.randint(0, 30, (n,), generator=gen).tolist()
+        r = torch.randint(0, 3, (n,), generator=gen).tolist()
+        t = torch.randint(0, 30, (n,), generator=gen).tolist()
+        (folder / f'{part}.txt').write_text(''.join(
+            f'e{a}\trel{b}\te{c}\n' for a, b, c in zip(h, r, t)))
+    return folder
+
+
+def _kg(out, raw, *extra):
+    return main(['-q', 'train', '--model', 'transe', '--dataset',
+                 'kinship', '--raw-dir', str(raw), '--epochs', '2',
+                 '--dim', '8', '--batch-size', '64', '--no-progress',
+                 '--out', str(out), *extra])
+
+
+def test_transe_trains_evaluates_filtered_and_resumes(env, capsys):
+    raw = _write_kg(env / 'raw')
+    assert _kg(env / 'a', raw, '--epochs', '3') == 0
+    text = capsys.readouterr().out
+    assert 'filtered ranking' in text and 'sample tail predictions' in text
+    m = json.loads((env / 'a' / 'metrics.json').read_text())
+    assert set(m['test']) == {'mrr', 'mr', 'hits@1', 'hits@3', 'hits@10',
+                              'mrr_head', 'mrr_tail'}
+    assert 0 < m['test']['mrr'] <= 1 and m['test']['mr'] >= 1
+    cfg = json.loads((env / 'a' / 'config.json').read_text())
+    assert cfg['protocol']['ks'] == [1, 3, 10]
+    assert cfg['split']['num_entities'] == 30
+    assert 'filtered' in cfg['protocol']['ranking']
+    # two epochs, then one more on --resume: the three-epoch run
+    assert _kg(env / 'b', raw) == 0
+    assert _kg(env / 'b', raw, '--epochs', '3', '--resume') == 0
+    again = json.loads((env / 'b' / 'metrics.json').read_text())
+    assert again['test'] == m['test']
+    with pytest.raises(SystemExit, match='holds a knowledge-graph '
+                       'completion model'):
+        main(['recommend', '--run', str(env / 'a'), '--user', '1'])
+    # in-batch negatives and the margin loss
+    assert _kg(env / 'c', raw, '--neg', 'inbatch', '--kg-loss', 'margin',
+               '--reciprocal', '--p-norm', '2') == 0
+
+
+@pytest.mark.parametrize('extra,message', [
+    (['--neg', 'ppr'], '--neg ppr does not apply to knowledge-graph'),
+    (['--neg', 'inbatch', '--num-neg', '4'], '--neg inbatch takes the '
+     'other triples'),
+    (['--monitor', 'recall@20'], "unknown --monitor 'recall@20' for "
+     'knowledge-graph'),
+    (['--monitor', 'hits@5'], '--monitor hits@5 needs the cut-off 5'),
+    (['--margin', '0'], '--margin must be > 0'),
+    (['--layers', '2'], '--layers does not apply to transe'),
+    (['--model', 'mf'], 'mf is a ranking model but kinship is a '
+     'kg-completion data set'),
+])
+def test_transe_option_errors(env, extra, message):
+    raw = _write_kg(env / 'raw')
+    with pytest.raises(SystemExit, match=message):
+        _kg(env / 'x', raw, *extra)
+    assert not (env / 'x').exists()

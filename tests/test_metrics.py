@@ -340,3 +340,78 @@ def test_sampled_rank_metrics_against_a_loop():
     assert int((neg[0] >= pos[0]).sum()) >= 3
     with pytest.raises(ValueError, match=r'expected pos \[B\] and neg'):
         sampled_rank_metrics(pos, neg[0])
+
+
+# Filtered link prediction ####################################################
+
+def test_filtered_ranks_match_a_plain_loop():
+    from pyg_recsys.metrics import filtered_ranks, link_prediction_metrics
+    gen = torch.Generator().manual_seed(0)
+    B, E, Q = 6, 9, 4  # queries, entities, query rows
+    # integer scores, so that ties occur
+    scores = torch.randint(0, 4, (B, E), generator=gen).float()
+    target = torch.randint(0, E, (B,), generator=gen)
+    rows = torch.randint(0, Q, (B,), generator=gen)
+    known_pairs = torch.randint(0, E, (2, 12), generator=gen)
+    known_pairs[0] %= Q
+    # the true answers are known triples too
+    known = CSR.from_pairs(torch.cat([known_pairs[0], rows]),
+                           torch.cat([known_pairs[1], target]), Q, E)
+    got = filtered_ranks(scores.clone(), target, known, rows)
+    for b in range(B):
+        answers = set(known.select(rows[b:b + 1])[1].tolist())
+        y = int(target[b])
+        true = float(scores[b, y])
+        greater = sum(1 for e in range(E) if e not in answers
+                      and float(scores[b, e]) > true)
+        ties = sum(1 for e in range(E) if e not in answers | {y}
+                   and float(scores[b, e]) == true)
+        assert int(got[b]) == 1 + greater + ties // 2
+    sums = link_prediction_metrics(got, ks=(1, 3))
+    assert float(sums['mrr']) == pytest.approx(
+        sum(1 / int(r) for r in got))
+    assert float(sums['hits@3']) == sum(int(r) <= 3 for r in got)
+    assert float(sums['mr']) == float(got.sum())
+
+
+def test_filtered_rank_of_constant_scores_is_the_middle():
+    from pyg_recsys.metrics import filtered_ranks
+    empty = CSR.from_pairs(torch.tensor([], dtype=torch.long),
+                           torch.tensor([], dtype=torch.long), 1, 11)
+    rank = filtered_ranks(torch.zeros(1, 11), torch.tensor([3]), empty,
+                          torch.tensor([0]))
+    assert int(rank) == 6  # 10 ties: 1 + 10 // 2, not 1
+
+
+# Click-through ###############################################################
+
+def test_click_through_metrics_global_and_as_the_reference():
+    from pyg_recsys.metrics import click_through_metrics
+    logits = torch.tensor([2.0, -1.0, 0.5, -0.5, 1.0, -2.0, 0.2])
+    labels = torch.tensor([1, 0, 0, 1, 1, 0, 1])
+
+    def plain_auc(lg, y):  # pairs of (positive, negative), ties half
+        pos = [a for a, b in zip(lg, y) if b]
+        neg = [a for a, b in zip(lg, y) if not b]
+        won = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
+        return won / (len(pos) * len(neg))
+
+    def plain_f1(lg, y):
+        pred = [a >= 0 for a in lg]
+        tp = sum(p and t for p, t in zip(pred, y))
+        fp = sum(p and not t for p, t in zip(pred, y))
+        fn = sum(t and not p for p, t in zip(pred, y))
+        return 2 * tp / (2 * tp + fp + fn)
+
+    lg, y = logits.tolist(), labels.tolist()
+    got = click_through_metrics(logits, labels, batch_size=3)
+    assert got['auc'] == pytest.approx(plain_auc(lg, y))
+    assert got['f1'] == pytest.approx(plain_f1(lg, y))
+    # batches [0:3] and [3:6]; the last row (a partial batch) dropped
+    want_auc = (plain_auc(lg[:3], y[:3]) + plain_auc(lg[3:6], y[3:6])) / 2
+    want_f1 = (plain_f1(lg[:3], y[:3]) + plain_f1(lg[3:6], y[3:6])) / 2
+    assert got['auc_batches'] == pytest.approx(want_auc)
+    assert got['f1_batches'] == pytest.approx(want_f1)
+    assert 'auc_batches' not in click_through_metrics(logits, labels)
+    with pytest.raises(ValueError, match='both classes'):
+        click_through_metrics(logits, torch.ones(7))

@@ -20,9 +20,10 @@ SCRIPTS = sorted(p for p in [*ROOT.glob('examples/*.py'),
 # the staged file each example reads in its short mode (default:
 # MovieLens-100K); benchmarks make synthetic data
 NEEDS = {'srgnn_yoochoose.py': 'yoochoose1_64-srgnn/raw/train.txt',
-         'sasrec_beauty.py': 'beauty-s3rec/raw/Beauty.txt'}
+         'sasrec_beauty.py': 'beauty-s3rec/raw/Beauty.txt',
+         'transe_kg.py': 'kinship/raw/train.txt'}
 # what a script's short mode prints when it worked (a metric, a table row)
-PRINTS = re.compile(r'(recall|hit|ndcg|mrr)@\d+|s/epoch|seconds|\| *\d')
+PRINTS = re.compile(r'(recall|hits?|ndcg|mrr)@\d+|s/epoch|seconds|\| *\d')
 
 
 def _commands(text: str, prefix: str, markdown: bool = False

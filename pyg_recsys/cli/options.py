@@ -56,7 +56,8 @@ def _add_train(sub: Any) -> None:
     m.add_argument('--dim', type=int, default=None,
                    help='embedding size (default 64)')
     m.add_argument('--layers', type=int, default=None,
-                   help='lightgcn/ngcf/simgcl/sage/gat: layers (default 3)')
+                   help='lightgcn/ngcf/simgcl/sage/gat: layers (default 3); '
+                   'kgcn: hops H (default 1)')
     m.add_argument('--reg', type=float, default=None,
                    help='pairwise models: L2 weight (default 1e-4)')
     m.add_argument('--dropout', type=float, default=None,
@@ -93,9 +94,13 @@ def _add_train(sub: Any) -> None:
                    '(exact, known positives excluded), shared (one set per '
                    'batch scored by every user), inbatch (the batch\'s '
                    'other positives), ppr (personalized-PageRank hard '
-                   'negatives), curriculum (uniform + epoch-1 ppr ones)')
+                   'negatives), curriculum (uniform + epoch-1 ppr ones); '
+                   'transe: shared (default), uniform (per triple) or '
+                   'inbatch')
     r.add_argument('--num-neg', type=int, default=None,
-                   help='negatives per pair (shared: per batch; default 1)')
+                   help='negatives per pair (shared: per batch; default 1; '
+                   'transe: heads and tails per triple or, with the '
+                   'default --neg shared, per batch: 256)')
     r.add_argument('--pair-loss', choices=('bpr', 'softmax'), default=None,
                    help='pairwise objective (default bpr; softmax: sampled '
                    'softmax cross-entropy over the negatives)')
@@ -147,6 +152,30 @@ def _add_train(sub: Any) -> None:
                    metavar='N',
                    help='also report the target ranked among N sampled '
                    'items (SASRec: 100), labelled sampledN_*')
+    c = t.add_argument_group('click-through with a knowledge graph (kgcn)')
+    c.add_argument('--kg-neighbors', type=int, default=None,
+                   help='kgcn: neighbours sampled per entity and hop (K, '
+                   'default 8)')
+    c.add_argument('--aggregator', choices=('sum', 'concat', 'neighbor'),
+                   default=None, help='kgcn: the aggregator (default sum)')
+    c.add_argument('--resample', action='store_true',
+                   help='kgcn: draw the receptive field anew every epoch '
+                   '(default: once, as the reference)')
+    k = t.add_argument_group('knowledge-graph completion (transe)')
+    k.add_argument('--kg-loss', choices=('ce', 'margin'), default=None,
+                   help='ce (default): softmax cross-entropy of the true '
+                   'entity against the negatives; margin: the margin '
+                   'ranking loss of the TransE paper')
+    k.add_argument('--margin', type=float, default=None,
+                   help='--kg-loss margin: the margin (default 1.0)')
+    k.add_argument('--p-norm', type=int, choices=(1, 2), default=None,
+                   help='transe: the distance\'s norm (default 2)')
+    k.add_argument('--reciprocal', action='store_true',
+                   help='transe: learn inverse relations and predict '
+                   'heads as tails of (t, r^-1, ?)')
+    k.add_argument('--normalize-entities', action='store_true',
+                   help='transe: entity embeddings on the unit sphere '
+                   '(the paper\'s constraint, as PyG\'s TransE)')
     e = t.add_argument_group('evaluation and the run')
     e.add_argument('--eval-every', type=int, default=None,
                    help='validate every N epochs (default 1)')

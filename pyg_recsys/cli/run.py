@@ -26,6 +26,7 @@ from pyg_recsys import typing as pt
 from pyg_recsys.cli.options import DEFAULTS, build_parser
 from pyg_recsys.cli.table import (
     DATASETS,
+    KG,
     MODELS,
     NEXT_ITEM,
     RANKING,
@@ -60,6 +61,7 @@ _RUN_OPTIONS = frozenset({
     'deterministic'})
 # flags and their values when not given
 _FLAGS = {'features': True, 'minibatch': False, 'post_norm': False,
+          'reciprocal': False, 'normalize_entities': False, 'resample': False,
           'side': False, 'resume': False, 'progress': True, 'quiet': False,
           'debug': False, 'deterministic': False, 'device': 'auto'}
 # options that may change between a run and its --resume
@@ -100,15 +102,18 @@ def _flag(dest: str) -> str:
 def resolve_defaults(args: argparse.Namespace) -> None:
     """Fills the options left unset with their defaults (some depend on
     the model's task kind)."""
-    for key, value in DEFAULTS.items():
+    driver = DRIVERS[MODELS[args.model].task]
+    defaults = dict(DEFAULTS, **getattr(driver, 'defaults', {}))
+    for key, value in defaults.items():
         if getattr(args, key, None) is None:
             setattr(args, key, list(value) if isinstance(value, list)
                     else value)
-    driver = DRIVERS[MODELS[args.model].task]
     if args.batch_size is None:
         args.batch_size = driver.default_batch_size
     if args.monitor is None:
-        args.monitor = driver.default_monitor
+        args.monitor = (driver.monitor_for(args)
+                        if hasattr(driver, 'monitor_for')
+                        else driver.default_monitor)
     if driver.kind == NEXT_ITEM:
         if args.max_len is None:
             args.max_len = 50
@@ -144,7 +149,8 @@ def check_options(args: argparse.Namespace) -> None:
             f'{"/".join(tasks)} data set; {spec.task} data sets: '
             f'{", ".join(datasets_of(spec.task))}; models for '
             f'{args.dataset}: {", ".join(models) or "none yet"}')
-    extra = sorted(given_options(args) - allowed_options(args.model))
+    given = given_options(args)
+    extra = sorted(given - allowed_options(args.model))
     if extra:
         takers = [m for m in MODELS if extra[0] in allowed_options(m)]
         raise UserError(f'{_flag(extra[0])} does not apply to {args.model}'
@@ -157,7 +163,7 @@ def check_options(args: argparse.Namespace) -> None:
               'sampled_negatives', 'neighbors')
     _positive(args, 'layers', 'max_len', 'bucket', 'max_hard',
               allow_zero=True)
-    for name in ('lr', 'temperature', 'cl_temperature'):
+    for name in ('lr', 'temperature', 'cl_temperature', 'margin'):
         if getattr(args, name) is not None and not getattr(args, name) > 0:
             raise UserError(f'{_flag(name)} must be > 0, got '
                             f'{getattr(args, name)}')
@@ -179,6 +185,14 @@ def check_options(args: argparse.Namespace) -> None:
         if args.neighbors and len(args.neighbors) != args.layers:
             raise UserError(f'--neighbors needs one count per layer '
                             f'({args.layers}), got {len(args.neighbors)}')
+    if spec.task == KG and args.neg not in DRIVERS[KG].negatives:
+        raise UserError(f'--neg {args.neg} does not apply to '
+                        f'knowledge-graph completion; use '
+                        f'{" or ".join(DRIVERS[KG].negatives)}')
+    if spec.task == KG and args.neg == 'inbatch' and 'num_neg' in given:
+        raise UserError('--neg inbatch takes the other triples of the '
+                        'batch as negatives; leave out --num-neg and set '
+                        '--batch-size instead')
     if spec.task == RANKING and args.neg == 'inbatch' and args.num_neg != 1:
         raise UserError('--neg inbatch takes the other pairs of the batch '
                         'as negatives; leave --num-neg at 1 and set '
@@ -191,6 +205,25 @@ def check_options(args: argparse.Namespace) -> None:
 
 def _check_monitor(args: argparse.Namespace) -> None:
     name, at, k = args.monitor.partition('@')
+    driver = DRIVERS[MODELS[args.model].task]
+    if args.monitor in getattr(driver, 'click_metrics', ()):
+        if not driver.labelled(args):
+            raise UserError(f'--monitor {args.monitor} needs labelled '
+                            f'click-through rows, which the '
+                            f'{args.split_kind or "default"} split of '
+                            f'{args.dataset} does not have; monitor a '
+                            f'ranking metric such as recall@20')
+        return
+    if MODELS[args.model].task == KG:
+        if not (args.monitor in ('mrr', 'mrr_head', 'mrr_tail')
+                or (name == 'hits' and at and k.isdigit())):
+            raise UserError(f'unknown --monitor {args.monitor!r} for '
+                            f'knowledge-graph completion; use mrr, '
+                            f'mrr_head, mrr_tail or hits@K (K among --ks)')
+        if at and int(k) not in args.ks:
+            raise UserError(f'--monitor {args.monitor} needs the cut-off '
+                            f'{k} among --ks {args.ks}')
+        return
     sampled = args.sampled_negatives
     base = name
     if sampled and name.startswith(f'sampled{sampled}_'):
@@ -440,6 +473,12 @@ def load_run(run: Path) -> tuple[Any, ...]:
         raise DamagedFileError(
             f'{config_path}: names no model and data set of the table '
             f'({model_name!r}, {config.get("dataset")!r}); restore the file')
+    if MODELS[model_name].task == KG:
+        raise UserError(
+            f'{run} holds a knowledge-graph completion model '
+            f'({model_name}), which has no users to recommend for; its '
+            f'metrics.json has the filtered ranking metrics, and '
+            f'model.score_tails(head, relation) ranks entities in Python')
     if MODELS[model_name].task == NEXT_ITEM:
         raise UserError(
             f'{run} holds a next-item model ({model_name}), which '

@@ -19,6 +19,7 @@ RANKING = 'ranking'
 NEXT_ITEM = 'next-item'
 RATING = 'rating'
 KG = 'kg-completion'
+CLICK = 'click-through'
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,14 @@ MODELS: dict[str, ModelSpec] = {
     'gru4rec': ModelSpec('GRU4Rec', NEXT_ITEM, (
         _DIM, Opt('hidden', 'hidden_size'), Opt('rnn_layers', 'num_layers'),
         Opt('dropout'), _LOSS, Opt('bpr_max_reg'))),
+    'kgcn': ModelSpec('KGCN', CLICK, (
+        _DIM, _LAYERS, Opt('reg', 'reg_weight'),
+        Opt('kg_neighbors', 'num_neighbors'), Opt('aggregator'),
+        Opt('resample'), Opt('seed'))),
+    'transe': ModelSpec('TransE', KG, (
+        _DIM, Opt('kg_loss', 'loss'), Opt('margin'), Opt('p_norm'),
+        Opt('reciprocal'), Opt('normalize_entities', 'normalize'),
+        Opt('reg', 'reg_weight'))),
     'sasrec': ModelSpec('SASRec', NEXT_ITEM, (
         _DIM, Opt('blocks', 'num_blocks'), Opt('heads', 'num_heads'),
         Opt('dropout'), Opt('max_len', convert=lambda v: v or 50), _LOSS,
@@ -131,8 +140,9 @@ def _datasets() -> dict[str, DatasetSpec]:
         SRGNNSessions,
     )
     table = {'movielens-100k': DatasetSpec('MovieLens100K'),
-             'movielens-100k-kg': DatasetSpec('MovieLens100KKG'),
-             'lastfm-kg': DatasetSpec('LastFMKG')}
+             'movielens-100k-kg': DatasetSpec('MovieLens100KKG',
+                                              tasks=(RANKING, CLICK)),
+             'lastfm-kg': DatasetSpec('LastFMKG', tasks=(RANKING, CLICK))}
     for name in LightGCNDataset.names:
         table[name] = DatasetSpec('LightGCNDataset', dict(name=name))
     for name in SocialDataset.names:
@@ -163,5 +173,5 @@ def datasets_of(task: str) -> list[str]:
     return [name for name, spec in DATASETS.items() if task in spec.tasks]
 
 
-__all__ = ['RANKING', 'NEXT_ITEM', 'RATING', 'KG', 'Opt', 'ModelSpec',
+__all__ = ['RANKING', 'NEXT_ITEM', 'RATING', 'KG', 'CLICK', 'Opt', 'ModelSpec',
            'DatasetSpec', 'MODELS', 'DATASETS', 'models_of', 'datasets_of']

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from pyg_recsys.cli.table import NEXT_ITEM, RANKING, ModelSpec
+from pyg_recsys.cli.table import CLICK, KG, NEXT_ITEM, RANKING, ModelSpec
 from pyg_recsys.io import atomic_save
 from pyg_recsys.schema import ITEM, ITEM_USER, USER, USER_ITEM
 
@@ -266,9 +266,214 @@ class NextItemDriver:
                   f'{ids[int(batch.y[b])]})')
 
 
+class ClickDriver(RankingDriver):
+    """Recommendation with a knowledge graph, KGCN's click-through
+    protocol: where the split has labelled rows (Last.FM's fixed 6:2:2
+    split with its 1:1 negatives), training on them (binary
+    cross-entropy) and AUC / F1 over them, next to full-ranking top-K on
+    the same split; on other splits (``--split random``), training on the
+    positives with ``--num-neg`` uniform negatives labelled 0 (as RecBole
+    trains KGCN) and full ranking only."""
+
+    kind = CLICK
+    default_batch_size = 128
+    defaults = dict(dim=16, layers=1, reg=1e-4, lr=5e-4)
+    options = frozenset({'num_neg', 'split_kind', 'split_ratios'})
+    #: metrics of the labelled rows (besides the ranking ones)
+    click_metrics = ('auc', 'f1', 'auc_batches', 'f1_batches')
+
+    @staticmethod
+    def labelled(args: argparse.Namespace) -> bool:
+        """Whether the run's split has labelled rows (a split the data set
+        lists in ``labelled_splits``)."""
+        from pyg_recsys.cli.table import DATASETS
+        cls = DATASETS[args.dataset].dataset_class()
+        kind = args.split_kind or getattr(cls, 'default_split', None)
+        return kind in getattr(cls, 'labelled_splits', ())
+
+    def monitor_for(self, args: argparse.Namespace) -> str:
+        return 'auc' if self.labelled(args) else 'recall@20'
+
+    def load(self, ds: Any, args: argparse.Namespace) -> dict[str, Any]:
+        from pyg_recsys.data.kg import item_entity_triples
+        data = super().load(ds, args)
+        split = data['split']
+        try:
+            triples, names = item_entity_triples(split.side,
+                                                 split.num_items)
+        except ValueError as e:
+            raise UserError(f'{args.model} needs a knowledge graph: {e}') \
+                from None
+        data.update(triples=triples, relations=names)
+        return data
+
+    def model_inputs(self, data: dict[str, Any], spec: ModelSpec,
+                     args: argparse.Namespace) -> dict[str, Any]:
+        from pyg_recsys.data.kg import item_entity_triples
+        split = data['split']
+        if 'triples' not in data:  # a split read back from a run folder
+            data['triples'], data['relations'] = item_entity_triples(
+                split.side, split.num_items)
+        return dict(num_users=split.num_users, num_items=split.num_items,
+                    num_entities=split.num_nodes.get('entity', 0),
+                    triples=data['triples'],
+                    num_relations=len(data['relations']))
+
+    def loader(self, data: dict[str, Any], args: argparse.Namespace,
+               model: torch.nn.Module) -> Any:
+        from pyg_recsys.data.loader import ClickLoader, PairLoader
+        split = data['split']
+        if split.labelled:
+            # (the reference drops the last partial batch)
+            return ClickLoader(split.labelled['train'], args.batch_size,
+                               drop_last=True, seed=args.seed)
+        return PairLoader(split.train, self.sampler(data, args),
+                          batch_size=args.batch_size, num_neg=args.num_neg,
+                          seed=args.seed)
+
+    def evaluator(self, data: dict[str, Any], args: argparse.Namespace
+                  ) -> Any:
+        from pyg_recsys.train import ClickThroughEvaluator, RankingEvaluator
+        split = data['split']
+        return ClickThroughEvaluator(
+            split.labelled, batch_size=args.batch_size,
+            ranking=RankingEvaluator(split, ks=args.ks,
+                                     batch_size=args.eval_batch_size))
+
+    def record(self, data: dict[str, Any], args: argparse.Namespace
+               ) -> dict[str, Any]:
+        out = super().record(data, args)
+        if data['split'].labelled:
+            out['protocol']['click_through'] = (
+                'auc, f1 (threshold 0.5): over all labelled rows of the '
+                'part; auc_batches, f1_batches: the mean over mini-batches '
+                'of --batch-size rows in the reference order, the last '
+                'partial batch dropped (as the KGCN code reports them)')
+            out['protocol']['training'] = ('labelled train rows, binary '
+                                           'cross-entropy')
+        else:
+            out['protocol']['training'] = (
+                f'positives labelled 1, {args.num_neg} uniform negatives '
+                f'labelled 0, binary cross-entropy')
+        return out
+
+    def report(self, data: dict[str, Any], args: argparse.Namespace,
+               result: dict[str, Any], model: torch.nn.Module) -> None:
+        test = result['test']
+        if 'auc' in test:
+            print(f'{args.model} on {args.dataset}: best epoch '
+                  f'{result["best_epoch"]} of {len(result["epochs"])} '
+                  f'(validation {args.monitor} '
+                  f'{result["best_val"][args.monitor]:.4f})')
+            print('test, labelled rows (click-through):')
+            for key in self.click_metrics:
+                if key in test:
+                    print(f'  {key:<14} {test[key]:.4f}')
+            rest = dict(result, test={k: v for k, v in test.items()
+                                      if k not in self.click_metrics})
+            print('test (full ranking, train+val items masked):')
+            for key in sorted(rest['test'], key=metric_order):
+                print(f'  {key:<14} {rest["test"][key]:.4f}')
+            return
+        super().report(data, args, result, model)
+
+
+class KGDriver:
+    """Knowledge-graph completion (TransE): a
+    :class:`~pyg_recsys.data.kg.KGSplit`, batches of training triples with
+    corrupted heads and tails, filtered link-prediction ranking of both
+    directions."""
+
+    kind = KG
+    default_batch_size = 1024
+    default_monitor = 'mrr'
+    #: defaults of this kind that differ from the others'
+    defaults = dict(ks=[1, 3, 10], neg='shared', num_neg=256, dim=128,
+                    reg=0.0, kg_loss='ce', margin=1.0, p_norm=2)
+    options = frozenset({'neg', 'num_neg'})
+    #: --neg values of this kind
+    negatives = ('shared', 'uniform', 'inbatch')
+
+    def load(self, ds: Any, args: argparse.Namespace) -> dict[str, Any]:
+        split = ds.split()
+        info = split.info
+        log.info('dataset %s: %d entities, %d relations, %d/%d/%d '
+                 'train/val/test triples (%d test triples with an entity '
+                 'unseen in training)', args.dataset, split.num_entities,
+                 split.num_relations, split.train.size(1),
+                 split.val.size(1), split.test.size(1),
+                 info.get('test_unseen_entity_triples', 0))
+        return dict(ds=ds, split=split, num_items=split.num_entities)
+
+    def prepare(self, data: dict[str, Any], args: argparse.Namespace,
+                model: torch.nn.Module) -> None:
+        """Nothing to do after the model is built."""
+
+    def model_inputs(self, data: dict[str, Any], spec: ModelSpec,
+                     args: argparse.Namespace) -> dict[str, Any]:
+        split = data['split']
+        return dict(num_entities=split.num_entities,
+                    num_relations=split.num_relations)
+
+    def loader(self, data: dict[str, Any], args: argparse.Namespace,
+               model: torch.nn.Module) -> Any:
+        from pyg_recsys.data.loader import TripleLoader
+        split = data['split']
+        num_neg = 0 if args.neg == 'inbatch' else args.num_neg
+        return TripleLoader(split.train, split.num_entities,
+                            batch_size=args.batch_size, num_neg=num_neg,
+                            shared=args.neg == 'shared', seed=args.seed)
+
+    def evaluator(self, data: dict[str, Any], args: argparse.Namespace
+                  ) -> Any:
+        from pyg_recsys.train import KGEvaluator
+        return KGEvaluator(data['split'], ks=args.ks,
+                           batch_size=args.eval_batch_size)
+
+    def record(self, data: dict[str, Any], args: argparse.Namespace
+               ) -> dict[str, Any]:
+        return dict(split=data['split'].meta(), protocol=dict(
+            ranking='filtered: every entity as head and as tail, the other '
+                    'known true triples (train, val, test) masked; ties at '
+                    'their rounded mean rank; means over both directions',
+            ks=args.ks, monitor=args.monitor,
+            negatives=('in-batch' if args.neg == 'inbatch' else
+                       f'{args.num_neg} uniform heads and tails per '
+                       + ('batch, shared' if args.neg == 'shared'
+                          else 'triple'))))
+
+    def save(self, data: dict[str, Any], out: Path) -> None:
+        atomic_save(data['split'].to_dict(), out / 'split.pt')
+
+    def report(self, data: dict[str, Any], args: argparse.Namespace,
+               result: dict[str, Any], model: torch.nn.Module) -> None:
+        split = data['split']
+        print(f'{args.model} on {args.dataset}: best epoch '
+              f'{result["best_epoch"]} of {len(result["epochs"])} '
+              f'(validation {args.monitor} '
+              f'{result["best_val"][args.monitor]:.4f}); '
+              f'{split.test.size(1)} test triples')
+        print('test (filtered ranking, heads and tails):')
+        for key in sorted(result['test'], key=metric_order):
+            print(f'  {key:<14} {result["test"][key]:.4f}')
+        model.eval()
+        device = next(model.parameters()).device
+        h, r, t = split.test[:, :3].to(device)
+        with torch.no_grad():
+            top = model.score_tails(h, r).topk(3, dim=1).indices.cpu()
+        ent, rel = split.entity_ids, split.relation_names
+        print('sample tail predictions (original ids):')
+        for b in range(top.size(0)):
+            guesses = ', '.join(str(ent[i]) for i in top[b].tolist())
+            print(f'  ({ent[int(h[b])]}, {rel[int(r[b])]}, ?) -> '
+                  f'{guesses}  (true: {ent[int(t[b])]})')
+
+
 #: Task kind -> its driver.
 DRIVERS: dict[str, Any] = {RANKING: RankingDriver(),
-                           NEXT_ITEM: NextItemDriver()}
+                           NEXT_ITEM: NextItemDriver(),
+                           KG: KGDriver(), CLICK: ClickDriver()}
 
-__all__ = ['DRIVERS', 'RankingDriver', 'NextItemDriver', 'UserError',
-           'metric_order']
+__all__ = ['DRIVERS', 'RankingDriver', 'NextItemDriver', 'KGDriver',
+           'ClickDriver',
+           'UserError', 'metric_order']

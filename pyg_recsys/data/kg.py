@@ -345,6 +345,40 @@ def link_items(kg: KnowledgeGraph, item_entity: Tensor,
                   dict(zip(keys, kg.relation_names)))
 
 
+def item_entity_triples(side: Mapping[EdgeType, Tensor], num_items: int
+                        ) -> tuple[Tensor, list[str]]:
+    """The knowledge graph of a split's side relations as triples over
+    one entity numbering: items ``0 .. num_items - 1``, then the
+    ``'entity'`` nodes (``num_items + e``); one relation id per relation
+    name (the edge types of a relation between items and entities share
+    it).  Edge types touching other node types (users, trust) are left
+    out; reverse types are not in ``side``.
+
+    Returns:
+        ``[3, T]`` (head, relation, tail) and the relation names, in order
+        of first appearance.
+
+    Raises:
+        ValueError: Where ``side`` has no item-entity relation.
+    """
+    offset = {ITEM: 0, ENTITY: num_items}
+    names: dict[str, int] = {}
+    parts = []
+    for (src, rel, dst), ei in side.items():
+        if src not in offset or dst not in offset:
+            continue
+        r = names.setdefault(rel, len(names))
+        parts.append(torch.stack([ei[0] + offset[src],
+                                  torch.full_like(ei[0], r),
+                                  ei[1] + offset[dst]]))
+    if not parts:
+        raise ValueError('item_entity_triples: the split has no knowledge '
+                         'graph (no side relation between items and '
+                         'entities); use a data set with one, e.g. '
+                         'lastfm-kg or movielens-100k-kg')
+    return torch.cat(parts, 1), list(names)
+
+
 def kg_graph(kg: KnowledgeGraph) -> HeteroData:
     """The knowledge graph as a :class:`HeteroData` over ``'entity'``
     nodes, one edge type ``('entity', key(r), 'entity')`` per relation and
@@ -546,4 +580,5 @@ def kg_split(parts: Mapping[str, tuple[list[str], list[str], list[str]]],
 
 __all__ = ['KnowledgeGraph', 'ItemKG', 'KGSplit', 'read_triples',
            'link_index', 'link_items', 'kg_graph', 'collaborative_kg',
+           'item_entity_triples',
            'kg_split', 'KG_PARTS']

@@ -257,6 +257,206 @@ class PairLoader(EpochSeeded):
                          scale)
 
 
+class TripleBatch(NamedTuple):
+    """A batch of knowledge-graph triples: ``head``, ``relation``,
+    ``tail`` ``[B]``; ``neg_head`` and ``neg_tail`` ``[B, N]`` corrupted
+    heads and tails per triple, ``[N]`` shared by the batch, or ``None``
+    for in-batch negatives (the batch's own heads and tails)."""
+
+    head: Tensor
+    relation: Tensor
+    tail: Tensor
+    neg_head: Tensor | None = None
+    neg_tail: Tensor | None = None
+    loss_scale: float = 1.0
+
+    def __len__(self) -> int:  # type: ignore[override]
+        return self.head.numel()
+
+
+class TripleLoader(EpochSeeded):
+    """Shuffled knowledge-graph triples with negatives that corrupt their
+    heads and tails.
+
+    Every epoch (:meth:`set_epoch`) shuffles the triples and draws, per
+    triple, ``num_neg`` heads and ``num_neg`` tails uniformly over all
+    entities, from a generator on the triples' device seeded by ``(seed,
+    epoch)``: a resumed run sees the batches of an uninterrupted one, on
+    any device.  As in LibKGE and PyG, negatives are not filtered against
+    the known triples (with thousands of entities a drawn corruption is
+    rarely true).  ``shared=True`` draws ``num_neg`` heads and tails per
+    *batch*, scored for every triple of it (one distance matrix instead
+    of ``B * num_neg`` gathered embeddings).  ``num_neg=0`` draws none:
+    the model takes the batch's own heads and tails as negatives
+    (in-batch).
+
+    Args:
+        triples: ``[3, T]`` (head, relation, tail) training triples.
+        num_entities: Entities to draw from.
+        batch_size: Triples per batch.
+        num_neg: Negative heads and tails per triple (0: in-batch).
+        shared: Draw the negatives once per batch.
+        shuffle: Shuffle every epoch.
+        drop_last: Drop the last partial batch.
+        seed: Seed of the per-epoch streams.
+        device: Where batches are made (default: where ``triples`` are).
+    """
+
+    def __init__(self, triples: Tensor, num_entities: int,
+                 batch_size: int = 1024, num_neg: int = 256,
+                 shared: bool = False, shuffle: bool = True,
+                 drop_last: bool = False, seed: int = 0,
+                 device: torch.device | str | None = None) -> None:
+        if triples.dim() != 2 or triples.size(0) != 3 or \
+                triples.size(1) == 0:
+            raise ValueError(f'TripleLoader: triples must have shape [3, T] '
+                             f'with T > 0, got {list(triples.shape)}')
+        if batch_size <= 0 or num_neg < 0:
+            raise ValueError(f'TripleLoader: batch_size must be positive and '
+                             f'num_neg >= 0, got {batch_size} and {num_neg}')
+        ent = triples[[0, 2]]
+        if int(ent.min()) < 0 or int(ent.max()) >= num_entities:
+            raise ValueError(f'TripleLoader: entity ids must lie in [0, '
+                             f'{num_entities}), got {int(ent.min())} .. '
+                             f'{int(ent.max())}')
+        self.triples = triples.long()
+        self.num_entities = num_entities
+        self.batch_size = batch_size
+        self.num_neg = num_neg
+        self.shared = shared
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.seed = seed
+        self.epoch = 0
+        if device is not None:
+            self.to(device)
+
+    @property
+    def device(self) -> torch.device:
+        return self.triples.device
+
+    def to(self, device: torch.device | str) -> TripleLoader:
+        """Makes batches on ``device`` from now on (in place)."""
+        self.triples = self.triples.to(device)
+        return self
+
+    def __len__(self) -> int:
+        return self._num_batches(self.triples.size(1))
+
+    def _num_examples(self) -> int:
+        return self.triples.size(1)
+
+    def shard(self, rank: int, world_size: int) -> TripleLoader:
+        """:meth:`EpochSeeded.shard`; in-batch negatives (``num_neg=0``)
+        are refused with several processes (a slice would rank against
+        the whole batch, not the single-process loss)."""
+        if world_size > 1 and (self.num_neg == 0 or self.shared):
+            raise ValueError('TripleLoader.shard: in-batch and shared '
+                             'negatives cannot be split among processes '
+                             'exactly; train in one process or draw '
+                             'negatives per triple')
+        super().shard(rank, world_size)
+        return self
+
+    def __iter__(self) -> Iterator[TripleBatch]:
+        device = self.triples.device
+        gen = self.epoch_generator(device)
+        n = self.triples.size(1)
+        order = (torch.randperm(n, generator=gen, device=device)
+                 if self.shuffle else torch.arange(n, device=device))
+        size, num = self.batch_size, self.num_neg
+        for b in range(len(self)):
+            idx = order[b * size:(b + 1) * size]
+            h, r, t = self.triples[:, idx]
+            neg_h = neg_t = None
+            if num:
+                shape = (2, num) if self.shared else (2, idx.numel(), num)
+                neg = torch.randint(self.num_entities, shape,
+                                    generator=gen, device=device)
+                neg_h, neg_t = neg[0], neg[1]
+            if self.world_size > 1:
+                part, scale = self._local(idx.numel())
+                yield TripleBatch(h[part], r[part], t[part], neg_h[part],
+                                  neg_t[part], scale)
+            else:
+                yield TripleBatch(h, r, t, neg_h, neg_t)
+
+
+class ClickBatch(NamedTuple):
+    """A batch of labelled (user, item) rows: ``user``, ``item`` ``[B]``
+    and ``label`` ``[B]`` float (1 clicked, 0 not)."""
+
+    user: Tensor
+    item: Tensor
+    label: Tensor
+    loss_scale: float = 1.0
+
+    def __len__(self) -> int:  # type: ignore[override]
+        return self.user.numel()
+
+
+class ClickLoader(EpochSeeded):
+    """Shuffled labelled rows (click-through data with explicit negatives,
+    e.g. :attr:`~pyg_recsys.data.split.Split.labelled`), reshuffled per
+    epoch from ``(seed, epoch)``.
+
+    Args:
+        rows: ``[3, n]`` (user, item, label).
+        batch_size: Rows per batch.
+        shuffle: Shuffle every epoch.
+        drop_last: Drop the last partial batch (KGCN's training loop
+            does).
+        seed: Seed of the per-epoch order.
+        device: Where batches are made.
+    """
+
+    def __init__(self, rows: Tensor, batch_size: int = 128,
+                 shuffle: bool = True, drop_last: bool = False,
+                 seed: int = 0,
+                 device: torch.device | str | None = None) -> None:
+        if rows.dim() != 2 or rows.size(0) != 3 or rows.size(1) == 0:
+            raise ValueError(f'ClickLoader: rows must have shape [3, n] '
+                             f'(user, item, label) with n > 0, got '
+                             f'{list(rows.shape)}')
+        if batch_size <= 0:
+            raise ValueError(f'ClickLoader: batch_size must be positive, '
+                             f'got {batch_size}')
+        self.rows = rows.long()
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.seed = seed
+        self.epoch = 0
+        if device is not None:
+            self.to(device)
+
+    def to(self, device: torch.device | str) -> ClickLoader:
+        self.rows = self.rows.to(device)
+        return self
+
+    def __len__(self) -> int:
+        return self._num_batches(self.rows.size(1))
+
+    def _num_examples(self) -> int:
+        return self.rows.size(1)
+
+    def __iter__(self) -> Iterator[ClickBatch]:
+        device = self.rows.device
+        gen = self.epoch_generator(device)
+        n = self.rows.size(1)
+        order = (torch.randperm(n, generator=gen, device=device)
+                 if self.shuffle else torch.arange(n, device=device))
+        size = self.batch_size
+        for b in range(len(self)):
+            idx = order[b * size:(b + 1) * size]
+            u, i, y = self.rows[:, idx]
+            scale = 1.0
+            if self.world_size > 1:
+                part, scale = self._local(idx.numel())
+                u, i, y = u[part], i[part], y[part]
+            yield ClickBatch(u, i, y.float(), scale)
+
+
 class LinkNeighborPairLoader(EpochSeeded):
     """Mini-batches of sampled subgraphs around (user, positive, negative)
     triples, for training message-passing recommenders on graphs that do

@@ -376,6 +376,8 @@ class RecDataset(CachedDataset):
     splits: ClassVar[tuple[str, ...]] = ('random', 'temporal',
                                          'leave_one_out')
     default_split: ClassVar[str] = 'random'
+    #: split kinds with labelled click-through rows (``split.labelled``)
+    labelled_splits: ClassVar[tuple[str, ...]] = ()
     #: Default arguments of :func:`random_split` for this data set.
     split_defaults: ClassVar[dict[str, Any]] = {}
 

@@ -150,6 +150,7 @@ class LastFMKG(RecDataset):
     url = 'https://raw.githubusercontent.com/hwwang55/KGCN/master/data/music/'
     splits = ('fixed', 'random')
     default_split = 'fixed'
+    labelled_splits = ('fixed',)
     seed: ClassVar[int] = 555
 
     def __init__(self, root: str | None = None, raw_dir: str | None = None,

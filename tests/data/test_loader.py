@@ -166,3 +166,56 @@ def test_loader_on_a_device_keeps_its_stream():
     for x, y in zip(a, b):
         assert torch.equal(x.neg, y.neg) and torch.equal(x.user, y.user)
         assert not seen.contains(x.user, x.neg).any()
+
+
+def test_triple_loader_batches_and_negatives():
+    from pyg_recsys.data.loader import TripleLoader
+    triples = torch.stack([torch.arange(10), torch.arange(10) % 3,
+                           (torch.arange(10) + 1) % 10])
+    loader = TripleLoader(triples, 12, batch_size=4, num_neg=5, seed=1)
+    batches = list(loader)
+    assert [b.head.numel() for b in batches] == [4, 4, 2] == [
+        len(b) for b in batches]
+    seen = torch.cat([torch.stack([b.head, b.relation, b.tail])
+                      for b in batches], 1)
+    # every triple once, as given
+    key = seen[0] * 100 + seen[1] * 10 + seen[2]
+    want = triples[0] * 100 + triples[1] * 10 + triples[2]
+    assert sorted(key.tolist()) == sorted(want.tolist())
+    for b in batches:
+        assert b.neg_head.shape == b.neg_tail.shape == (b.head.numel(), 5)
+        assert 0 <= int(b.neg_head.min()) and int(b.neg_tail.max()) < 12
+    # the epoch's stream: same epoch same batches, next epoch others
+    again = list(loader)
+    assert torch.equal(again[0].neg_tail, batches[0].neg_tail)
+    loader.set_epoch(1)
+    assert not torch.equal(next(iter(loader)).neg_tail, batches[0].neg_tail)
+    # in-batch: no negatives drawn
+    inb = next(iter(TripleLoader(triples, 12, batch_size=4, num_neg=0)))
+    assert inb.neg_head is None and inb.neg_tail is None
+    # shards are slices of the global batches
+    whole = list(TripleLoader(triples, 12, batch_size=4, num_neg=2))
+    parts = [list(TripleLoader(triples, 12, batch_size=4,
+                               num_neg=2).shard(r, 2)) for r in range(2)]
+    for b, full in enumerate(whole):
+        for field in ('head', 'neg_tail'):
+            joined = torch.cat([getattr(parts[0][b], field),
+                                getattr(parts[1][b], field)])
+            assert torch.equal(joined, getattr(full, field))
+
+
+def test_triple_loader_errors():
+    from pyg_recsys.data.loader import TripleLoader
+    good = torch.tensor([[0, 1], [0, 0], [1, 2]])
+    with pytest.raises(ValueError, match=r'shape \[3, T\] with T > 0'):
+        TripleLoader(torch.zeros(2, 5, dtype=torch.long), 3)
+    with pytest.raises(ValueError, match=r'shape \[3, T\] with T > 0'):
+        TripleLoader(torch.zeros(3, 0, dtype=torch.long), 3)
+    with pytest.raises(ValueError, match='entity ids must lie in'):
+        TripleLoader(good, 2)
+    with pytest.raises(ValueError, match='batch_size must be positive'):
+        TripleLoader(good, 3, batch_size=0)
+    with pytest.raises(ValueError, match='in-batch and shared negatives'):
+        TripleLoader(good, 3, batch_size=2, num_neg=0).shard(0, 2)
+    with pytest.raises(ValueError, match='in-batch and shared negatives'):
+        TripleLoader(good, 3, batch_size=2, shared=True).shard(0, 2)

@@ -12,6 +12,7 @@ from pyg_recsys.nn.models.contract import (
 from pyg_recsys.nn.models.gat import GATRecommender
 from pyg_recsys.nn.models.gnn_rec import BipartiteGNNRecommender
 from pyg_recsys.nn.models.gru4rec import GRU4Rec
+from pyg_recsys.nn.models.kgcn import KGCN
 from pyg_recsys.nn.models.lightgcn import LightGCN
 from pyg_recsys.nn.models.mf import MF
 from pyg_recsys.nn.models.ngcf import NGCF
@@ -22,11 +23,13 @@ from pyg_recsys.nn.models.session_base import SessionRecommender
 from pyg_recsys.nn.models.simgcl import SimGCL
 from pyg_recsys.nn.models.srgnn import SRGNN
 from pyg_recsys.nn.models.tagnn import TAGNN
+from pyg_recsys.nn.models.transe import TransE
 
 __all__ = [
     'BipartiteGNNRecommender', 'GATRecommender', 'SAGERecommender',
     'EmbeddingRecommender', 'LightGCN', 'MF', 'NGCF', 'Popularity',
     'SimGCL', 'SessionRecommender', 'GRU4Rec', 'SASRec', 'SASRecBlock',
-    'SRGNN', 'TAGNN', 'Recommender', 'MultiObjective', 'PairwiseRanker',
+    'SRGNN', 'TAGNN', 'TransE', 'KGCN', 'Recommender', 'MultiObjective',
+    'PairwiseRanker',
     'NextItemRecommender', 'RatingPredictor', 'ClickThroughPredictor',
     'TripleScorer']
