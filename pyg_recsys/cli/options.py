@@ -62,7 +62,8 @@ def _add_train(sub: Any) -> None:
                    help='pairwise models: L2 weight (default 1e-4)')
     m.add_argument('--dropout', type=float, default=None,
                    help='ngcf: message dropout (default 0.1); sage/gat: '
-                   'between layers (default 0); gru4rec (0.3), sasrec (0.5)')
+                   'between layers (default 0); gru4rec (0.3), sasrec '
+                   '(0.5); kgat: message dropout (0.1)')
     m.add_argument('--node-dropout', type=float, default=None,
                    help='ngcf: share of user-item edges dropped per step')
     m.add_argument('--heads', type=int, default=None,
@@ -152,12 +153,26 @@ def _add_train(sub: Any) -> None:
                    metavar='N',
                    help='also report the target ranked among N sampled '
                    'items (SASRec: 100), labelled sampledN_*')
+    g = t.add_argument_group('knowledge graph attention (kgat)')
+    g.add_argument('--kgat-dims', type=int, nargs='+', default=None,
+                   help='kgat: output sizes of the layers (default 64 32 '
+                   '16)')
+    g.add_argument('--no-attention', dest='attention',
+                   action='store_false',
+                   help='kgat: keep the initial normalised edge weights '
+                   '(ablation)')
+    g.add_argument('--kg-batch-size', type=int, default=None,
+                   help='kgat: triples per batch of the TransR objective '
+                   '(default 2048)')
     c = t.add_argument_group('click-through with a knowledge graph (kgcn)')
     c.add_argument('--kg-neighbors', type=int, default=None,
                    help='kgcn: neighbours sampled per entity and hop (K, '
                    'default 8)')
-    c.add_argument('--aggregator', choices=('sum', 'concat', 'neighbor'),
-                   default=None, help='kgcn: the aggregator (default sum)')
+    c.add_argument('--aggregator', default=None,
+                   choices=('sum', 'concat', 'neighbor', 'bi-interaction',
+                            'gcn', 'graphsage'),
+                   help='kgcn: sum (default), concat or neighbor; kgat: '
+                   'bi-interaction (default), gcn or graphsage')
     c.add_argument('--resample', action='store_true',
                    help='kgcn: draw the receptive field anew every epoch '
                    '(default: once, as the reference)')

@@ -62,6 +62,7 @@ _RUN_OPTIONS = frozenset({
 # flags and their values when not given
 _FLAGS = {'features': True, 'minibatch': False, 'post_norm': False,
           'reciprocal': False, 'normalize_entities': False, 'resample': False,
+          'attention': True,
           'side': False, 'resume': False, 'progress': True, 'quiet': False,
           'debug': False, 'deterministic': False, 'device': 'auto'}
 # options that may change between a run and its --resume
@@ -90,6 +91,8 @@ def allowed_options(model: str) -> set[str]:
         out |= {'minibatch', 'neighbors'}
     if spec.typed_graph:
         out.add('side')
+    if spec.kg and spec.task == RANKING:
+        out.add('kg_batch_size')
     return out
 
 
@@ -157,6 +160,7 @@ def check_options(args: argparse.Namespace) -> None:
                         + (f' (it is an option of {", ".join(takers)})'
                            if takers else ''))
     resolve_defaults(args)
+    _positive(args, 'kgat_dims', 'kg_batch_size', 'kg_neighbors')
     _positive(args, 'epochs', 'eval_every', 'patience', 'batch_size',
               'eval_batch_size', 'ks', 'num_neg', 'dim', 'lr_step', 'heads',
               'steps', 'hidden', 'rnn_layers', 'blocks', 'ppr_walks',

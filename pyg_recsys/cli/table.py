@@ -53,6 +53,8 @@ class ModelSpec:
         typed_graph: Takes a typed training graph, so
             ``--side-relations`` can hand it the split's side relations
             (knowledge graph, trust) next to the interactions.
+        kg: Needs the whole typed training graph (``graph=``, a
+            knowledge graph next to the interactions) always.
     """
 
     cls: str
@@ -62,6 +64,7 @@ class ModelSpec:
     features: bool = False
     minibatch: bool = False
     typed_graph: bool = False
+    kg: bool = False
 
     def model_class(self) -> type:
         return getattr(importlib.import_module('pyg_recsys.nn.models'),
@@ -102,6 +105,10 @@ MODELS: dict[str, ModelSpec] = {
     'gru4rec': ModelSpec('GRU4Rec', NEXT_ITEM, (
         _DIM, Opt('hidden', 'hidden_size'), Opt('rnn_layers', 'num_layers'),
         Opt('dropout'), _LOSS, Opt('bpr_max_reg'))),
+    'kgat': ModelSpec('KGAT', RANKING, (
+        _DIM, Opt('reg', 'reg_weight'), Opt('dropout'), Opt('aggregator'),
+        Opt('kgat_dims', 'layer_dims', convert=tuple),
+        Opt('attention', convert=bool)), kg=True),
     'kgcn': ModelSpec('KGCN', CLICK, (
         _DIM, _LAYERS, Opt('reg', 'reg_weight'),
         Opt('kg_neighbors', 'num_neighbors'), Opt('aggregator'),

@@ -77,6 +77,8 @@ class RankingDriver:
         split = data['split']
         out: dict[str, Any] = dict(num_users=split.num_users,
                                    num_items=split.num_items)
+        if spec.kg:
+            out['graph'] = split.graph()
         if spec.graph:
             # --side-relations: the whole training graph (knowledge graph,
             # trust ...) instead of the interactions alone
@@ -124,9 +126,13 @@ class RankingDriver:
                 graph, split.train, neighbors,
                 batch_size=args.batch_size, num_neg=args.num_neg,
                 seed=args.seed)
-        return PairLoader(split.train, self.sampler(data, args),
-                          batch_size=args.batch_size, num_neg=args.num_neg,
-                          seed=args.seed)
+        pairs = PairLoader(split.train, self.sampler(data, args),
+                           batch_size=args.batch_size, num_neg=args.num_neg,
+                           seed=args.seed)
+        if hasattr(model, 'triple_loader'):  # alternating objectives (KGAT)
+            return {'cf': pairs, 'kg': model.triple_loader(
+                getattr(args, 'kg_batch_size', None) or 2048, args.seed)}
+        return pairs
 
     def evaluator(self, data: dict[str, Any], args: argparse.Namespace
                   ) -> Any:

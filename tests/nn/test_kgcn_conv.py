@@ -85,3 +85,30 @@ def test_reset_and_errors():
     assert 'aggregator=' in repr(conv)
     with pytest.raises(ValueError, match='aggregator must be one of'):
         KGCNConv(D, 'max')
+
+
+@pytest.mark.parametrize('aggregator', ['sum', 'concat', 'neighbor'])
+def test_shared_centres_regrouped_by_relation_equal_the_dense_path(
+        aggregator):
+    torch.manual_seed(2)
+    conv = KGCNConv(D, aggregator, act=torch.tanh)
+    V, K, R, U = 5, 3, 4, 3
+    x_self, x_nb = torch.randn(V, D), torch.randn(V, K, D)
+    rel_index = torch.randint(0, R, (V, K))
+    rel_emb, users = torch.randn(R, D), torch.randn(U, D)
+    ur = users @ rel_emb.t() / D  # = relation_scores of every pair
+    dense = conv.forward_dense(x_self, x_nb, ur[:, rel_index])
+    assert dense.shape == (U, V, D)
+    # centre 0 reached over one relation only (uniform attention)
+    rel_index[0] = 2
+    dense = conv.forward_dense(x_self, x_nb, ur[:, rel_index])
+    tables = conv.shared_tables(x_self, x_nb, rel_index, R)
+    assert 0 in tables.one.tolist()
+    shared = conv.forward_shared(tables, ur)
+    assert torch.allclose(shared, dense, atol=1e-5)
+    got = conv.shared_scores(tables, ur, users)
+    assert torch.allclose(got, (dense * users.unsqueeze(1)).sum(-1),
+                          atol=1e-5)
+    scores = KGCNConv.relation_scores(users.view(U, 1, 1, D),
+                                      rel_emb[rel_index])
+    assert torch.allclose(scores, ur[:, rel_index], atol=1e-6)

@@ -1,7 +1,9 @@
 """Message-passing layers (one per file)."""
+from pyg_recsys.nn.conv.kgat_conv import KGATConv
 from pyg_recsys.nn.conv.kgcn_conv import KGCNConv
 from pyg_recsys.nn.conv.lightgcn_conv import LightGCNConv
 from pyg_recsys.nn.conv.ngcf_conv import NGCFConv
 from pyg_recsys.nn.conv.srgnn_conv import SRGNNConv, SRGNNReadout
 
-__all__ = ['KGCNConv', 'LightGCNConv', 'NGCFConv', 'SRGNNConv', 'SRGNNReadout']
+__all__ = ['KGATConv', 'KGCNConv', 'LightGCNConv', 'NGCFConv', 'SRGNNConv',
+           'SRGNNReadout']

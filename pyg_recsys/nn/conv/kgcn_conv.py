@@ -3,6 +3,7 @@ knowledge-graph neighbourhood."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -11,6 +12,25 @@ from torch_geometric.typing import Adj, OptTensor, PairTensor
 from torch_geometric.utils import softmax
 
 AGGREGATORS = ('sum', 'concat', 'neighbor')
+
+
+class SharedTables(NamedTuple):
+    """What :meth:`KGCNConv.forward_shared` needs of the centres, whoever
+    the users: the self term ``base`` ``[V, d]``, the neighbours summed per
+    (relation, centre) ``M`` ``[R, V, d]`` and their slot counts times
+    ``K`` ``count`` ``[R, V]``; the centres reached over one relation
+    (``one``) with their user-independent output ``fixed``, and the others
+    (``many``) with their parts of the three tables."""
+
+    base: Tensor
+    M: Tensor
+    count: Tensor
+    one: Tensor
+    fixed: Tensor
+    many: Tensor
+    base_many: Tensor
+    M_many: Tensor
+    count_many: Tensor
 
 
 class KGCNConv(MessagePassing):
@@ -47,13 +67,14 @@ class KGCNConv(MessagePassing):
     aggregation of the weighted messages); :math:`\sigma` is ReLU, tanh
     in the last layer of a model.
 
-    Two paths compute the same operator: :meth:`forward` over an edge list
-    (any neighbourhood, one user embedding per destination node: a
-    drop-in layer for a PyG graph, scatter softmax per destination), and
-    :meth:`forward_dense` over a fixed fan-out ``[..., K]`` (the model's
-    receptive field, where the softmax is a dense one and the users
-    broadcast against the items, so every item is scored for many users
-    without copying the items).
+    Three paths compute the same operator (tested equal): :meth:`forward`
+    over an edge list (any neighbourhood, one user embedding per
+    destination node: a drop-in layer for a PyG graph, scatter softmax per
+    destination), :meth:`forward_dense` over a fixed fan-out ``[..., K]``
+    (the model's receptive field in training: a dense softmax), and
+    :meth:`forward_shared`, the fixed fan-out of centres shared by many
+    users regrouped by relation (full ranking: one dense product instead
+    of a softmax per user, item and slot).
 
     Args:
         channels: Embedding size :math:`d` (input and output).
@@ -137,22 +158,113 @@ class KGCNConv(MessagePassing):
             scores: ``[..., K]`` the user-relation scores
                 :math:`\pi^u_{r_{v,e}}` (:meth:`relation_scores`).
 
-        Leading dimensions broadcast (e.g. ``[U, 1, ...]`` users against
-        ``[I, ...]`` items).
+        Leading dimensions broadcast.
         """
         alpha = torch.softmax(scores, dim=-1)
-        K, d = x_neigh.shape[-2:]
-        extra = alpha.dim() + 1 - x_neigh.dim()  # query dims x lacks
-        if extra > 0:
-            # centres shared by a batch of queries (users): one product
-            # per centre, [queries, K] @ [K, d], without copying x
-            lead, inner = alpha.shape[:extra], alpha.shape[extra:-1]
-            a = alpha.reshape(-1, inner.numel(), K).transpose(0, 1)
-            neigh = torch.bmm(a, x_neigh.reshape(-1, K, d))
-            neigh = neigh.transpose(0, 1).reshape(*lead, *inner, d)
-        else:  # one product per centre: [.., 1, K] @ [.., K, d]
-            neigh = (alpha.unsqueeze(-2) @ x_neigh).squeeze(-2)
-        return self.combine(x_self, neigh / K)
+        # (a product and a sum: faster than a batch of [1, K] x [K, d]
+        # matrix products for the few neighbours of a receptive field)
+        neigh = (alpha.unsqueeze(-1) * x_neigh).sum(-2)
+        return self.combine(x_self, neigh / scores.size(-1))
+
+    def shared_tables(self, x_self: Tensor, x_neigh: Tensor,
+                      relation_index: Tensor, num_relations: int
+                      ) -> SharedTables:
+        """The user-independent part of :meth:`forward_shared` for centres
+        ``x_self`` ``[V, d]`` with neighbours ``x_neigh`` ``[V, K, d]`` over
+        relations ``relation_index`` ``[V, K]``, computed once for any
+        number of users (:class:`SharedTables`)."""
+        V, K, d = x_neigh.shape
+        W = self.lin.weight
+        if self.aggregator == 'concat':
+            w_self, w_nb = W[:, :d], W[:, d:]
+        else:
+            w_self = w_nb = W
+        base = (x_self @ w_self.t() if self.aggregator != 'neighbor'
+                else x_self.new_zeros(V, W.size(0)))
+        if self.lin.bias is not None:
+            base = base + self.lin.bias
+        slot_rel = relation_index.reshape(-1)
+        slot_centre = torch.arange(V, device=x_neigh.device) \
+            .repeat_interleave(K)
+        M = x_neigh.new_zeros(num_relations, V, W.size(0))
+        M.index_put_((slot_rel, slot_centre),
+                     x_neigh.reshape(-1, d) @ w_nb.t(), accumulate=True)
+        count = x_neigh.new_zeros(num_relations, V)
+        count.index_put_((slot_rel, slot_centre),
+                         x_neigh.new_full((V * K,), float(K)),
+                         accumulate=True)
+        # a centre reached over one relation only has uniform attention
+        # whoever the user: its output is the same for all of them
+        single = (count > 0).sum(0) == 1
+        one = single.nonzero().view(-1)
+        many = (~single).nonzero().view(-1)
+        fixed = self._act(base[one] + M[:, one].sum(0)
+                          / count[:, one].sum(0).unsqueeze(-1))
+        return SharedTables(base, M, count, one, fixed, many, base[many],
+                            M[:, many].contiguous(), count[:, many])
+
+    def _act(self, out: Tensor) -> Tensor:
+        r""":math:`\sigma`, in place where it is ReLU or tanh."""
+        inplace = {torch.tanh: torch.tanh_, torch.relu: torch.relu_}.get(
+            self.act)
+        return inplace(out) if inplace is not None else self.act(out)
+
+    @staticmethod
+    def _mixed(base: Tensor, M: Tensor, count: Tensor, E: Tensor
+               ) -> Tensor:
+        R, V, d_out = M.shape
+        out = (E @ M.view(R, -1)).view(E.size(0), V, d_out)
+        norm = (E @ count).reciprocal_()
+        return out.mul_(norm.unsqueeze(-1)).add_(base)
+
+    def forward_shared(self, tables: SharedTables, scores: Tensor
+                       ) -> Tensor:
+        r"""Fixed fan-out path for centres shared by many users (every
+        item ranked for a chunk of users): the same operator, regrouped
+        by relation.
+
+        With :math:`E_{ur} = \exp \pi^u_r` (shifted per user),
+        :math:`M_{r,v} = \sum_{e \in \mathcal{S}(v): r_{v,e} = r}
+        \mathbf{W} \mathbf{e}` and :math:`c_{r,v}` the number of such
+        slots, the weighted neighbourhood of every (user, centre) is
+
+        .. math::
+            \mathbf{W} \mathbf{v}^u_{\mathcal{S}(v)} = \frac{\sum_r E_{ur}
+            M_{r,v}}{|\mathcal{S}(v)| \sum_r E_{ur} c_{r,v}},
+
+        one dense ``[U, R] x [R, V d]`` product instead of a softmax per
+        user, centre and slot; the layer's weight is applied to the ``V K``
+        neighbours (:meth:`shared_tables`), not to the ``U V`` results.
+
+        Args:
+            tables: :meth:`shared_tables` of the centres.
+            scores: ``[U, R]`` :math:`\pi^u_r` of every user and relation
+                (``user @ relation.T / d``).
+
+        Returns:
+            ``[U, V, d]``.
+        """
+        E = torch.exp(scores - scores.max(-1, keepdim=True).values)
+        return self._act(self._mixed(tables.base, tables.M, tables.count,
+                                     E))
+
+    def shared_scores(self, tables: SharedTables, scores: Tensor,
+                      query: Tensor) -> Tensor:
+        """``[U, V]``: the inner product of each user's ``query`` ``[U, d]``
+        with :meth:`forward_shared`'s output for every centre, without
+        building that output for the centres reached over one relation
+        (whose attention is uniform): those take one ``[U, d] x [d, V_1]``
+        product."""
+        U, V = query.size(0), tables.base.size(0)
+        out = query.new_empty(U, V)
+        out[:, tables.one] = query @ tables.fixed.t()
+        if tables.many.numel():
+            E = torch.exp(scores - scores.max(-1, keepdim=True).values)
+            mixed = self._act(self._mixed(tables.base_many, tables.M_many,
+                                          tables.count_many, E))
+            out[:, tables.many] = torch.bmm(
+                mixed, query.unsqueeze(-1)).squeeze(-1)
+        return out
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({self.channels}, '

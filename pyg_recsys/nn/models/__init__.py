@@ -12,6 +12,7 @@ from pyg_recsys.nn.models.contract import (
 from pyg_recsys.nn.models.gat import GATRecommender
 from pyg_recsys.nn.models.gnn_rec import BipartiteGNNRecommender
 from pyg_recsys.nn.models.gru4rec import GRU4Rec
+from pyg_recsys.nn.models.kgat import KGAT
 from pyg_recsys.nn.models.kgcn import KGCN
 from pyg_recsys.nn.models.lightgcn import LightGCN
 from pyg_recsys.nn.models.mf import MF
@@ -29,7 +30,7 @@ __all__ = [
     'BipartiteGNNRecommender', 'GATRecommender', 'SAGERecommender',
     'EmbeddingRecommender', 'LightGCN', 'MF', 'NGCF', 'Popularity',
     'SimGCL', 'SessionRecommender', 'GRU4Rec', 'SASRec', 'SASRecBlock',
-    'SRGNN', 'TAGNN', 'TransE', 'KGCN', 'Recommender', 'MultiObjective',
-    'PairwiseRanker',
+    'SRGNN', 'TAGNN', 'TransE', 'KGCN', 'KGAT', 'Recommender',
+    'MultiObjective', 'PairwiseRanker',
     'NextItemRecommender', 'RatingPredictor', 'ClickThroughPredictor',
     'TripleScorer']

@@ -177,30 +177,53 @@ class KGCN(torch.nn.Module):
                                                           -1))
         return entities, relations
 
-    def _represent(self, user: Tensor, items: Tensor, paired: bool
-                   ) -> Tensor:
+    def _shared(self, items: Tensor) -> list[Any]:
+        """The user-independent part of ranking ``items`` for many users:
+        the receptive field and, per hop, the first layer's
+        :meth:`~pyg_recsys.nn.conv.KGCNConv.shared_tables`."""
+        K, d = self.num_neighbors, self.embedding_dim
+        entities, relations = self._field(items)
+        vecs = [self._entity(e) for e in entities]
+        tables = [self.convs[0].shared_tables(
+            vecs[hop].reshape(-1, d), vecs[hop + 1].reshape(-1, K, d),
+            relations[hop].reshape(-1, K), self.num_relations)
+            for hop in range(self.num_layers)]
+        return [entities, relations, vecs, tables]
+
+    def _represent(self, user: Tensor, items: Tensor, paired: bool,
+                   shared: list[Any] | None = None) -> Tensor:
         """Item representations ``v^u[H]``.
 
         ``paired``: ``user`` ``[n, d]`` goes with ``items`` ``[n]``
         (result ``[n, d]``); else every user of ``[U, d]`` with every item
-        (``[U, n, d]``)."""
+        (``[U, n, d]``; ``shared``: :meth:`_shared` of the items)."""
         K, d = self.num_neighbors, self.embedding_dim
-        entities, relations = self._field(items)
-        vecs = [self._entity(e) for e in entities]  # [n, K^h, d]
+        if paired:
+            entities, relations = self._field(items)
+            vecs = [self._entity(e) for e in entities]  # [n, K^h, d]
+        else:
+            entities, relations, vecs, tables = shared or self._shared(
+                items)
         # pi(u, r) of every relation: one [users, R] product
         ur = user @ self.relation.weight.t() / d
         for i, conv in enumerate(self.convs):
             nxt = []
             for hop in range(self.num_layers - i):
                 rel = relations[hop].view(-1, K ** hop, K)  # [n, K^h, K]
+                x_self = vecs[hop]
+                x_nb = vecs[hop + 1]
+                x_nb = x_nb.view(*x_nb.shape[:-2], K ** hop, K, d)
+                if not paired and i == 0:
+                    # items shared by the users: regrouped by relation
+                    out = conv.forward_shared(tables[hop], ur)
+                    nxt.append(out.view(ur.size(0), rel.size(0), K ** hop,
+                                        -1))
+                    continue
                 if paired:
                     rows = torch.arange(rel.size(0), device=rel.device)
                     scores = ur[rows.view(-1, 1, 1), rel]
                 else:
                     scores = ur[:, rel]  # [U, n, K^h, K]
-                x_self = vecs[hop]
-                x_nb = vecs[hop + 1]
-                x_nb = x_nb.view(*x_nb.shape[:-2], K ** hop, K, d)
                 nxt.append(conv.forward_dense(x_self, x_nb, scores))
             vecs = nxt
         return vecs[0].squeeze(-2)
@@ -226,8 +249,22 @@ class KGCN(torch.nn.Module):
         if items is None:
             items = torch.arange(self.num_items, device=users.device)
         u = self.embedding(users, USER)
-        v = self._represent(u, items, paired=False)  # [B, n, d]
-        return (u.unsqueeze(1) * v).sum(-1)
+        # users in sub-chunks: the [users, items, d] representations are
+        # d times larger than the scores
+        step = max(1, (1 << 24) // max(items.numel() * self.embedding_dim,
+                                       1))
+        shared = self._shared(items)
+        ur = u @ self.relation.weight.t() / self.embedding_dim
+        out = []
+        for s in range(0, users.numel(), step):
+            us = u[s:s + step]
+            if self.num_layers == 1:  # the layer scores the items itself
+                out.append(self.convs[0].shared_scores(
+                    shared[3][0], ur[s:s + step], us))
+                continue
+            v = self._represent(us, items, False, shared)  # [b, n, d]
+            out.append(torch.bmm(v, us.unsqueeze(-1)).squeeze(-1))
+        return torch.cat(out) if out else u.new_zeros(0, items.numel())
 
     @torch.no_grad()
     def recommend(self, users: Tensor, k: int, exclude: CSR | None = None
