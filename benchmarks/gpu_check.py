@@ -8,7 +8,7 @@ options) and trained with :class:`pyg_recsys.train.Trainer` on
 ``--device``: ranking models on Gowalla (the LightGCN split, 10% of each
 user's training items held out for validation, as the CLI does), session
 models on Amazon Beauty (S3Rec's file, leave-one-out), TransE on WN18RR,
-KGCN on Last.FM (KGCN's files and split).  Per model: seconds of each
+KGCN and KGAT on Last.FM (KGCN's files and split).  Per model: seconds of each
 training epoch (the device synchronised before the clock stops) and of
 each validation pass (all users with validation items, training items
 masked, all metrics at K = 10, 20; for TransE, filtered ranking of the
@@ -137,6 +137,8 @@ def build(model: str, raw: dict[str, Path], out: Path, device: str,
     spec = MODELS[model]
     dataset = {NEXT_ITEM: SESSION_DATA, KG: KG_DATA,
                CLICK: CLICK_DATA}.get(spec.task, RANKING_DATA)[0]
+    if spec.kg:  # a ranking model over a knowledge graph (KGAT)
+        dataset = CLICK_DATA[0]
     argv = ['--model', model, '--dataset', dataset, '--device', device,
             '--out', str(out / model), '--no-progress']
     if raw.get(dataset) is not None:
@@ -335,7 +337,7 @@ def main(argv: list[str] | None = None) -> None:
                   failed=failed, seconds=time.perf_counter() - t_all)
     data = ('synthetic smoke data' if args.smoke else
             'Gowalla (ranking models, CLI split), Beauty (session '
-            'models), WN18RR (TransE) and Last.FM (KGCN)')
+            'models), WN18RR (TransE) and Last.FM (KGCN, KGAT)')
     md = [f'# GPU check: every model on `{device}` ({gpu})', '',
           f"torch {torch.__version__}, torch_geometric "
           f"{record['torch_geometric']}; {data}; default CLI options; "

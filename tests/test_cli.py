@@ -544,6 +544,48 @@ def test_kgcn_click_through_and_ranking(env, capsys):
     assert not (env / 'x').exists()
 
 
+@needs_lastfm
+def test_kgat_alternates_objectives_and_recommends(env):
+    out = env / 'kgat'
+    assert main(['-q', 'train', '--model', 'kgat', '--dataset',
+                 'lastfm-kg', '--split', 'random', '--epochs', '2',
+                 '--dim', '16', '--kgat-dims', '16', '8',
+                 '--kg-batch-size', '8192', '--batch-size', '4096',
+                 '--no-progress', '--out', str(out)]) == 0
+    m = json.loads((out / 'metrics.json').read_text())
+    assert set(m['epochs'][0]['losses']) == {'cf', 'kg'}
+    assert 0 < m['test']['recall@20'] < 1
+    assert main(['recommend', '--run', str(out), '--user', '2', '--k',
+                 '3']) == 0
+    # resumed: the attention and the weights come back
+    assert main(['-q', 'train', '--model', 'kgat', '--dataset',
+                 'lastfm-kg', '--split', 'random', '--epochs', '3',
+                 '--dim', '16', '--kgat-dims', '16', '8',
+                 '--kg-batch-size', '8192', '--batch-size', '4096',
+                 '--no-progress', '--out', str(out), '--resume']) == 0
+    with pytest.raises(SystemExit, match='--kgat-dims does not apply to '
+                       'lightgcn'):
+        main(['train', '--model', 'lightgcn', '--dataset', 'lastfm-kg',
+              '--kgat-dims', '8', '--out', str(env / 'x')])
+
+
+@needs_lastfm
+def test_twhin_trains_on_every_relation(env):
+    out = env / 'twhin'
+    assert main(['-q', 'train', '--model', 'twhin', '--dataset',
+                 'lastfm-kg', '--split', 'random', '--epochs', '2',
+                 '--dim', '16', '--batch-size', '4096', '--lr', '5e-3',
+                 '--no-progress', '--out', str(out)]) == 0
+    m = json.loads((out / 'metrics.json').read_text())
+    assert 0 < m['test']['recall@20'] < 1
+    assert main(['recommend', '--run', str(out), '--user', '2', '--k',
+                 '3']) == 0
+    with pytest.raises(SystemExit, match='--num-neg does not apply to '
+                       'twhin'):
+        main(['train', '--model', 'twhin', '--dataset', 'lastfm-kg',
+              '--num-neg', '4', '--out', str(env / 'x')])
+
+
 def test_side_relations_reach_graph_models(env):
     raw = SHARED / 'lastfm-kgcn' / 'raw'
     if not (raw / 'kg.txt').exists():

@@ -93,7 +93,7 @@ def allowed_options(model: str) -> set[str]:
         out.add('side')
     if spec.kg and spec.task == RANKING:
         out.add('kg_batch_size')
-    return out
+    return out - spec.not_taken
 
 
 def _flag(dest: str) -> str:

@@ -55,6 +55,8 @@ class ModelSpec:
             (knowledge graph, trust) next to the interactions.
         kg: Needs the whole typed training graph (``graph=``, a
             knowledge graph next to the interactions) always.
+        not_taken: Options of its task kind the model does not take
+            (TwHIN draws its own negatives).
     """
 
     cls: str
@@ -65,6 +67,7 @@ class ModelSpec:
     minibatch: bool = False
     typed_graph: bool = False
     kg: bool = False
+    not_taken: frozenset[str] = frozenset()
 
     def model_class(self) -> type:
         return getattr(importlib.import_module('pyg_recsys.nn.models'),
@@ -109,6 +112,11 @@ MODELS: dict[str, ModelSpec] = {
         _DIM, Opt('reg', 'reg_weight'), Opt('dropout'), Opt('aggregator'),
         Opt('kgat_dims', 'layer_dims', convert=tuple),
         Opt('attention', convert=bool)), kg=True),
+    'twhin': ModelSpec('TwHIN', RANKING, (_DIM,), kg=True,
+                       not_taken=frozenset({
+                           'neg', 'num_neg', 'pair_loss', 'temperature',
+                           'hard_ranks', 'ppr_walks', 'max_hard',
+                           'kg_batch_size'})),
     'kgcn': ModelSpec('KGCN', CLICK, (
         _DIM, _LAYERS, Opt('reg', 'reg_weight'),
         Opt('kg_neighbors', 'num_neighbors'), Opt('aggregator'),

@@ -126,6 +126,11 @@ class RankingDriver:
                 graph, split.train, neighbors,
                 batch_size=args.batch_size, num_neg=args.num_neg,
                 seed=args.seed)
+        from pyg_recsys.nn.models.contract import MultiObjective
+        if hasattr(model, 'triple_loader') and \
+                not isinstance(model, MultiObjective):
+            # every relation of the graph at once (TwHIN)
+            return model.triple_loader(args.batch_size, args.seed)
         pairs = PairLoader(split.train, self.sampler(data, args),
                            batch_size=args.batch_size, num_neg=args.num_neg,
                            seed=args.seed)

@@ -25,12 +25,14 @@ from pyg_recsys.nn.models.simgcl import SimGCL
 from pyg_recsys.nn.models.srgnn import SRGNN
 from pyg_recsys.nn.models.tagnn import TAGNN
 from pyg_recsys.nn.models.transe import TransE
+from pyg_recsys.nn.models.twhin import TwHIN
 
 __all__ = [
     'BipartiteGNNRecommender', 'GATRecommender', 'SAGERecommender',
     'EmbeddingRecommender', 'LightGCN', 'MF', 'NGCF', 'Popularity',
     'SimGCL', 'SessionRecommender', 'GRU4Rec', 'SASRec', 'SASRecBlock',
-    'SRGNN', 'TAGNN', 'TransE', 'KGCN', 'KGAT', 'Recommender',
+    'SRGNN', 'TAGNN', 'TransE', 'TwHIN', 'KGCN', 'KGAT',
+    'Recommender',
     'MultiObjective', 'PairwiseRanker',
     'NextItemRecommender', 'RatingPredictor', 'ClickThroughPredictor',
     'TripleScorer']
