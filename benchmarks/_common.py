@@ -29,3 +29,24 @@ def write_results(folder: Path, stem: str, record: dict, md: list[str],
     atomic_write_text(json.dumps(record, indent=2), folder / f'{stem}.json')
     atomic_write_text('\n'.join(md) + '\n', folder / f'{stem}.md')
     print('\n'.join(md))
+
+
+def write_lastfm_smoke(folder: Path, users: int = 60, items: int = 40,
+                       per_user: int = 8) -> Path:
+    """KGCN-format Last.FM files (``user_artists.dat``, ``kg.txt``,
+    ``item_index2entity_id.txt``) with a small synthetic knowledge graph
+    of two relations, for the benchmarks' ``--smoke`` runs."""
+    gen = torch.Generator().manual_seed(0)
+    folder.mkdir(parents=True)
+    with open(folder / 'user_artists.dat', 'w') as f:
+        f.write('userID\tartistID\tweight\n')
+        for u in range(users):
+            for a in torch.randperm(items, generator=gen)[:per_user]:
+                f.write(f'{u}\t{int(a)}\t{int(a) + 1}\n')
+    with open(folder / 'item_index2entity_id.txt', 'w') as f:
+        f.writelines(f'{a}\t{a}\n' for a in range(items))
+    with open(folder / 'kg.txt', 'w') as f:
+        for a in range(items):
+            f.write(f'{a}\tgenre\t{items + a % 7}\n')
+            f.write(f'{a}\tlabel\t{items + 7 + a % 3}\n')
+    return folder

@@ -51,7 +51,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # the checkout, on a bare machine
 sys.path.insert(0, str(HERE))
 
-from _common import machine, write_results  # noqa: E402
+from _common import (  # noqa: E402
+    machine,
+    write_lastfm_smoke,
+    write_results,
+)
 
 from pyg_recsys.cli.options import build_parser  # noqa: E402
 from pyg_recsys.cli.run import (  # noqa: E402
@@ -111,19 +115,7 @@ def write_smoke_data(folder: Path) -> dict[str, Path]:
         t = torch.randint(0, 80, (n,), generator=gen).tolist()
         with open(kg / f'{part}.txt', 'w') as f:
             f.writelines(f'e{a}\tr{b}\te{c}\n' for a, b, c in zip(h, r, t))
-    lastfm = folder / 'lastfm'  # KGCN's Last.FM files
-    lastfm.mkdir()
-    with open(lastfm / 'user_artists.dat', 'w') as f:
-        f.write('userID\tartistID\tweight\n')
-        for u in range(60):
-            for a in torch.randperm(50, generator=gen)[:8].tolist():
-                f.write(f'{u}\t{a}\t{a + 1}\n')
-    with open(lastfm / 'item_index2entity_id.txt', 'w') as f:
-        f.writelines(f'{a}\t{a}\n' for a in range(50))
-    with open(lastfm / 'kg.txt', 'w') as f:
-        for a in range(50):
-            f.write(f'{a}\tgenre\t{50 + a % 7}\n')
-            f.write(f'{a}\tlabel\t{57 + a % 3}\n')
+    lastfm = write_lastfm_smoke(folder / 'lastfm', items=50)
     return {'gowalla': gow, 'beauty': beauty, 'wn18rr': kg,
             'lastfm-kg': lastfm}
 

@@ -50,8 +50,8 @@ RECIPES = {
     'kinship': dict(epochs=200, dim=128, lr=3e-3, batch=512, neg=256),
     'umls': dict(epochs=200, dim=128, lr=3e-3, batch=512, neg=128),
     'nations': dict(epochs=200, dim=64, lr=3e-3, batch=128, neg=14),
-    'wn18rr': dict(epochs=100, dim=256, lr=1e-3, batch=1024, neg=512),
-    'fb15k-237': dict(epochs=100, dim=128, lr=1e-3, batch=1024, neg=512),
+    'wn18rr': dict(epochs=60, dim=256, lr=1e-3, batch=1024, neg=512),
+    'fb15k-237': dict(epochs=60, dim=128, lr=1e-3, batch=1024, neg=512),
 }
 #: published filtered MRR / Hits@10 (both directions) of TransE
 PUBLISHED = {'wn18rr': ('LibKGE (Ruffinelli et al., ICLR 2020)', 0.228,

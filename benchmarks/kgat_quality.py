@@ -33,12 +33,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-import torch
-
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _common import machine, write_results  # noqa: E402
+from _common import (  # noqa: E402
+    machine,
+    write_lastfm_smoke,
+    write_results,
+)
 
 from pyg_recsys.cli import main as cli  # noqa: E402
 
@@ -52,23 +54,6 @@ ROWS = {'BPR-MF': ('mf', []),
 DATASETS = {'movielens-100k-kg': [], 'lastfm-kg': ['--split', 'random']}
 PUBLISHED = ('a PyTorch port of KGAT reports BPR-MF 0.1395 and KGAT '
              '0.141-0.145 recall@20 on Amazon-Book (another data set)')
-
-
-def write_smoke_data(folder: Path) -> Path:
-    """KGCN-format Last.FM files with a small synthetic graph."""
-    gen = torch.Generator().manual_seed(0)
-    folder.mkdir(parents=True)
-    with open(folder / 'user_artists.dat', 'w') as f:
-        f.write('userID\tartistID\tweight\n')
-        for u in range(60):
-            for a in torch.randperm(40, generator=gen)[:8].tolist():
-                f.write(f'{u}\t{a}\t{a + 1}\n')
-    with open(folder / 'item_index2entity_id.txt', 'w') as f:
-        f.writelines(f'{a}\t{a}\n' for a in range(40))
-    with open(folder / 'kg.txt', 'w') as f:
-        for a in range(40):
-            f.write(f'{a}\tgenre\t{40 + a % 5}\n')
-    return folder
 
 
 def run(name: str, dataset: str, options: list[str], args, work: Path,
@@ -99,10 +84,10 @@ def main(argv: list[str] | None = None) -> None:
                    choices=list(DATASETS))
     p.add_argument('--rows', nargs='+', default=list(ROWS),
                    choices=list(ROWS))
-    p.add_argument('--epochs', type=int, default=20)
+    p.add_argument('--epochs', type=int, default=15)
     p.add_argument('--eval-every', type=int, default=5)
     p.add_argument('--lr', type=float, default=1e-3)
-    p.add_argument('--batch-size', type=int, default=1024)
+    p.add_argument('--batch-size', type=int, default=2048)
     p.add_argument('--dim', type=int, default=64)
     p.add_argument('--out', type=Path, default=HERE / 'results')
     p.add_argument('--smoke', action='store_true',
@@ -113,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     raw = None
     datasets = args.datasets
     if args.smoke:
-        raw = write_smoke_data(work / 'raw')
+        raw = write_lastfm_smoke(work / 'raw')
         datasets = ['lastfm-kg']
         args.epochs, args.eval_every, args.dim = 2, 1, 8
     rows = [run(name, ds, [], args, work, raw)

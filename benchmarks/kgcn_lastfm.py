@@ -39,7 +39,11 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _common import machine, write_results  # noqa: E402
+from _common import (  # noqa: E402
+    machine,
+    write_lastfm_smoke,
+    write_results,
+)
 
 from pyg_recsys.cli import main as cli  # noqa: E402
 
@@ -48,23 +52,6 @@ RECBOLE = Path(os.environ.get('RECBOLE_VENV', '/tmp/recbole-venv'))
 #: published click-through figures (sum aggregator)
 PUBLISHED = [('KGCN paper (Wang et al., WWW 2019)', 0.794, 0.719),
              ('OpenHGNN rerun', 0.796, 0.718)]
-
-
-def write_smoke_data(folder: Path) -> Path:
-    gen = torch.Generator().manual_seed(0)
-    folder.mkdir(parents=True)
-    with open(folder / 'user_artists.dat', 'w') as f:
-        f.write('userID\tartistID\tweight\n')
-        for u in range(80):
-            for a in torch.randperm(60, generator=gen)[:10].tolist():
-                f.write(f'{u}\t{a}\t{a + 1}\n')
-    with open(folder / 'item_index2entity_id.txt', 'w') as f:
-        f.writelines(f'{a}\t{a}\n' for a in range(60))
-    with open(folder / 'kg.txt', 'w') as f:
-        for a in range(60):
-            f.write(f'{a}\tgenre\t{60 + a % 7}\n')
-            f.write(f'{a}\tlabel\t{67 + a % 3}\n')
-    return folder
 
 
 def run(out: Path, raw: Path | None, *options: str) -> dict:
@@ -144,7 +131,8 @@ def main(argv: list[str] | None = None) -> None:
     work = Path(tmp.name)
     raw = None
     if args.smoke:
-        raw = write_smoke_data(work / 'raw')
+        raw = write_lastfm_smoke(work / 'raw', users=80, items=60,
+                                 per_user=10)
         args.epochs = args.peer_epochs = 1
         args.no_peer = True
     record: dict = dict(machine=machine(), smoke=args.smoke)

@@ -38,7 +38,11 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _common import machine, write_results  # noqa: E402
+from _common import (  # noqa: E402
+    machine,
+    write_lastfm_smoke,
+    write_results,
+)
 
 from pyg_recsys.cli.run import load_dataset  # noqa: E402
 from pyg_recsys.data.loader import PairLoader  # noqa: E402
@@ -56,23 +60,6 @@ from pyg_recsys.schema import (  # noqa: E402
 from pyg_recsys.train import RankingEvaluator, Trainer, adam  # noqa: E402
 
 SPLITS = {'movielens-100k-kg': None, 'lastfm-kg': 'random'}
-
-
-def write_smoke_data(folder: Path) -> Path:
-    gen = torch.Generator().manual_seed(0)
-    folder.mkdir(parents=True)
-    with open(folder / 'user_artists.dat', 'w') as f:
-        f.write('userID\tartistID\tweight\n')
-        for u in range(60):
-            for a in torch.randperm(40, generator=gen)[:8].tolist():
-                f.write(f'{u}\t{a}\t{a + 1}\n')
-    with open(folder / 'item_index2entity_id.txt', 'w') as f:
-        f.writelines(f'{a}\t{a}\n' for a in range(40))
-    with open(folder / 'kg.txt', 'w') as f:
-        for a in range(40):
-            f.write(f'{a}\tgenre\t{40 + a % 5}\n')
-            f.write(f'{a}\tlabel\t{45 + a % 3}\n')
-    return folder
 
 
 def fit(model, loader, split, args) -> tuple[dict, float]:
@@ -195,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
     raw = None
     datasets = args.datasets
     if args.smoke:
-        raw = write_smoke_data(Path(tmp.name) / 'raw')
+        raw = write_lastfm_smoke(Path(tmp.name) / 'raw')
         datasets = ['lastfm-kg']
         args.epochs, args.eval_every, args.dim = 2, 1, 8
         args.twhin_batch = 64

@@ -380,9 +380,11 @@ def filtered_ranks(scores: Tensor, target: Tensor, known: CSR,
     flat = (pos * scores.size(1) + col).to(scores.device)
     scores.view(-1).index_fill_(0, flat, float('-inf'))
     scores.scatter_(1, target, float('-inf'))  # the true entity itself
-    greater = (scores > true).sum(1)
-    equal = (scores == true).sum(1)
-    return 1 + greater + equal // 2
+    # (counted as bytes into int32: summing a boolean matrix would copy
+    # it to int64 first)
+    greater = (scores > true).view(torch.uint8).sum(1, dtype=torch.int32)
+    equal = (scores == true).view(torch.uint8).sum(1, dtype=torch.int32)
+    return (1 + greater + equal // 2).long()
 
 
 def link_prediction_metrics(ranks: Tensor, ks: Sequence[int] = (1, 3, 10)

@@ -21,7 +21,10 @@ SCRIPTS = sorted(p for p in [*ROOT.glob('examples/*.py'),
 # MovieLens-100K); benchmarks make synthetic data
 NEEDS = {'srgnn_yoochoose.py': 'yoochoose1_64-srgnn/raw/train.txt',
          'sasrec_beauty.py': 'beauty-s3rec/raw/Beauty.txt',
-         'transe_kg.py': 'kinship/raw/train.txt'}
+         'transe_kg.py': 'kinship/raw/train.txt',
+         'kgcn_lastfm.py': 'lastfm-kgcn/raw/kg.txt',
+         'kgat_lastfm.py': 'lastfm-kgcn/raw/kg.txt',
+         'twhin_lastfm.py': 'lastfm-kgcn/raw/kg.txt'}
 # what a script's short mode prints when it worked (a metric, a table row)
 PRINTS = re.compile(r'(recall|hits?|ndcg|mrr)@\d+|s/epoch|seconds|\| *\d')
 
@@ -83,8 +86,20 @@ def test_every_script_has_a_documented_short_mode():
     assert documented == {str(p.relative_to(ROOT)) for p in SCRIPTS}
 
 
-@pytest.mark.parametrize('cmd', COMMANDS, ids=[' '.join(c[1:])
-                                               for c in COMMANDS])
+def _params() -> list:
+    """Every documented command; beyond the first of each script they are
+    marked ``slow`` (the default run checks each script once, ``make
+    test-all`` every variant)."""
+    seen: set[str] = set()
+    out = []
+    for cmd in COMMANDS:
+        marks = [pytest.mark.slow] if cmd[1] in seen else []
+        seen.add(cmd[1])
+        out.append(pytest.param(cmd, marks=marks, id=' '.join(cmd[1:])))
+    return out
+
+
+@pytest.mark.parametrize('cmd', _params())
 def test_documented_command_runs(cmd, tmp_path):
     script = ROOT / cmd[1]
     needs = NEEDS.get(script.name, 'movielens-100k/raw/u.data')

@@ -274,7 +274,74 @@ class TripleBatch(NamedTuple):
         return self.head.numel()
 
 
-class TripleLoader(EpochSeeded):
+class ColumnLoader(EpochSeeded):
+    """Batches of the columns of one ``[C, n]`` long tensor (triples,
+    labelled rows), shuffled every epoch from ``(seed, epoch)`` on the
+    tensor's device; subclasses turn a batch's columns into their batch
+    type (:meth:`_batches` yields the column indices and the generator).
+
+    Args:
+        rows: ``[C, n]``.
+        batch_size: Columns per batch.
+        shuffle: Shuffle every epoch.
+        drop_last: Drop the last partial batch.
+        seed: Seed of the per-epoch streams.
+        device: Where batches are made (default: where ``rows`` are).
+    """
+
+    #: rows of the tensor, and how error messages name it
+    width: int = 3
+    what: str = 'rows'
+
+    def __init__(self, rows: Tensor, batch_size: int, shuffle: bool = True,
+                 drop_last: bool = False, seed: int = 0,
+                 device: torch.device | str | None = None) -> None:
+        name = type(self).__name__
+        if rows.dim() != 2 or rows.size(0) != self.width or \
+                rows.size(1) == 0:
+            raise ValueError(f'{name}: {self.what} must have shape '
+                             f'[{self.width}, n] with n > 0, got '
+                             f'{list(rows.shape)}')
+        if batch_size <= 0:
+            raise ValueError(f'{name}: batch_size must be positive, got '
+                             f'{batch_size}')
+        self.rows = rows.long()
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.seed = seed
+        self.epoch = 0
+        if device is not None:
+            self.to(device)
+
+    @property
+    def device(self) -> torch.device:
+        return self.rows.device
+
+    def to(self, device: torch.device | str) -> ColumnLoader:
+        """Makes batches on ``device`` from now on (in place)."""
+        self.rows = self.rows.to(device)
+        return self
+
+    def __len__(self) -> int:
+        return self._num_batches(self.rows.size(1))
+
+    def _num_examples(self) -> int:
+        return self.rows.size(1)
+
+    def _batches(self) -> Iterator[tuple[Tensor, torch.Generator]]:
+        """``(column indices, generator)`` of every batch of the epoch."""
+        device = self.rows.device
+        gen = self.epoch_generator(device)
+        n = self.rows.size(1)
+        order = (torch.randperm(n, generator=gen, device=device)
+                 if self.shuffle else torch.arange(n, device=device))
+        size = self.batch_size
+        for b in range(len(self)):
+            yield order[b * size:(b + 1) * size], gen
+
+
+class TripleLoader(ColumnLoader):
     """Shuffled knowledge-graph triples with negatives that corrupt their
     heads and tails.
 
@@ -296,60 +363,40 @@ class TripleLoader(EpochSeeded):
         batch_size: Triples per batch.
         num_neg: Negative heads and tails per triple (0: in-batch).
         shared: Draw the negatives once per batch.
-        shuffle: Shuffle every epoch.
-        drop_last: Drop the last partial batch.
-        seed: Seed of the per-epoch streams.
-        device: Where batches are made (default: where ``triples`` are).
+        shuffle, drop_last, seed, device: As :class:`ColumnLoader`.
     """
+
+    what = 'triples'
 
     def __init__(self, triples: Tensor, num_entities: int,
                  batch_size: int = 1024, num_neg: int = 256,
                  shared: bool = False, shuffle: bool = True,
                  drop_last: bool = False, seed: int = 0,
                  device: torch.device | str | None = None) -> None:
-        if triples.dim() != 2 or triples.size(0) != 3 or \
-                triples.size(1) == 0:
-            raise ValueError(f'TripleLoader: triples must have shape [3, T] '
-                             f'with T > 0, got {list(triples.shape)}')
-        if batch_size <= 0 or num_neg < 0:
-            raise ValueError(f'TripleLoader: batch_size must be positive and '
-                             f'num_neg >= 0, got {batch_size} and {num_neg}')
-        ent = triples[[0, 2]]
+        super().__init__(triples, batch_size, shuffle, drop_last, seed)
+        if num_neg < 0:
+            raise ValueError(f'TripleLoader: num_neg must be >= 0, got '
+                             f'{num_neg}')
+        ent = self.rows[[0, 2]]
         if int(ent.min()) < 0 or int(ent.max()) >= num_entities:
             raise ValueError(f'TripleLoader: entity ids must lie in [0, '
                              f'{num_entities}), got {int(ent.min())} .. '
                              f'{int(ent.max())}')
-        self.triples = triples.long()
         self.num_entities = num_entities
-        self.batch_size = batch_size
         self.num_neg = num_neg
         self.shared = shared
-        self.shuffle = shuffle
-        self.drop_last = drop_last
-        self.seed = seed
-        self.epoch = 0
         if device is not None:
             self.to(device)
 
     @property
-    def device(self) -> torch.device:
-        return self.triples.device
-
-    def to(self, device: torch.device | str) -> TripleLoader:
-        """Makes batches on ``device`` from now on (in place)."""
-        self.triples = self.triples.to(device)
-        return self
-
-    def __len__(self) -> int:
-        return self._num_batches(self.triples.size(1))
-
-    def _num_examples(self) -> int:
-        return self.triples.size(1)
+    def triples(self) -> Tensor:
+        """The ``[3, T]`` training triples."""
+        return self.rows
 
     def shard(self, rank: int, world_size: int) -> TripleLoader:
-        """:meth:`EpochSeeded.shard`; in-batch negatives (``num_neg=0``)
-        are refused with several processes (a slice would rank against
-        the whole batch, not the single-process loss)."""
+        """:meth:`EpochSeeded.shard`; in-batch and shared negatives are
+        refused with several processes (a slice would rank against the
+        whole batch's, not the single-process loss)."""
         if world_size > 1 and (self.num_neg == 0 or self.shared):
             raise ValueError('TripleLoader.shard: in-batch and shared '
                              'negatives cannot be split among processes '
@@ -359,20 +406,14 @@ class TripleLoader(EpochSeeded):
         return self
 
     def __iter__(self) -> Iterator[TripleBatch]:
-        device = self.triples.device
-        gen = self.epoch_generator(device)
-        n = self.triples.size(1)
-        order = (torch.randperm(n, generator=gen, device=device)
-                 if self.shuffle else torch.arange(n, device=device))
-        size, num = self.batch_size, self.num_neg
-        for b in range(len(self)):
-            idx = order[b * size:(b + 1) * size]
-            h, r, t = self.triples[:, idx]
+        num = self.num_neg
+        for idx, gen in self._batches():
+            h, r, t = self.rows[:, idx]
             neg_h = neg_t = None
             if num:
                 shape = (2, num) if self.shared else (2, idx.numel(), num)
                 neg = torch.randint(self.num_entities, shape,
-                                    generator=gen, device=device)
+                                    generator=gen, device=idx.device)
                 neg_h, neg_t = neg[0], neg[1]
             if self.world_size > 1:
                 part, scale = self._local(idx.numel())
@@ -395,7 +436,7 @@ class ClickBatch(NamedTuple):
         return self.user.numel()
 
 
-class ClickLoader(EpochSeeded):
+class ClickLoader(ColumnLoader):
     """Shuffled labelled rows (click-through data with explicit negatives,
     e.g. :attr:`~pyg_recsys.data.split.Split.labelled`), reshuffled per
     epoch from ``(seed, epoch)``.
@@ -403,52 +444,21 @@ class ClickLoader(EpochSeeded):
     Args:
         rows: ``[3, n]`` (user, item, label).
         batch_size: Rows per batch.
-        shuffle: Shuffle every epoch.
+        shuffle, seed, device: As :class:`ColumnLoader`.
         drop_last: Drop the last partial batch (KGCN's training loop
             does).
-        seed: Seed of the per-epoch order.
-        device: Where batches are made.
     """
+
+    what = 'rows (user, item, label)'
 
     def __init__(self, rows: Tensor, batch_size: int = 128,
                  shuffle: bool = True, drop_last: bool = False,
                  seed: int = 0,
                  device: torch.device | str | None = None) -> None:
-        if rows.dim() != 2 or rows.size(0) != 3 or rows.size(1) == 0:
-            raise ValueError(f'ClickLoader: rows must have shape [3, n] '
-                             f'(user, item, label) with n > 0, got '
-                             f'{list(rows.shape)}')
-        if batch_size <= 0:
-            raise ValueError(f'ClickLoader: batch_size must be positive, '
-                             f'got {batch_size}')
-        self.rows = rows.long()
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.drop_last = drop_last
-        self.seed = seed
-        self.epoch = 0
-        if device is not None:
-            self.to(device)
-
-    def to(self, device: torch.device | str) -> ClickLoader:
-        self.rows = self.rows.to(device)
-        return self
-
-    def __len__(self) -> int:
-        return self._num_batches(self.rows.size(1))
-
-    def _num_examples(self) -> int:
-        return self.rows.size(1)
+        super().__init__(rows, batch_size, shuffle, drop_last, seed, device)
 
     def __iter__(self) -> Iterator[ClickBatch]:
-        device = self.rows.device
-        gen = self.epoch_generator(device)
-        n = self.rows.size(1)
-        order = (torch.randperm(n, generator=gen, device=device)
-                 if self.shuffle else torch.arange(n, device=device))
-        size = self.batch_size
-        for b in range(len(self)):
-            idx = order[b * size:(b + 1) * size]
+        for idx, _ in self._batches():
             u, i, y = self.rows[:, idx]
             scale = 1.0
             if self.world_size > 1:

@@ -207,9 +207,9 @@ def test_triple_loader_batches_and_negatives():
 def test_triple_loader_errors():
     from pyg_recsys.data.loader import TripleLoader
     good = torch.tensor([[0, 1], [0, 0], [1, 2]])
-    with pytest.raises(ValueError, match=r'shape \[3, T\] with T > 0'):
+    with pytest.raises(ValueError, match=r'shape \[3, n\] with n > 0'):
         TripleLoader(torch.zeros(2, 5, dtype=torch.long), 3)
-    with pytest.raises(ValueError, match=r'shape \[3, T\] with T > 0'):
+    with pytest.raises(ValueError, match=r'shape \[3, n\] with n > 0'):
         TripleLoader(torch.zeros(3, 0, dtype=torch.long), 3)
     with pytest.raises(ValueError, match='entity ids must lie in'):
         TripleLoader(good, 2)
@@ -219,3 +219,25 @@ def test_triple_loader_errors():
         TripleLoader(good, 3, batch_size=2, num_neg=0).shard(0, 2)
     with pytest.raises(ValueError, match='in-batch and shared negatives'):
         TripleLoader(good, 3, batch_size=2, shared=True).shard(0, 2)
+
+
+def test_click_loader_batches_and_errors():
+    from pyg_recsys.data.loader import ClickLoader, TripleLoader
+    rows = torch.tensor([[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [1, 0, 1, 0, 1]])
+    loader = ClickLoader(rows, batch_size=2, drop_last=True, seed=3)
+    batches = list(loader)
+    assert len(loader) == len(batches) == 2  # the last row dropped
+    seen = torch.cat([b.user for b in batches])
+    assert len(set(seen.tolist())) == 4
+    for b in batches:  # columns stay together; labels are floats
+        assert torch.equal(b.item, b.user + 5)
+        assert b.label.dtype == torch.float32
+    assert [b.user.tolist() for b in loader] == [
+        b.user.tolist() for b in batches]  # same epoch, same order
+    with pytest.raises(ValueError, match=r'ClickLoader: rows \(user, item, '
+                       r'label\) must have shape \[3, n\]'):
+        ClickLoader(rows[:2])
+    with pytest.raises(ValueError, match='batch_size must be positive'):
+        ClickLoader(rows, batch_size=0)
+    with pytest.raises(ValueError, match='num_neg must be >= 0'):
+        TripleLoader(rows, 10, num_neg=-1)

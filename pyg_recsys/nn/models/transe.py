@@ -128,10 +128,17 @@ class TransE(torch.nn.Module):
         return -(query - other).norm(p=self.p_norm, dim=-1)
 
     def _all(self, query: Tensor) -> Tensor:
-        """``[B, E]``: ``-||query_b - e||_p`` for every entity ``e``."""
+        """``[B, E]``: ``-||query_b - e||_p`` for every entity ``e``; for
+        :math:`p = 2` as :math:`\lVert q \rVert^2 + \lVert e \rVert^2 -
+        2 q^\top e` (one matrix product, then in-place steps)."""
         ent = self._entities()
-        return -torch.cdist(query.unsqueeze(0), ent.unsqueeze(0),
-                            p=self.p_norm).squeeze(0)
+        if self.p_norm != 2:
+            return -torch.cdist(query.unsqueeze(0), ent.unsqueeze(0),
+                                p=self.p_norm).squeeze(0)
+        out = torch.addmm(ent.pow(2).sum(-1).unsqueeze(0), query, ent.t(),
+                          alpha=-2.0)
+        out.add_(query.pow(2).sum(-1, keepdim=True)).clamp_min_(0.0)
+        return out.sqrt_().neg_()
 
     def score_triples(self, head: Tensor, relation: Tensor,
                       tail: Tensor) -> Tensor:
