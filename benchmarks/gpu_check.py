@@ -43,6 +43,7 @@ import tempfile
 import time
 import traceback
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -180,18 +181,27 @@ def time_model(name: str, raw, out: Path, device: torch.device,
 
 def sync_points(trainer: Trainer, loader, device: torch.device
                 ) -> list[str]:
-    """Places where one training step waits for the device."""
+    """Places where one training step waits for the device (a step of
+    every objective, for a model with several loaders)."""
     model = trainer.model
     model.train()
-    if hasattr(loader, 'set_epoch'):
-        loader.set_epoch(99)
-    batch = next(iter(loader))
+    loaders = loader if isinstance(loader, Mapping) else {None: loader}
+    batches = {}
+    for name, one in loaders.items():
+        if hasattr(one, 'set_epoch'):
+            one.set_epoch(99)
+        batches[name] = next(iter(one))
+
+    def losses():
+        for name, batch in batches.items():
+            b = _to_device(batch, device)
+            yield model.loss(b) if name is None else model.loss(b, name)
 
     def step():
-        b = _to_device(batch, device)
-        trainer.optimizer.zero_grad(set_to_none=True)
-        model.loss(b).backward()
-        trainer.optimizer.step()
+        for loss in losses():
+            trainer.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            trainer.optimizer.step()
 
     step()  # warm-up (lazy state, first-call allocations)
     if device.type == 'cuda':
@@ -210,10 +220,10 @@ def sync_points(trainer: Trainer, loader, device: torch.device
     ops_device.sync_free = lambda d: True  # the device code path
     try:
         # (the optimizer reads its CPU step counter, not a device value)
-        b = _to_device(batch, device)
         trainer.optimizer.zero_grad(set_to_none=True)
         with SyncRecorder() as rec:
-            model.loss(b).backward()
+            for loss in losses():
+                loss.backward()
     finally:
         ops_device.sync_free = free
     return rec.places()

@@ -129,7 +129,11 @@ class KGATConv(MessagePassing):
         """``x`` ``[N, d]``; ``edge_index`` ``[2, E]`` (tail, head) with
         ``edge_weight`` ``[E]``, or a weighted ``SparseTensor`` /
         torch sparse adjacency (rows: heads)."""
-        side = self.propagate(edge_index, x=x, edge_weight=edge_weight)
+        if isinstance(edge_index, Tensor) and \
+                edge_index.layout == torch.sparse_csr:
+            side = self.message_and_aggregate(edge_index, x)  # weighted
+        else:
+            side = self.propagate(edge_index, x=x, edge_weight=edge_weight)
         if self.aggregator == 'bi-interaction':
             out = (F.leaky_relu(self.lin1(x + side))
                    + F.leaky_relu(self.lin2(x * side)))
@@ -146,6 +150,10 @@ class KGATConv(MessagePassing):
 
     def message_and_aggregate(self, adj_t: SparseTensor | Tensor,
                               x: Tensor) -> Tensor:
+        if isinstance(adj_t, Tensor) and adj_t.layout == torch.sparse_csr:
+            # (torch's CSR product directly: PyG's spmm converts the
+            # layout on the way, which reads sizes back from a device)
+            return torch.sparse.mm(adj_t, x)
         return spmm(adj_t, x, reduce=self.aggr)
 
     def __repr__(self) -> str:

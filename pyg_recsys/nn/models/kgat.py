@@ -14,7 +14,9 @@ from pyg_recsys.data.kg import collaborative_kg
 from pyg_recsys.data.loader import TripleLoader
 from pyg_recsys.loss import l2_reg
 from pyg_recsys.nn.conv.kgat_conv import KGATConv, kgat_attention
+from pyg_recsys.nn.embedding import Embedding
 from pyg_recsys.nn.models.base import EmbeddingRecommender, _typed_graph
+from pyg_recsys.ops import device as ops_device
 from pyg_recsys.schema import ITEM, USER
 
 
@@ -96,7 +98,7 @@ class KGAT(EmbeddingRecommender):
         self.relation_dim = relation_dim
         self.kg_reg_weight = kg_reg_weight
         self.use_attention = attention
-        self.relation = torch.nn.Embedding(self.num_relations, relation_dim)
+        self.relation = Embedding(self.num_relations, relation_dim)
         self.W = torch.nn.Parameter(torch.empty(
             self.num_relations, embedding_dim, relation_dim))
         dims = [embedding_dim, *layer_dims]
@@ -222,7 +224,9 @@ class KGAT(EmbeddingRecommender):
         # (lookups through embedding(): their backward sums rows faster
         # than the accumulating index_put of plain indexing)
         R, d, k = self.W.shape
-        W = F.embedding(r, self.W.view(R, d * k)).view(-1, d, k)
+        table = self.W.view(R, d * k)
+        W = (table.index_select(0, r) if ops_device.sync_free(r.device)
+             else F.embedding(r, table)).view(-1, d, k)
         e = self.embedding(torch.stack([h, t, neg])).unsqueeze(2)
         r_h, r_t, r_n = (torch.bmm(e[i], W).squeeze(1) for i in range(3))
         r_e = self.relation(r)

@@ -128,7 +128,7 @@ class TransE(torch.nn.Module):
         return -(query - other).norm(p=self.p_norm, dim=-1)
 
     def _all(self, query: Tensor) -> Tensor:
-        """``[B, E]``: ``-||query_b - e||_p`` for every entity ``e``; for
+        r"""``[B, E]``: ``-||query_b - e||_p`` for every entity ``e``; for
         :math:`p = 2` as :math:`\lVert q \rVert^2 + \lVert e \rVert^2 -
         2 q^\top e` (one matrix product, then in-place steps)."""
         ent = self._entities()
