@@ -116,7 +116,74 @@ class PairBatch(NamedTuple):
         return self.user.numel()
 
 
-class PairLoader(EpochSeeded):
+class ColumnLoader(EpochSeeded):
+    """Batches of the columns of one ``[C, n]`` long tensor (triples,
+    labelled rows), shuffled every epoch from ``(seed, epoch)`` on the
+    tensor's device; subclasses turn a batch's columns into their batch
+    type (:meth:`_batches` yields the column indices and the generator).
+
+    Args:
+        rows: ``[C, n]``.
+        batch_size: Columns per batch.
+        shuffle: Shuffle every epoch.
+        drop_last: Drop the last partial batch.
+        seed: Seed of the per-epoch streams.
+        device: Where batches are made (default: where ``rows`` are).
+    """
+
+    #: rows of the tensor, and how error messages name it
+    width: int = 3
+    what: str = 'rows'
+
+    def __init__(self, rows: Tensor, batch_size: int, shuffle: bool = True,
+                 drop_last: bool = False, seed: int = 0,
+                 device: torch.device | str | None = None) -> None:
+        name = type(self).__name__
+        if rows.dim() != 2 or rows.size(0) != self.width or \
+                rows.size(1) == 0:
+            raise ValueError(f'{name}: {self.what} must have shape '
+                             f'[{self.width}, n] with n > 0, got '
+                             f'{list(rows.shape)}')
+        if batch_size <= 0:
+            raise ValueError(f'{name}: batch_size must be positive, got '
+                             f'{batch_size}')
+        self.rows = rows.long()
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.seed = seed
+        self.epoch = 0
+        if device is not None:
+            self.to(device)
+
+    @property
+    def device(self) -> torch.device:
+        return self.rows.device
+
+    def to(self, device: torch.device | str) -> ColumnLoader:
+        """Makes batches on ``device`` from now on (in place)."""
+        self.rows = self.rows.to(device)
+        return self
+
+    def __len__(self) -> int:
+        return self._num_batches(self.rows.size(1))
+
+    def _num_examples(self) -> int:
+        return self.rows.size(1)
+
+    def _batches(self) -> Iterator[tuple[Tensor, torch.Generator]]:
+        """``(column indices, generator)`` of every batch of the epoch."""
+        device = self.rows.device
+        gen = self.epoch_generator(device)
+        n = self.rows.size(1)
+        order = (torch.randperm(n, generator=gen, device=device)
+                 if self.shuffle else torch.arange(n, device=device))
+        size = self.batch_size
+        for b in range(len(self)):
+            yield order[b * size:(b + 1) * size], gen
+
+
+class PairLoader(ColumnLoader):
     """Iterates over shuffled training pairs with fresh negatives each epoch.
 
     Randomness comes from a generator seeded by ``(seed, epoch)``: call
@@ -153,45 +220,31 @@ class PairLoader(EpochSeeded):
     #: Negatives drawn per round of the per-pair samplers.
     DRAW_CHUNK = 1 << 21
 
+    width = 2
+    what = 'pairs'
+
     def __init__(self, pairs: Tensor, sampler: Sampler,
                  batch_size: int = 2048, num_neg: int = 1,
                  shuffle: bool = True, drop_last: bool = False,
                  seed: int = 0,
                  device: torch.device | str | None = None) -> None:
-        if pairs.dim() != 2 or pairs.size(0) != 2:
-            raise ValueError(f'PairLoader: pairs must have shape [2, E], got '
-                             f'{list(pairs.shape)}')
-        if batch_size <= 0:
-            raise ValueError(f'PairLoader: batch_size must be positive, got '
-                             f'{batch_size}')
-        self.pairs = pairs.long()
         self.sampler = sampler
-        self.batch_size = batch_size
         self.num_neg = num_neg
-        self.shuffle = shuffle
-        self.drop_last = drop_last
-        self.seed = seed
-        self.epoch = 0
-        if device is not None:
-            self.to(device)
+        super().__init__(pairs, batch_size, shuffle, drop_last, seed,
+                         device)
 
     @property
-    def device(self) -> torch.device:
-        return self.pairs.device
+    def pairs(self) -> Tensor:
+        """The ``[2, E]`` (user, item) training pairs."""
+        return self.rows
 
     def to(self, device: torch.device | str) -> PairLoader:
         """Makes batches on ``device`` from now on (in place; returns
         ``self``); the sampler moves along when it has a ``to``."""
-        self.pairs = self.pairs.to(device)
+        super().to(device)
         if hasattr(self.sampler, 'to'):
             self.sampler.to(device)
         return self
-
-    def __len__(self) -> int:
-        return self._num_batches(self.pairs.size(1))
-
-    def _num_examples(self) -> int:
-        return self.pairs.size(1)
 
     def shard(self, rank: int, world_size: int) -> PairLoader:
         """:meth:`EpochSeeded.shard`, for samplers that draw negatives per
@@ -272,73 +325,6 @@ class TripleBatch(NamedTuple):
 
     def __len__(self) -> int:  # type: ignore[override]
         return self.head.numel()
-
-
-class ColumnLoader(EpochSeeded):
-    """Batches of the columns of one ``[C, n]`` long tensor (triples,
-    labelled rows), shuffled every epoch from ``(seed, epoch)`` on the
-    tensor's device; subclasses turn a batch's columns into their batch
-    type (:meth:`_batches` yields the column indices and the generator).
-
-    Args:
-        rows: ``[C, n]``.
-        batch_size: Columns per batch.
-        shuffle: Shuffle every epoch.
-        drop_last: Drop the last partial batch.
-        seed: Seed of the per-epoch streams.
-        device: Where batches are made (default: where ``rows`` are).
-    """
-
-    #: rows of the tensor, and how error messages name it
-    width: int = 3
-    what: str = 'rows'
-
-    def __init__(self, rows: Tensor, batch_size: int, shuffle: bool = True,
-                 drop_last: bool = False, seed: int = 0,
-                 device: torch.device | str | None = None) -> None:
-        name = type(self).__name__
-        if rows.dim() != 2 or rows.size(0) != self.width or \
-                rows.size(1) == 0:
-            raise ValueError(f'{name}: {self.what} must have shape '
-                             f'[{self.width}, n] with n > 0, got '
-                             f'{list(rows.shape)}')
-        if batch_size <= 0:
-            raise ValueError(f'{name}: batch_size must be positive, got '
-                             f'{batch_size}')
-        self.rows = rows.long()
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.drop_last = drop_last
-        self.seed = seed
-        self.epoch = 0
-        if device is not None:
-            self.to(device)
-
-    @property
-    def device(self) -> torch.device:
-        return self.rows.device
-
-    def to(self, device: torch.device | str) -> ColumnLoader:
-        """Makes batches on ``device`` from now on (in place)."""
-        self.rows = self.rows.to(device)
-        return self
-
-    def __len__(self) -> int:
-        return self._num_batches(self.rows.size(1))
-
-    def _num_examples(self) -> int:
-        return self.rows.size(1)
-
-    def _batches(self) -> Iterator[tuple[Tensor, torch.Generator]]:
-        """``(column indices, generator)`` of every batch of the epoch."""
-        device = self.rows.device
-        gen = self.epoch_generator(device)
-        n = self.rows.size(1)
-        order = (torch.randperm(n, generator=gen, device=device)
-                 if self.shuffle else torch.arange(n, device=device))
-        size = self.batch_size
-        for b in range(len(self)):
-            yield order[b * size:(b + 1) * size], gen
 
 
 class TripleLoader(ColumnLoader):

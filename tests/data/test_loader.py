@@ -59,8 +59,11 @@ def test_drop_last_and_no_shuffle():
 
 
 def test_loader_errors():
-    with pytest.raises(ValueError, match=r'shape \[2, E\]'):
+    with pytest.raises(ValueError, match=r'PairLoader: pairs must have '
+                       r'shape \[2, n\] with n > 0'):
         PairLoader(torch.zeros(3, 2), UniformSampler(2))
+    with pytest.raises(ValueError, match=r'with n > 0, got \[2, 0\]'):
+        PairLoader(torch.zeros(2, 0), UniformSampler(2))
     with pytest.raises(ValueError, match='batch_size must be positive'):
         PairLoader(PAIRS, UniformSampler(6), batch_size=0)
 
