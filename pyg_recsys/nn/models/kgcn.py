@@ -278,15 +278,16 @@ class KGCN(torch.nn.Module):
         if hasattr(batch, 'label'):  # labelled rows
             logits = self.predict(batch.user, batch.item)
             loss = F.binary_cross_entropy_with_logits(logits, batch.label)
-        else:  # positives 1, their sampled negatives 0
+        else:  # positives 1, their sampled negatives 0: one mean over
+            # all of them, as over labelled rows (and as RecBole's KGCN)
             neg = batch.neg.view(batch.user.numel(), -1)
             users = batch.user.view(-1, 1).expand_as(neg)
             pos = self.predict(batch.user, batch.pos)
             negl = self.predict(users.reshape(-1), neg.reshape(-1))
-            loss = (F.binary_cross_entropy_with_logits(
-                        pos, torch.ones_like(pos))
-                    + F.binary_cross_entropy_with_logits(
-                        negl, torch.zeros_like(negl)))
+            logits = torch.cat([pos, negl])
+            labels = torch.cat([torch.ones_like(pos),
+                                torch.zeros_like(negl)])
+            loss = F.binary_cross_entropy_with_logits(logits, labels)
         if self.reg_weight > 0:
             l2 = self.embedding.weight.pow(2).sum() + \
                 self.relation.weight.pow(2).sum()
