@@ -305,30 +305,19 @@ class ClickDriver(RankingDriver):
     def monitor_for(self, args: argparse.Namespace) -> str:
         return 'auc' if self.labelled(args) else 'recall@20'
 
-    def load(self, ds: Any, args: argparse.Namespace) -> dict[str, Any]:
-        from pyg_recsys.data.kg import item_entity_triples
-        data = super().load(ds, args)
-        split = data['split']
-        try:
-            triples, names = item_entity_triples(split.side,
-                                                 split.num_items)
-        except ValueError as e:
-            raise UserError(f'{args.model} needs a knowledge graph: {e}') \
-                from None
-        data.update(triples=triples, relations=names)
-        return data
-
     def model_inputs(self, data: dict[str, Any], spec: ModelSpec,
                      args: argparse.Namespace) -> dict[str, Any]:
         from pyg_recsys.data.kg import item_entity_triples
         split = data['split']
-        if 'triples' not in data:  # a split read back from a run folder
-            data['triples'], data['relations'] = item_entity_triples(
-                split.side, split.num_items)
+        try:
+            triples, relations = item_entity_triples(split.side,
+                                                     split.num_items)
+        except ValueError as e:
+            raise UserError(f'{args.model} needs a knowledge graph: {e}') \
+                from None
         return dict(num_users=split.num_users, num_items=split.num_items,
                     num_entities=split.num_nodes.get('entity', 0),
-                    triples=data['triples'],
-                    num_relations=len(data['relations']))
+                    triples=triples, num_relations=len(relations))
 
     def loader(self, data: dict[str, Any], args: argparse.Namespace,
                model: torch.nn.Module) -> Any:
