@@ -214,6 +214,19 @@ def main(argv: list[str] | None = None) -> None:
         neg = negatives_speed(speed_set, RECIPES[speed_set], raw,
                               2 if args.smoke else 10)
     tmp.cleanup()
+    for row in rows:
+        row['measured'] = time.strftime('%Y-%m-%d')
+    previous = args.out / 'kg_transe.json'
+    if not args.smoke and previous.exists():
+        # a run over some data sets keeps the others' rows (each row names
+        # the day it was measured), and the speed figures it did not redo
+        old = json.loads(previous.read_text())
+        done = {r['dataset'] for r in rows}
+        kept = [r for r in old.get('rows', []) if r['dataset'] not in done]
+        order = list(RECIPES)
+        rows = sorted(kept + rows, key=lambda r: order.index(r['dataset']))
+        speed = speed or old.get('eval_speed')
+        neg = neg or old.get('negatives_speed')
     record = dict(machine=machine(), smoke=args.smoke, rows=rows,
                   eval_speed=speed, negatives_speed=neg,
                   protocol='filtered ranking of heads and tails among all '
@@ -228,15 +241,15 @@ def main(argv: list[str] | None = None) -> None:
           f'shared by each batch (`--neg shared`), Adam; the options per '
           f'data set are in the JSON. Machine: {machine()}.', '',
           '| data set | epochs (best) | s / epoch | test MRR | Hits@1 | '
-          'Hits@10 | published MRR / Hits@10 |',
-          '|---|---:|---:|---:|---:|---:|---|']
+          'Hits@10 | published MRR / Hits@10 | measured |',
+          '|---|---:|---:|---:|---:|---:|---|---|']
     for r in rows:
         pub = PUBLISHED.get(r['dataset'])
         ref = f'{pub[1]:.3f} / {pub[2]:.3f} ({pub[0]})' if pub else '-'
         md.append(f"| {r['dataset']} | {r['epochs']} ({r['best_epoch']}) "
                   f"| {r['s_per_epoch']:.2f} | {r['test']['mrr']:.4f} | "
                   f"{r['test']['hits@1']:.4f} | {r['test']['hits@10']:.4f} "
-                  f'| {ref} |')
+                  f"| {ref} | {r.get('measured', '-')} |")
     if speed:
         md += ['', f"Evaluation of the {speed['test_triples']} "
                f"{speed['dataset']} test triples, same weights: ours "

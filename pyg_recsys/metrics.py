@@ -54,6 +54,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+from pyg_recsys.ops import device as ops_device
 from pyg_recsys.ops.csr import CSR, isin_sorted
 from pyg_recsys.ops.topk import _chunked
 
@@ -362,7 +363,14 @@ def filtered_ranks(scores: Tensor, target: Tensor, known: CSR,
 
     (ties at their rounded mean rank, LibKGE's default; a model that
     scores every entity alike gets the middle rank, not the first).
-    Computed for the whole batch at once; ``scores`` is changed in place.
+    Computed for the whole batch at once in one pass over the scores:
+    with the left-out entities set to :math:`-\infty`, the row sum of
+    :math:`\mathrm{sign}(s_e - s_y)` over all :math:`E` entities is
+    :math:`2g + q - E`, so :math:`\mathrm{rank} = 1 + \lfloor (\sum +
+    E) / 2 \rfloor` (the sum is exact in float32 below :math:`2^{24}`
+    entities, float64 above).  A NaN score counts as a tie with the
+    true one (no credit for it), and a NaN true score ranks in the middle.
+    ``scores`` is changed in place.
 
     Args:
         scores: ``[B, E]`` scores of every entity (higher is better).
@@ -380,11 +388,20 @@ def filtered_ranks(scores: Tensor, target: Tensor, known: CSR,
     flat = (pos * scores.size(1) + col).to(scores.device)
     scores.view(-1).index_fill_(0, flat, float('-inf'))
     scores.scatter_(1, target, float('-inf'))  # the true entity itself
-    # (counted as bytes into int32: summing a boolean matrix would copy
-    # it to int64 first)
-    greater = (scores > true).view(torch.uint8).sum(1, dtype=torch.int32)
-    equal = (scores == true).view(torch.uint8).sum(1, dtype=torch.int32)
-    return (1 + greater + equal // 2).long()
+    num = scores.size(1)
+    # one pass instead of counting ``>`` and ``==`` apart (4-8x faster on
+    # the CPU, where this is memory-bound): sign(s_e - s_y) summed
+    # torch's sign of NaN is 0; the NaN -> 0 step makes that certain: on
+    # a device always (no read-back), on the CPU only if a sum is NaN
+    signs = scores.sub_(true).sign_()
+    wide = torch.float64 if num >= 1 << 24 else None
+    if ops_device.sync_free(scores.device):
+        total = signs.nan_to_num_(nan=0.0).sum(1, dtype=wide)
+    else:
+        total = signs.sum(1, dtype=wide)
+        if bool(total.isnan().any()):
+            total = signs.nan_to_num_(nan=0.0).sum(1, dtype=wide)
+    return 1 + (total.long() + num) // 2
 
 
 def link_prediction_metrics(ranks: Tensor, ks: Sequence[int] = (1, 3, 10)

@@ -370,7 +370,9 @@ class KGEvaluator:
     """Filtered link prediction over a knowledge-graph completion split
     (:class:`~pyg_recsys.data.kg.KGSplit`): for every triple of the part,
     every entity is scored as its tail (``model.score_tails(h, r)``) and
-    as its head (``model.score_heads(r, t)``), the other known true
+    as its head (``model.score_heads(r, t)``; where the model has them,
+    ``ranking_tails`` / ``ranking_heads``, the same order per row computed
+    more cheaply), the other known true
     triples (train, validation and test) are masked, and the true entity
     ranked (:func:`~pyg_recsys.metrics.filtered_ranks`).  Metrics are the
     means over both directions: ``mrr``, ``mr`` and ``hits@K``, and the
@@ -407,6 +409,9 @@ class KGEvaluator:
         from pyg_recsys.metrics import filtered_ranks, link_prediction_metrics
         check_contract(model, TripleScorer, 'KGEvaluator')
         model.eval()
+        # a model may rank through a cheaper form in the same order
+        rank_tails = getattr(model, 'ranking_tails', model.score_tails)
+        rank_heads = getattr(model, 'ranking_heads', model.score_heads)
         device = model_device(model)
         triples = self.split.part(part).to(device)
         tails, heads = self.filter_index(device)
@@ -418,10 +423,8 @@ class KGEvaluator:
             if b % world != rank:
                 continue
             h, r, t = triples[:, i:i + self.batch_size]
-            tail_rank = filtered_ranks(model.score_tails(h, r), t, tails,
-                                       h * R + r)
-            head_rank = filtered_ranks(model.score_heads(r, t), h, heads,
-                                       t * R + r)
+            tail_rank = filtered_ranks(rank_tails(h, r), t, tails, h * R + r)
+            head_rank = filtered_ranks(rank_heads(r, t), h, heads, t * R + r)
             both = link_prediction_metrics(
                 torch.cat([tail_rank, head_rank]), self.ks)
             both['mrr_tail'] = (1.0 / tail_rank.double()).sum() * 2

@@ -374,6 +374,25 @@ def test_filtered_ranks_match_a_plain_loop():
     assert float(sums['mr']) == float(got.sum())
 
 
+@pytest.mark.parametrize('device_form', [False, True])
+def test_filtered_ranks_count_nan_scores_as_ties(monkeypatch, device_form):
+    from pyg_recsys.metrics import filtered_ranks
+    from pyg_recsys.ops import device as ops_device
+    monkeypatch.setattr(ops_device, 'sync_free', lambda device: device_form)
+    empty = CSR.from_pairs(torch.tensor([], dtype=torch.long),
+                           torch.tensor([], dtype=torch.long), 3, 6)
+    nan = float('nan')
+    scores = torch.tensor([[3.0, nan, 1.0, 2.0, nan, 2.0],
+                           [0.0, 1.0, 2.0, 3.0, 4.0, 5.0],
+                           [0.0, nan, 9.0, 3.0, 4.0, 5.0]])
+    # row 0: true 2.0 (entity 3), one greater, three ties (two NaN):
+    # no credit for a NaN; row 1: true 1.0, four greater; row 2: a NaN
+    # true score, every entity tied with it: the middle
+    rank = filtered_ranks(scores, torch.tensor([3, 1, 1]), empty,
+                          torch.tensor([0, 1, 2]))
+    assert rank.tolist() == [1 + 1 + 3 // 2, 5, 1 + 6 // 2]
+
+
 def test_filtered_rank_of_constant_scores_is_the_middle():
     from pyg_recsys.metrics import filtered_ranks
     empty = CSR.from_pairs(torch.tensor([], dtype=torch.long),

@@ -124,7 +124,7 @@ MODELS: dict[str, ModelSpec] = {
     'transe': ModelSpec('TransE', KG, (
         _DIM, Opt('kg_loss', 'loss'), Opt('margin'), Opt('p_norm'),
         Opt('reciprocal'), Opt('normalize_entities', 'normalize'),
-        Opt('reg', 'reg_weight'))),
+        Opt('reg', 'reg_weight'), Opt('dropout'))),
     'sasrec': ModelSpec('SASRec', NEXT_ITEM, (
         _DIM, Opt('blocks', 'num_blocks'), Opt('heads', 'num_heads'),
         Opt('dropout'), Opt('max_len', convert=lambda v: v or 50), _LOSS,

@@ -53,6 +53,46 @@ def test_all_entity_scores_equal_the_triple_formula(kw):
             assert float(heads[b, e]) == pytest.approx(float(want_h), abs=1e-5)
 
 
+@pytest.mark.parametrize('kw', [dict(p_norm=1), dict(p_norm=2),
+                                dict(p_norm=2, normalize=True),
+                                dict(p_norm=2, reciprocal=True)])
+def test_ranking_forms_keep_the_order_of_the_scores(kw):
+    m = _model(**kw).eval()
+    h, r = torch.tensor([1, 4, 0]), torch.tensor([2, 0, 1])
+    with torch.no_grad():
+        pairs = [(m.ranking_tails(h, r), m.score_tails(h, r)),
+                 (m.ranking_heads(r, h), m.score_heads(r, h))]
+    for fast, exact in pairs:
+        assert fast.shape == exact.shape == (3, E)
+        assert torch.equal(fast.argsort(1), exact.argsort(1))
+        if m.p_norm == 2:  # ||q||^2 - ||q - e||^2: the square, shifted
+            shift = (fast + exact.pow(2))
+            assert torch.allclose(shift, shift[:, :1].expand_as(shift),
+                                  atol=1e-4)
+
+
+def test_ranking_table_follows_the_weights():
+    m = _model(p_norm=2).eval()
+    h, r = torch.tensor([1, 2]), torch.tensor([0, 1])
+    with torch.no_grad():
+        before = m.ranking_tails(h, r)
+        assert m.ranking_tails(h, r) is not before  # a new [B, E] each call
+        m.entity.weight.mul_(2.0)  # in place: the cached table is stale
+        after = m.ranking_tails(h, r)
+    with torch.no_grad():
+        fresh = _model(p_norm=2).eval()
+        fresh.load_state_dict(m.state_dict())
+        assert torch.allclose(after, fresh.ranking_tails(h, r))
+    assert not torch.allclose(before, after)
+    # an optimiser step that does not bump the version (fused Adam):
+    # train() / eval() drop the table
+    m.train()
+    m.entity.weight.data.mul_(0.5)
+    m.eval()
+    with torch.no_grad():
+        assert torch.allclose(m.ranking_tails(h, r), before, atol=1e-5)
+
+
 def _batch(neg=True):
     h, r, t = torch.tensor([0, 1, 2]), torch.tensor([0, 1, 2]), \
         torch.tensor([3, 4, 5])
@@ -135,6 +175,26 @@ def test_bad_input_is_refused():
                            torch.tensor([1])))
 
 
+def test_entity_dropout_in_training_only():
+    with pytest.raises(ValueError, match=r'dropout must lie in \[0, 1\)'):
+        TransE(E, R, D, dropout=1.0)
+    m = _model(p_norm=2, dropout=0.5)
+    batch = _batch()
+    torch.manual_seed(1)
+    a = m.loss(batch)
+    torch.manual_seed(2)
+    b = m.loss(batch)
+    assert not torch.allclose(a, b)  # masks drawn per step
+    ref = _model(p_norm=2)  # same weights, no dropout
+    m.eval()
+    ref.eval()
+    h, r = torch.tensor([0, 1]), torch.tensor([1, 2])
+    with torch.no_grad():
+        assert torch.equal(m.score_tails(h, r), ref.score_tails(h, r))
+        assert torch.equal(m.ranking_tails(h, r), ref.ranking_tails(h, r))
+    assert 'dropout=0.5' in repr(m)
+
+
 def test_reset_parameters_draws_the_paper_init():
     m = _model(p_norm=2)
     m.entity.weight.data.fill_(100.0)
@@ -192,10 +252,12 @@ def test_training_beats_random_ranking(num_neg):
         before, after)
 
 
-def test_evaluator_ranks_both_directions_filtered():
+@pytest.mark.parametrize('kw', [dict(p_norm=1), dict(p_norm=2),
+                                dict(p_norm=2, reciprocal=True)])
+def test_evaluator_ranks_both_directions_filtered(kw):
     split = _Split()
     torch.manual_seed(0)
-    m = TransE(split.num_entities, 2, 4, p_norm=1)
+    m = TransE(split.num_entities, 2, 4, **kw)
     got = KGEvaluator(split, ks=(1, 10), batch_size=4)(m, 'test')
     known = {tuple(x) for x in torch.cat(
         [split.train, split.val, split.test], 1).t().tolist()}
@@ -205,10 +267,12 @@ def test_evaluator_ranks_both_directions_filtered():
             for side in ('tail', 'head'):
                 cand = [(h, r, e) if side == 'tail' else (e, r, t)
                         for e in range(split.num_entities)]
-                s = m.score_triples(*torch.tensor(cand).t())
-                true = float(m.score_triples(torch.tensor([h]),
-                                             torch.tensor([r]),
-                                             torch.tensor([t])))
+                # every entity's exact score (tested against the formula
+                # above; with reciprocal relations heads come from r^-1)
+                s = (m.score_tails(torch.tensor([h]), torch.tensor([r]))
+                     if side == 'tail' else
+                     m.score_heads(torch.tensor([r]), torch.tensor([t])))[0]
+                true = float(s[t if side == 'tail' else h])
                 other = [float(s[e]) for e, c in enumerate(cand)
                          if c not in known]
                 rank = 1 + sum(v > true + 1e-5 for v in other) + sum(

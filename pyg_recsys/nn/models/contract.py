@@ -19,7 +19,9 @@ name means the same thing in every family:
 * ``score_triples(head, relation, tail)`` / ``score_heads`` /
   ``score_tails``: plausibility of knowledge-graph triples, of every entity
   as the head or the tail of ``(?, relation, tail)`` / ``(head,
-  relation, ?)``.
+  relation, ?)``.  Optional ``ranking_heads`` / ``ranking_tails``: the
+  same order per row in a cheaper form (TransE without the square root),
+  which :class:`~pyg_recsys.train.KGEvaluator` ranks with when present.
 
 :class:`Recommender` is what the training loop needs; the task protocols
 are what the evaluators need (a trained model has both; the most-popular

@@ -64,19 +64,25 @@ class TransE(torch.nn.Module):
             before scoring (the paper's constraint; PyG does the same).
         reg_weight: L2 weight on the batch's embeddings
             (:func:`~pyg_recsys.loss.l2_reg`).
+        dropout: Dropout on every entity embedding looked up in training
+            (heads, tails and negatives; LibKGE's entity-embedder
+            dropout), none in evaluation.
     """
 
     def __init__(self, num_entities: int, num_relations: int,
                  embedding_dim: int = 64, p_norm: float = 1.0,
                  loss: str = 'ce', margin: float = 1.0,
                  reciprocal: bool = False, normalize: bool = False,
-                 reg_weight: float = 0.0) -> None:
+                 reg_weight: float = 0.0, dropout: float = 0.0) -> None:
         super().__init__()
         if num_entities <= 0 or num_relations <= 0:
             raise ValueError(f'TransE: needs entities and relations, got '
                              f'{num_entities} and {num_relations}')
         if p_norm not in (1, 2):
             raise ValueError(f'TransE: p_norm must be 1 or 2, got {p_norm}')
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f'TransE: dropout must lie in [0, 1), got '
+                             f'{dropout}')
         if loss not in LOSSES:
             raise ValueError(f'TransE: loss must be one of {LOSSES}, got '
                              f'{loss!r}')
@@ -89,10 +95,18 @@ class TransE(torch.nn.Module):
         self.reciprocal = reciprocal
         self.normalize = normalize
         self.reg_weight = reg_weight
+        self.dropout = dropout
         self.entity = Embedding(num_entities, embedding_dim)
         self.relation = Embedding(num_relations * (2 if reciprocal else 1),
                                   embedding_dim)
+        self._rank_cache: tuple[tuple, Tensor] | None = None
         self.reset_parameters()
+
+    def train(self, mode: bool = True) -> TransE:
+        """Sets the mode (``eval()`` calls it too) and drops the ranking
+        table of :meth:`ranking_tails`."""
+        self._rank_cache = None
+        return super().train(mode)
 
     def reset_parameters(self) -> None:
         """The paper's initialisation: uniform in :math:`\\pm 6 /
@@ -108,8 +122,11 @@ class TransE(torch.nn.Module):
 
     def _entities(self, index: Tensor | None = None) -> Tensor:
         e = self.entity.weight if index is None else self.entity(index)
-        return F.normalize(e, p=self.p_norm, dim=-1) if self.normalize \
-            else e
+        if self.normalize:
+            e = F.normalize(e, p=self.p_norm, dim=-1)
+        if self.dropout > 0 and self.training:
+            e = F.dropout(e, self.dropout, training=True)
+        return e
 
     def _check_relation(self, relation: Tensor, where: str) -> None:
         # not on the device path: a bound check reads a value back (there
@@ -139,6 +156,48 @@ class TransE(torch.nn.Module):
                           alpha=-2.0)
         out.add_(query.pow(2).sum(-1, keepdim=True)).clamp_min_(0.0)
         return out.sqrt_().neg_()
+
+    def _rank_table(self) -> Tensor:
+        r"""``[E, d + 1]``: rows :math:`[2\mathbf{e}, -\lVert \mathbf{e}
+        \rVert^2]`, so that ``[q, 1] @ table.T`` is :math:`\lVert q
+        \rVert^2 - \lVert q - e \rVert^2` in one matrix product; kept
+        in evaluation mode without gradients while the weights are
+        unchanged (dropped by :meth:`train`/``eval()``)."""
+        w = self.entity.weight
+        key = (w._version, w.data_ptr(), w.dtype, w.device)
+        if self.training or torch.is_grad_enabled() or \
+                self._rank_cache is None or self._rank_cache[0] != key:
+            ent = self._entities()
+            table = torch.cat([2.0 * ent, -ent.pow(2).sum(-1, keepdim=True)],
+                              dim=1)
+            if self.training or torch.is_grad_enabled():
+                return table
+            self._rank_cache = (key, table)
+        return self._rank_cache[1]
+
+    def _ranking(self, query: Tensor) -> Tensor:
+        if self.p_norm != 2:
+            return self._all(query)
+        ones = query.new_ones(query.size(0), 1)
+        return torch.cat([query, ones], dim=1) @ self._rank_table().t()
+
+    def ranking_tails(self, head: Tensor, relation: Tensor) -> Tensor:
+        r"""``[B, num_entities]`` in the order of :meth:`score_tails` per
+        row, cheaper to compute: for :math:`p = 2`, :math:`\lVert q
+        \rVert^2 - \lVert q - e \rVert^2` (:math:`q = e_h + r`), one
+        matrix product, no square root (the filtered evaluation ranks
+        with it, see :class:`~pyg_recsys.train.KGEvaluator`)."""
+        self._check_relation(relation, 'ranking_tails')
+        return self._ranking(self._entities(head) + self.relation(relation))
+
+    def ranking_heads(self, relation: Tensor, tail: Tensor) -> Tensor:
+        """``[B, num_entities]`` in the order of :meth:`score_heads` per
+        row (see :meth:`ranking_tails`)."""
+        self._check_relation(relation, 'ranking_heads')
+        if self.reciprocal:
+            return self._ranking(self._entities(tail) + self.relation(
+                relation + self.num_relations))
+        return self._ranking(self._entities(tail) - self.relation(relation))
 
     def score_triples(self, head: Tensor, relation: Tensor,
                       tail: Tensor) -> Tensor:
@@ -223,6 +282,7 @@ class TransE(torch.nn.Module):
                 f'embedding_dim={self.embedding_dim}, p_norm='
                 f'{self.p_norm:g}, loss={self.loss_kind!r}'
                 + (', reciprocal=True' if self.reciprocal else '')
+                + (f', dropout={self.dropout:g}' if self.dropout else '')
                 + (', normalize=True' if self.normalize else ''))
 
 
