@@ -12,13 +12,20 @@
    environment): positives only (every KG-linked listen), random 8/1/1 per
    user, full ranking with training items masked; both with RecBole's
    KGCN defaults (d = 64, H = 1, K = 4, sum, one uniform negative labelled
-   0, batch 4096, Adam 1e-3) for the same number of epochs.  Seconds per
-   training epoch, seconds per full evaluation of the test users, test
-   recall / ndcg@20 after the last epoch (ours: the split of our
-   ``--split random``, RecBole: its own, same protocol).
+   0, batch 4096, Adam 1e-3) for the same number of epochs, on the same
+   split: for each seed RecBole splits (``--seed=N`` to the peer), its
+   parts are written out (``recbole_split.py``, in RecBole's environment)
+   and ours trains on them (``--split-file``).  Seconds per training
+   epoch, seconds per full evaluation of the test users, test recall /
+   ndcg@20 after the last epoch, per seed and their mean.  (RecBole's
+   split rounds the held-out counts down, ours half up: on our own
+   ``--split random`` a user keeps fewer training items, and recall is
+   not comparable across the two.)  Without RecBole's environment, ours
+   runs on ``--split random`` alone.
 
     python benchmarks/kgcn_lastfm.py
     python benchmarks/kgcn_lastfm.py --peer-epochs 30 --no-click
+    python benchmarks/kgcn_lastfm.py --no-click --seeds 2020 1 2 3 4
     python benchmarks/kgcn_lastfm.py --smoke
 
 Writes ``benchmarks/results/kgcn_lastfm.{json,md}``.
@@ -74,19 +81,19 @@ def click_through(work: Path, raw: Path | None, epochs: int) -> dict:
                 s_per_epoch=sum(train_s) / len(train_s))
 
 
-def ours_vs_recbole(work: Path, raw: Path | None, epochs: int) -> dict:
-    m = run(work / 'random', raw, '--split', 'random', '--dim', '64',
-            '--layers', '1', '--kg-neighbors', '4', '--aggregator', 'sum',
-            '--lr', '1e-3', '--reg', '1e-7', '--batch-size', '4096',
-            '--num-neg', '1', '--epochs', str(epochs), '--eval-every',
-            str(epochs))
+def ours(work: Path, raw: Path | None, epochs: int,
+         split: tuple[str, ...]) -> dict:
+    m = run(work, raw, *split, '--dim', '64', '--layers', '1',
+            '--kg-neighbors', '4', '--aggregator', 'sum', '--lr', '1e-3',
+            '--reg', '1e-7', '--batch-size', '4096', '--num-neg', '1',
+            '--epochs', str(epochs), '--eval-every', str(epochs))
     train_s = [e['train_seconds'] for e in m['epochs']]
     # one full evaluation of the test users, timed alone (the run's own
     # evaluation also scores the validation users)
     from pyg_recsys.cli.run import load_run
     from pyg_recsys.train import RankingEvaluator
-    _, split, model = load_run(work / 'random')
-    ev = RankingEvaluator(split, ks=(20,))
+    _, data, model = load_run(work)
+    ev = RankingEvaluator(data, ks=(20,))
     ev(model, 'val')  # warm-up
     t0 = time.perf_counter()
     ev(model, 'test')
@@ -97,22 +104,67 @@ def ours_vs_recbole(work: Path, raw: Path | None, epochs: int) -> dict:
                 ndcg20=m['test']['ndcg@20'], split=m['split'])
 
 
-def recbole(work: Path, raw: Path | None, epochs: int) -> dict:
-    python = RECBOLE / 'bin' / 'python'
-    script = PEERS / 'recbole_kg.py'
-    if not python.exists() or not script.exists():
-        return dict(skipped=f'RecBole environment not found ({python}); '
-                    f'run bash {PEERS}/recbole_env.sh')
+def recbole_env() -> str | None:
+    """Why RecBole cannot run here, or ``None``."""
+    if not (RECBOLE / 'bin' / 'python').exists() or \
+            not (PEERS / 'recbole_kg.py').exists():
+        return (f'RecBole environment not found ({RECBOLE}/bin/python); '
+                f'run bash {PEERS}/recbole_env.sh')
+    return None
+
+
+def recbole(work: Path, raw: Path | None, epochs: int, seed: int) -> dict:
+    """RecBole's KGCN on its split of ``seed``, and that split written to
+    ``work / 'split.tsv'``."""
+    python = str(RECBOLE / 'bin' / 'python')
     raw = raw or Path(os.environ.get('PYG_RECSYS_DATA', 'datasets')) \
         / 'lastfm-kgcn' / 'raw'
     env = dict(os.environ, OMP_NUM_THREADS=str(torch.get_num_threads()))
-    res = subprocess.run([str(python), str(script), str(raw),
-                          str(work / 'recbole'), 'KGCN', str(epochs)],
+    res = subprocess.run([python, str(PEERS / 'recbole_kg.py'), str(raw),
+                          str(work), 'KGCN', str(epochs), f'--seed={seed}'],
                          capture_output=True, text=True, env=env,
                          timeout=7200)
     if res.returncode != 0:
-        return dict(skipped=f'RecBole failed: {res.stderr[-500:]}')
-    return json.loads(res.stdout.strip().splitlines()[-1])
+        raise RuntimeError(f'RecBole failed: {res.stderr[-1500:]}')
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    res = subprocess.run([python, str(HERE / 'recbole_split.py'), str(work),
+                          str(seed), str(work / 'split.tsv')],
+                         capture_output=True, text=True, env=env,
+                         timeout=3600)
+    if res.returncode != 0:
+        raise RuntimeError(f'writing RecBole\'s split failed: '
+                           f'{res.stderr[-1500:]}')
+    return out
+
+
+def ours_vs_recbole(work: Path, raw: Path | None, epochs: int,
+                    seeds: list[int], peer: bool) -> dict:
+    why = None if peer else 'not asked for (--no-peer or --smoke)'
+    why = why or recbole_env()
+    if why:
+        o = ours(work / 'random', raw, epochs, ('--split', 'random'))
+        return dict(skipped=why, rows=[dict(seed=0, ours=o)])
+    rows = []
+    for seed in seeds:
+        r = recbole(work / f'recbole-{seed}', raw, epochs, seed)
+        o = ours(work / f'ours-{seed}', raw, epochs,
+                 ('--split-file', str(work / f'recbole-{seed}'
+                                      / 'split.tsv')))
+        rows.append(dict(seed=seed, ours=o, recbole=r))
+        print(f"seed {seed}: recall@20 ours {o['recall20']:.4f}, RecBole "
+              f"{r['recall@20']:.4f}", flush=True)
+    mean = {key: sum(f(r) for r in rows) / len(rows) for key, f in dict(
+        ours_recall20=lambda r: r['ours']['recall20'],
+        ours_ndcg20=lambda r: r['ours']['ndcg20'],
+        recbole_recall20=lambda r: r['recbole']['recall@20'],
+        recbole_ndcg20=lambda r: r['recbole']['ndcg@20'],
+        ours_epoch_s=lambda r: r['ours']['s_per_epoch'],
+        ours_eval_s=lambda r: r['ours']['eval_s'],
+        recbole_epoch_s=lambda r: r['recbole']['epoch_s'],
+        recbole_eval_s=lambda r: r['recbole']['eval_s']).items()}
+    return dict(rows=rows, mean=mean,
+                ratio_epoch=mean['recbole_epoch_s'] / mean['ours_epoch_s'],
+                ratio_eval=mean['recbole_eval_s'] / mean['ours_eval_s'])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -121,6 +173,8 @@ def main(argv: list[str] | None = None) -> None:
                    help='click-through epochs (the reference: 10)')
     p.add_argument('--peer-epochs', type=int, default=30,
                    help='epochs of ours and RecBole\'s on the random split')
+    p.add_argument('--seeds', type=int, nargs='+', default=[2020, 1, 2],
+                   help='RecBole split seeds (2020: its default)')
     p.add_argument('--no-click', action='store_true')
     p.add_argument('--no-peer', action='store_true')
     p.add_argument('--out', type=Path, default=HERE / 'results')
@@ -138,9 +192,8 @@ def main(argv: list[str] | None = None) -> None:
     record: dict = dict(machine=machine(), smoke=args.smoke)
     if not args.no_click:
         record['click'] = click_through(work, raw, args.epochs)
-    record['ours_random'] = ours_vs_recbole(work, raw, args.peer_epochs)
-    if not args.no_peer:
-        record['recbole'] = recbole(work, raw, args.peer_epochs)
+    record['vs_recbole'] = ours_vs_recbole(
+        work, raw, args.peer_epochs, args.seeds, not args.no_peer)
     tmp.cleanup()
     md = ['# KGCN on Last.FM', '', f'Machine: {machine()}.', '']
     c = record.get('click')
@@ -160,24 +213,40 @@ def main(argv: list[str] | None = None) -> None:
                f"{t.get('f1_batches', float('nan')):.4f} | | | |"]
         md += [f'| {name} | {a:.3f} | {f:.3f} | | | |'
                for name, a, f in PUBLISHED]
-    o, r = record['ours_random'], record.get('recbole')
+    v = record['vs_recbole']
+    first = v['rows'][0]['ours']
     md += ['', 'Against RecBole 1.2.1, positives only, random 8/1/1 per '
-           'user, full ranking, RecBole\'s KGCN defaults (d = 64, H = 1, '
-           f"K = 4, batch 4096), {o['epochs']} epochs each:", '',
-           '| | s / epoch | s / full evaluation | test recall@20 | '
-           'test ndcg@20 |', '|---|---:|---:|---:|---:|',
-           f"| ours | {o['s_per_epoch']:.2f} | {o['eval_s']:.2f} | "
-           f"{o['recall20']:.4f} | {o['ndcg20']:.4f} |"]
-    if r and 'skipped' not in r:
-        md.append(f"| RecBole KGCN | {r['epoch_s']:.2f} | {r['eval_s']:.2f} "
-                  f"| {r['recall@20']:.4f} | {r['ndcg@20']:.4f} |")
-        record['ratio_epoch'] = r['epoch_s'] / o['s_per_epoch']
-        record['ratio_eval'] = r['eval_s'] / o['eval_s']
-        md += ['', f"Ours is {record['ratio_epoch']:.1f}x faster per "
-               f"epoch and {record['ratio_eval']:.1f}x faster per full "
-               f'evaluation.']
-    elif r:
-        md += ['', f"RecBole: {r['skipped']}"]
+           'user (RecBole\'s split of each seed, ours trained on the same '
+           'parts), full ranking with training items masked, RecBole\'s '
+           'KGCN defaults (d = 64, H = 1, K = 4, batch 4096, one negative), '
+           f"{first['epochs']} epochs each, the last epoch's model:", '',
+           '| split seed | ours s / epoch | RecBole s / epoch | ours s / '
+           'full evaluation | RecBole s / full evaluation | ours recall@20 '
+           '| RecBole recall@20 | ours ndcg@20 | RecBole ndcg@20 |',
+           '|---|---:|---:|---:|---:|---:|---:|---:|---:|']
+    for row in v['rows']:
+        o, r = row['ours'], row.get('recbole')
+        if r is None:
+            md.append(f"| ours' random {row['seed']} | {o['s_per_epoch']:.2f}"
+                      f" | | {o['eval_s']:.2f} | | {o['recall20']:.4f} | | "
+                      f"{o['ndcg20']:.4f} | |")
+            continue
+        md.append(f"| {row['seed']} | {o['s_per_epoch']:.2f} | "
+                  f"{r['epoch_s']:.2f} | {o['eval_s']:.2f} | "
+                  f"{r['eval_s']:.2f} | {o['recall20']:.4f} | "
+                  f"{r['recall@20']:.4f} | {o['ndcg20']:.4f} | "
+                  f"{r['ndcg@20']:.4f} |")
+    if 'mean' in v:
+        m = v['mean']
+        md += [f"| mean | {m['ours_epoch_s']:.2f} | {m['recbole_epoch_s']:.2f}"
+               f" | {m['ours_eval_s']:.2f} | {m['recbole_eval_s']:.2f} | "
+               f"{m['ours_recall20']:.4f} | {m['recbole_recall20']:.4f} | "
+               f"{m['ours_ndcg20']:.4f} | {m['recbole_ndcg20']:.4f} |", '',
+               f"Ours is {v['ratio_epoch']:.1f}x faster per epoch and "
+               f"{v['ratio_eval']:.1f}x faster per full evaluation (means "
+               f'over the seeds; RecBole prints its times to 0.1 s).']
+    else:
+        md += ['', f"RecBole: {v['skipped']}"]
     write_results(args.out, 'kgcn_lastfm', record, md, smoke=args.smoke)
 
 

@@ -500,6 +500,38 @@ def test_split_options_are_ranking_options_and_checked(env, tmp_path):
         _session(env / 'c', 'sasrec', raw, '--split', 'random')
 
 
+@needs_ml
+def test_split_file_trains_on_the_parts_written_there(env, tmp_path):
+    from pyg_recsys.datasets import MovieLens100K
+    split = MovieLens100K().split(kind='random', seed=7)
+    users, items = split.ids['user'], split.ids['item']
+    path = tmp_path / 'split.tsv'
+    with open(path, 'w') as f:
+        f.write('user\titem\tpart\n')
+        for name in ('train', 'val', 'test'):
+            for u, i in split.part(name).t().tolist():
+                f.write(f'{users[u]}\t{items[i]}\t{name}\n')
+    assert _train(env / 'f', '--split-file', str(path)) == 0
+    m = json.loads((env / 'f' / 'metrics.json').read_text())
+    assert m['split']['kind'] == 'file'
+    assert [m['split'][f'num_{p}'] for p in ('train', 'val', 'test')] == [
+        split.part(p).size(1) for p in ('train', 'val', 'test')]
+    for extra, message in (
+            (['--split', 'random'], r'--split-file gives the split; drop '
+             r'--split random'),
+            (['--split-ratios', '0.6', '0.2', '0.2'], r'--split-ratios '
+             r"applies to --split random or temporal, not to the 'file'")):
+        with pytest.raises(SystemExit, match=message):
+            _train(env / 'g', '--split-file', str(path), *extra)
+    with pytest.raises(SystemExit, match=r'--split file needs --split-file'):
+        _train(env / 'g', '--split', 'file')
+    path.write_text('user\titem\tpart\n1\t1\ttrain\n')
+    with pytest.raises(SystemExit, match=r'interactions of the data set are '
+                       r'not in the file'):
+        _train(env / 'g', '--split-file', str(path))
+    assert not (env / 'g').exists()
+
+
 LASTFM = SHARED / 'lastfm-kgcn' / 'raw'
 needs_lastfm = pytest.mark.skipif(
     not (LASTFM / 'kg.txt').exists(),

@@ -35,6 +35,10 @@ def _add_train(sub: Any) -> None:
     t.add_argument('--split', dest='split_kind', default=None,
                    help='ranking models: split kind (default: the '
                    'dataset\'s own)')
+    t.add_argument('--split-file', default=None, metavar='PATH',
+                   help='ranking models: train / validate / test on the '
+                   'parts written in PATH (user<TAB>item<TAB>part lines, '
+                   'raw ids; e.g. another library\'s split)')
     t.add_argument('--split-ratios', type=float, nargs=3, default=None,
                    metavar=('TRAIN', 'VAL', 'TEST'),
                    help='ranking models, --split random/temporal: the ratios '
@@ -63,7 +67,8 @@ def _add_train(sub: Any) -> None:
     m.add_argument('--dropout', type=float, default=None,
                    help='ngcf: message dropout (default 0.1); sage/gat: '
                    'between layers (default 0); gru4rec (0.3), sasrec '
-                   '(0.5); kgat: message dropout (0.1)')
+                   '(0.5); kgat: message dropout (0.1); transe: entity '
+                   'dropout in training (0)')
     m.add_argument('--node-dropout', type=float, default=None,
                    help='ngcf: share of user-item edges dropped per step')
     m.add_argument('--heads', type=int, default=None,

@@ -29,6 +29,17 @@ def metric_order(key: str) -> tuple[int, str]:
     return (int(k) if k.isdigit() else 0, name)
 
 
+def split_kind(args: argparse.Namespace) -> str | None:
+    """The split kind asked for: ``'file'`` with ``--split-file``
+    (``--split`` then may only say ``file``), else ``--split``."""
+    if getattr(args, 'split_file', None):
+        if args.split_kind not in (None, 'file'):
+            raise UserError(f'--split-file gives the split; drop --split '
+                            f'{args.split_kind}')
+        return 'file'
+    return args.split_kind
+
+
 class RankingDriver:
     """Pairwise user-item ranking (MF, LightGCN, NGCF, SimGCL, GraphSAGE,
     GAT): a :class:`~pyg_recsys.data.split.Split` of a
@@ -41,13 +52,17 @@ class RankingDriver:
     #: options of every model of this kind
     options = frozenset({'neg', 'num_neg', 'pair_loss', 'temperature',
                          'hard_ranks', 'ppr_walks', 'max_hard', 'split_kind',
-                         'split_ratios'})
+                         'split_ratios', 'split_file'})
     #: split kinds that take ``--split-ratios``
     ratio_splits = ('random', 'temporal')
 
     def load(self, ds: Any, args: argparse.Namespace) -> dict[str, Any]:
-        kind = args.split_kind or ds.default_split
+        kind = split_kind(args) or ds.default_split
         kwargs: dict[str, Any] = dict(seed=args.seed, kind=kind)
+        if kind == 'file':
+            if not args.split_file:
+                raise UserError('--split file needs --split-file PATH')
+            kwargs = dict(kind=kind, path=args.split_file)
         if args.split_ratios is not None:
             if kind not in self.ratio_splits:
                 raise UserError(
@@ -289,7 +304,8 @@ class ClickDriver(RankingDriver):
     kind = CLICK
     default_batch_size = 128
     defaults = dict(dim=16, layers=1, reg=1e-4, lr=5e-4)
-    options = frozenset({'num_neg', 'split_kind', 'split_ratios'})
+    options = frozenset({'num_neg', 'split_kind', 'split_ratios',
+                         'split_file'})
     #: metrics of the labelled rows (besides the ranking ones)
     click_metrics = ('auc', 'f1', 'auc_batches', 'f1_batches')
 
@@ -299,7 +315,7 @@ class ClickDriver(RankingDriver):
         lists in ``labelled_splits``)."""
         from pyg_recsys.cli.table import DATASETS
         cls = DATASETS[args.dataset].dataset_class()
-        kind = args.split_kind or getattr(cls, 'default_split', None)
+        kind = split_kind(args) or getattr(cls, 'default_split', None)
         return kind in getattr(cls, 'labelled_splits', ())
 
     def monitor_for(self, args: argparse.Namespace) -> str:

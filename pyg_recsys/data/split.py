@@ -465,6 +465,74 @@ def leave_one_out(inter: Interactions) -> Split:
     return _make_split(inter, part, 'leave_one_out', None, None, info)
 
 
+#: the part names a split file may use (``valid`` as RecBole calls it)
+FILE_PARTS = {'train': 0, 'val': 1, 'valid': 1, 'test': 2}
+
+
+def file_split(inter: Interactions, path: str) -> Split:
+    """The split written in a file: one ``user<TAB>item<TAB>part`` line
+    per interaction, ids as in the raw data (``inter.user_ids`` /
+    ``inter.item_ids``), ``part`` one of ``train``, ``val`` (or
+    ``valid``) and ``test``; a first line starting with ``user`` is a
+    header.  For training on another library's split of the same log
+    (``benchmarks/recbole_split.py`` writes RecBole's).
+
+    Every interaction of the log must be in the file exactly once, and
+    every line must be an interaction of the log: anything else is an
+    error naming the line.
+    """
+    import os.path as osp
+    where = f'file_split({path})'
+    _check_unique('file_split', inter)
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'{where}: no such file')
+
+    def index(ids: Any, n: int) -> dict[str, int]:
+        if ids is None:
+            return {str(i): i for i in range(n)}
+        return {str(x): i for i, x in enumerate(np.asarray(ids).tolist())}
+
+    users = index(inter.user_ids, inter.num_users)
+    items = index(inter.item_ids, inter.num_items)
+    key_of = {int(k): n for n, k in enumerate(
+        (inter.user * inter.num_items + inter.item).tolist())}
+    part = torch.full((len(inter),), -1, dtype=torch.long)
+    with open(path) as f:
+        for lineno, line in enumerate(f, 1):
+            cols = line.rstrip('\n').split('\t')
+            if lineno == 1 and cols[0] == 'user':
+                continue
+            if not line.strip():
+                continue
+            if len(cols) != 3 or cols[2] not in FILE_PARTS:
+                raise ValueError(
+                    f'{where}, line {lineno}: expected user<TAB>item<TAB>'
+                    f'part with part one of {sorted(FILE_PARTS)}, got '
+                    f'{line.rstrip()!r}')
+            u, i = users.get(cols[0]), items.get(cols[1])
+            n = (None if u is None or i is None
+                 else key_of.get(u * inter.num_items + i))
+            if n is None:
+                raise ValueError(f'{where}, line {lineno}: ({cols[0]}, '
+                                 f'{cols[1]}) is not an interaction of the '
+                                 f'data set')
+            if part[n] >= 0:
+                raise ValueError(f'{where}, line {lineno}: ({cols[0]}, '
+                                 f'{cols[1]}) is listed twice')
+            part[n] = FILE_PARTS[cols[2]]
+    missing = int((part < 0).sum())
+    if missing:
+        n = int((part < 0).nonzero()[0])
+        u, i = int(inter.user[n]), int(inter.item[n])
+        name_u = u if inter.user_ids is None else inter.user_ids[u]
+        name_i = i if inter.item_ids is None else inter.item_ids[i]
+        raise ValueError(f'{where}: {missing} interactions of the data set '
+                         f'are not in the file (e.g. user {name_u}, item '
+                         f'{name_i}); it must assign every one a part')
+    info = dict(file=osp.abspath(path))
+    return _make_split(inter, part, 'file', None, None, info)
+
+
 def _check_pairs(where: str, name: str, pairs: Any, num_users: int,
                  num_items: int) -> Tensor:
     pairs = torch.as_tensor(pairs)

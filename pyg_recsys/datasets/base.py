@@ -42,6 +42,7 @@ from torch_geometric.data import HeteroData, InMemoryDataset
 from pyg_recsys.data.interactions import Interactions
 from pyg_recsys.data.split import (
     Split,
+    file_split,
     ids_array,
     leave_one_out,
     random_split,
@@ -472,13 +473,15 @@ class RecDataset(CachedDataset):
                 ``'random'`` (:func:`random_split`), ``'temporal'``
                 (:func:`temporal_split`), ``'leave_one_out'``
                 (:func:`leave_one_out`), ``'fixed'`` (the data set's own
-                split, :meth:`_fixed_split`).
+                split, :meth:`_fixed_split`); and for every data set
+                ``'file'``, the parts written in a file (``path=``,
+                :func:`~pyg_recsys.data.split.file_split`).
             seed: Seed for the random parts.
             **kwargs: Passed to the split function (e.g. ``ratios``,
                 ``per_user``, ``cut_times``, ``val_ratio``).
         """
         kind = kind or self.default_split
-        if kind not in self.splits:
+        if kind != 'file' and kind not in self.splits:
             raise ValueError(f'{self.__class__.__name__}.split: unknown '
                              f'kind {kind!r}; use one of {self.splits}')
         inter = self.interactions
@@ -489,6 +492,8 @@ class RecDataset(CachedDataset):
             out = temporal_split(inter, **kwargs)
         elif kind == 'leave_one_out':
             out = leave_one_out(inter, **kwargs)
+        elif kind == 'file':
+            out = file_split(inter, **kwargs)
         else:
             out = self._fixed_split(seed=seed, **kwargs)
         meta = self._meta

@@ -9,6 +9,7 @@ from pyg_recsys.data import (
     Interactions,
     Split,
     audit,
+    file_split,
     fixed_split,
     from_tensors,
     leave_one_out,
@@ -275,6 +276,56 @@ def test_fixed_split_duplicates_and_errors():
         fixed_split(train, test, 2, 3)
     with pytest.raises(ValueError, match=r'val_ratio must lie in \[0, 1\)'):
         fixed_split(train, test, 2, 4, val_ratio=1.0)
+
+
+def _with_ids(inter):
+    """The log with string original ids (``u<k>``, ``i<k>``)."""
+    import numpy as np
+    inter.user_ids = np.array([f'u{k}' for k in range(inter.num_users)])
+    inter.item_ids = np.array([f'i{k}' for k in range(inter.num_items)])
+    return inter
+
+
+def test_file_split_takes_the_parts_of_the_file(tmp_path):
+    inter = _with_ids(make_log(12, 10, seed=3))
+    want = random_split(inter, seed=5)
+    names = {'train': 'train', 'val': 'valid', 'test': 'test'}  # RecBole's
+    lines = ['user\titem\tpart']
+    for name, pairs in part_sets(want).items():
+        lines += [f'u{u}\ti{i}\t{names[name]}' for u, i in sorted(pairs)]
+    path = tmp_path / 'split.tsv'
+    path.write_text('\n'.join(lines[:1] + lines[:0:-1]) + '\n')  # any order
+    got = file_split(inter, str(path))
+    assert part_sets(got) == part_sets(want)
+    assert got.kind == 'file' and got.info['file'] == str(path)
+    assert audit(got)['edge_types']
+    # the interactions' ratings / times travel with their parts
+    assert torch.equal(got.attrs['test']['rating'],
+                       want.attrs['test']['rating'])
+
+
+def test_file_split_refuses_a_file_that_is_not_the_log(tmp_path):
+    inter = _with_ids(from_tensors([0, 0, 1], [0, 1, 1]))
+    path = tmp_path / 's.tsv'
+
+    def check(text, match):
+        path.write_text(text)
+        with pytest.raises(ValueError, match=match):
+            file_split(inter, str(path))
+
+    ok = 'u0\ti0\ttrain\nu0\ti1\ttest\n'
+    check(ok + 'u1\ti1\tval\nu1\ti0\ttrain\n',
+          r'line 4: \(u1, i0\) is not an interaction of the data set')
+    check(ok + 'u1\ti1\tval\nu0\ti1\ttrain\n',
+          r'line 4: \(u0, i1\) is listed twice')
+    check(ok + 'u1\ti1\tdev\n', r'line 3: expected user<TAB>item<TAB>part'
+          r' with part one of')
+    check(ok, r'1 interactions of the data set are not in the file \(e.g. '
+          r'user u1, item i1\)')
+    check(ok + 'u9\ti1\ttest\n', r'line 3: \(u9, i1\) is not an '
+          r'interaction')
+    with pytest.raises(FileNotFoundError, match='no such file'):
+        file_split(inter, str(tmp_path / 'missing.tsv'))
 
 
 # -- audit -----------------------------------------------------------------
