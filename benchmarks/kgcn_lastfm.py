@@ -14,7 +14,7 @@
    KGCN defaults (d = 64, H = 1, K = 4, sum, one uniform negative labelled
    0, batch 4096, Adam 1e-3) for the same number of epochs, on the same
    split: for each seed RecBole splits (``--seed=N`` to the peer), its
-   parts are written out (``recbole_split.py``, in RecBole's environment)
+   parts are written out (``_recbole_split.py``, in RecBole's environment)
    and ours trains on them (``--split-file``).  Seconds per training
    epoch, seconds per full evaluation of the test users, test recall /
    ndcg@20 after the last epoch, per seed and their mean.  (RecBole's
@@ -127,7 +127,7 @@ def recbole(work: Path, raw: Path | None, epochs: int, seed: int) -> dict:
     if res.returncode != 0:
         raise RuntimeError(f'RecBole failed: {res.stderr[-1500:]}')
     out = json.loads(res.stdout.strip().splitlines()[-1])
-    res = subprocess.run([python, str(HERE / 'recbole_split.py'), str(work),
+    res = subprocess.run([python, str(HERE / '_recbole_split.py'), str(work),
                           str(seed), str(work / 'split.tsv')],
                          capture_output=True, text=True, env=env,
                          timeout=3600)

@@ -475,7 +475,7 @@ def file_split(inter: Interactions, path: str) -> Split:
     ``inter.item_ids``), ``part`` one of ``train``, ``val`` (or
     ``valid``) and ``test``; a first line starting with ``user`` is a
     header.  For training on another library's split of the same log
-    (``benchmarks/recbole_split.py`` writes RecBole's).
+    (``benchmarks/_recbole_split.py`` writes RecBole's).
 
     Every interaction of the log must be in the file exactly once, and
     every line must be an interaction of the log: anything else is an

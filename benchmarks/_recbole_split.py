@@ -7,7 +7,7 @@ Run with RecBole's interpreter, after the peer script wrote its atomic
 files into WORK_DIR, with the seed the peer ran with (RecBole's default
 2020 unless ``--seed=N`` was passed to it):
 
-    /tmp/recbole-venv/bin/python benchmarks/recbole_split.py WORK_DIR SEED OUT
+    /tmp/recbole-venv/bin/python benchmarks/_recbole_split.py WORK_DIR SEED OUT
 """
 import os
 import sys
