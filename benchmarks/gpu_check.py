@@ -8,7 +8,8 @@ options) and trained with :class:`pyg_recsys.train.Trainer` on
 ``--device``: ranking models on Gowalla (the LightGCN split, 10% of each
 user's training items held out for validation, as the CLI does), session
 models on Amazon Beauty (S3Rec's file, leave-one-out), TransE on WN18RR,
-KGCN and KGAT on Last.FM (KGCN's files and split).  Per model: seconds of each
+KGCN and KGAT on Last.FM (KGCN's files and split), GraphRec and biased MF
+on Ciao (80 / 10 / 10 over all ratings).  Per model: seconds of each
 training epoch (the device synchronised before the clock stops) and of
 each validation pass (all users with validation items, training items
 masked, all metrics at K = 10, 20; for TransE, filtered ranking of the
@@ -56,6 +57,7 @@ from _common import (  # noqa: E402
     machine,
     write_lastfm_smoke,
     write_results,
+    write_social_smoke,
 )
 
 from pyg_recsys.cli.options import build_parser  # noqa: E402
@@ -69,6 +71,7 @@ from pyg_recsys.cli.table import (  # noqa: E402
     KG,
     MODELS,
     NEXT_ITEM,
+    RATING,
 )
 from pyg_recsys.cli.tasks import DRIVERS  # noqa: E402
 from pyg_recsys.ops import device as ops_device  # noqa: E402
@@ -82,6 +85,7 @@ RANKING_DATA = ('gowalla', 'gowalla-lightgcn')
 SESSION_DATA = ('beauty', 'beauty-s3rec')
 KG_DATA = ('wn18rr', 'wn18rr')
 CLICK_DATA = ('lastfm-kg', 'lastfm-kgcn')
+RATING_DATA = ('ciao', 'ciao')
 
 
 def sync(device: torch.device) -> None:
@@ -117,8 +121,9 @@ def write_smoke_data(folder: Path) -> dict[str, Path]:
         with open(kg / f'{part}.txt', 'w') as f:
             f.writelines(f'e{a}\tr{b}\te{c}\n' for a, b, c in zip(h, r, t))
     lastfm = write_lastfm_smoke(folder / 'lastfm', items=50)
+    ciao = write_social_smoke(folder / 'ciao')
     return {'gowalla': gow, 'beauty': beauty, 'wn18rr': kg,
-            'lastfm-kg': lastfm}
+            'lastfm-kg': lastfm, 'ciao': ciao}
 
 
 # ----------------------------------------------------------------------
@@ -128,8 +133,8 @@ def build(model: str, raw: dict[str, Path], out: Path, device: str,
     """(args, data, model, loader, evaluator) as ``pyg-recsys train``
     makes them."""
     spec = MODELS[model]
-    dataset = {NEXT_ITEM: SESSION_DATA, KG: KG_DATA,
-               CLICK: CLICK_DATA}.get(spec.task, RANKING_DATA)[0]
+    dataset = {NEXT_ITEM: SESSION_DATA, KG: KG_DATA, CLICK: CLICK_DATA,
+               RATING: RATING_DATA}.get(spec.task, RANKING_DATA)[0]
     if spec.kg:  # a ranking model over a knowledge graph (KGAT)
         dataset = CLICK_DATA[0]
     argv = ['--model', model, '--dataset', dataset, '--device', device,
@@ -173,7 +178,8 @@ def time_model(name: str, raw, out: Path, device: torch.device,
         sync(device)
         row['eval_s'].append(time.perf_counter() - t0)
         row['val'] = {k: val[k] for k in (args.monitor, 'recall@20',
-                                          'ndcg@20', 'hits@10', 'auc')
+                                          'ndcg@20', 'hits@10', 'auc',
+                                          'mae')
                       if k in val}
     row['sync'] = sync_points(trainer, loader, device)
     return row

@@ -11,7 +11,14 @@ import pytest
 import torch
 
 from pyg_recsys.cli import main
-from pyg_recsys.cli.table import CLICK, KG, MODELS, NEXT_ITEM, RANKING
+from pyg_recsys.cli.table import (
+    CLICK,
+    KG,
+    MODELS,
+    NEXT_ITEM,
+    RANKING,
+    RATING,
+)
 
 SHARED = Path(__file__).resolve().parents[2] / 'shared' / 'datasets'
 ML = SHARED / 'movielens-100k' / 'raw'
@@ -669,6 +676,10 @@ def test_every_model_on_the_device_given(env, model, device):
         if not (LASTFM / 'kg.txt').exists():
             pytest.skip(f'staged Last.FM (KGCN) not found at {LASTFM}')
         args = [*common, '--dataset', 'lastfm-kg', '--batch-size', '4096']
+    elif MODELS[model].task == RATING:
+        raw = _social_zip(env / 'raw')
+        args = [*common, '--dataset', 'ciao', '--raw-dir', str(raw),
+                '--batch-size', '64']
     else:
         layers = ['--layers', '1'] if '--layers' in allowed_flags(model) \
             else []
@@ -681,6 +692,12 @@ def test_every_model_on_the_device_given(env, model, device):
     assert torch.device(config['device']).type == device
     assert metrics['world_size'] == 1
     values = [v for k, v in metrics['test'].items() if k != 'mr']
+    if MODELS[model].task == RATING:  # MAE, RMSE on a 1-5 scale
+        assert set(metrics['test']) == {'mae', 'rmse'}
+        assert all(0.0 < v < 5.0 for v in values)
+        with pytest.raises(SystemExit, match='predicts ratings'):
+            main(['recommend', '--run', str(out), '--user', '1'])
+        return
     assert values and all(0.0 <= v <= 1.0 for v in values)
     # the weights load on a CPU-only machine (map_location) and recommend
     if MODELS[model].task in (RANKING, CLICK):
@@ -816,3 +833,75 @@ def test_transe_option_errors(env, extra, message):
     with pytest.raises(SystemExit, match=message):
         _kg(env / 'x', raw, *extra)
     assert not (env / 'x').exists()
+
+
+# Rating prediction (GraphRec, biased MF) ####################################
+
+def _social_zip(folder):
+    """A small Ciao-format zip: two taste groups, trust within groups."""
+    import io
+    import zipfile
+
+    import numpy as np
+    import scipy.io
+    rng = np.random.default_rng(0)
+    rows = [[u, i, 1, 5 if u % 2 == i % 2 else 1, 0]
+            for u in range(1, 41)
+            for i in rng.choice(30, size=10, replace=False) + 1]
+    trust = [[u, v] for u in range(1, 41) for v in (u + 2, u + 4)
+             if v <= 40]
+    folder.mkdir(parents=True)
+    with zipfile.ZipFile(folder / 'ciao.zip', 'w') as zf:
+        for file, field, value in (('rating.mat', 'rating', rows),
+                                   ('trustnetwork.mat', 'trustnetwork',
+                                    trust)):
+            buf = io.BytesIO()
+            scipy.io.savemat(buf, {field: np.array(value)})
+            zf.writestr(f'ciao/{file}', buf.getvalue())
+    return folder
+
+
+@pytest.mark.parametrize('model,extra', [
+    ('graphrec', ['--neighbors', '4', '2', '4', '--dim', '8']),
+    ('graphrec', ['--no-social', '--dim', '8']),
+    ('biasedmf', ['--reg', '0.1', '--dim', '8'])])
+def test_rating_models_train_select_on_rmse_and_resume(env, capsys, model,
+                                                      extra):
+    raw = _social_zip(env / 'raw')
+    out = env / 'run'
+    argv = ['train', '--model', model, '--dataset', 'ciao', '--raw-dir',
+            str(raw), '--epochs', '2', '--eval-every', '1', '--batch-size',
+            '32', '--no-progress', '--out', str(out), *extra]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert f'{model} on ciao: best epoch' in printed
+    assert 'rmse' in printed and 'predicted' in printed
+    m = json.loads((out / 'metrics.json').read_text())
+    assert m['monitor'] == 'rmse'
+    vals = [e['val']['rmse'] for e in m['epochs']]
+    assert m['best_val']['rmse'] == min(vals)  # lower is better
+    assert set(m['test']) == {'mae', 'rmse'}
+    # a resumed run goes on to epoch 3
+    argv[argv.index('--epochs') + 1] = '3'
+    assert main([*argv, '--resume']) == 0
+    m = json.loads((out / 'metrics.json').read_text())
+    assert [e['epoch'] for e in m['epochs']] == [1, 2, 3]
+
+
+def test_rating_options_are_checked(env):
+    raw = _social_zip(env / 'raw')
+    base = ['train', '--dataset', 'ciao', '--raw-dir', str(raw),
+            '--epochs', '1', '--no-progress']
+    for extra, message in (
+            (['--model', 'graphrec', '--monitor', 'recall@20'],
+             r"unknown --monitor 'recall@20' for rating prediction"),
+            (['--model', 'graphrec', '--neighbors', '3', '3'],
+             r'GraphRec: num_neighbors must be three counts'),
+            (['--model', 'biasedmf', '--no-social'],
+             r'--no-social does not apply to biasedmf'),
+            (['--model', 'graphrec', '--dataset', 'movielens-100k'],
+             r'graphrec is a rating model but movielens-100k is a ranking '
+             r'data set; rating data sets: ciao, epinions')):
+        with pytest.raises(SystemExit, match='pyg-recsys train: ' + message):
+            main([*base, '--out', str(env / 'never'), *extra])
+        assert not (env / 'never').exists()

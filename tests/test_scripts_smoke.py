@@ -24,9 +24,11 @@ NEEDS = {'srgnn_yoochoose.py': 'yoochoose1_64-srgnn/raw/train.txt',
          'transe_kg.py': 'kinship/raw/train.txt',
          'kgcn_lastfm.py': 'lastfm-kgcn/raw/kg.txt',
          'kgat_lastfm.py': 'lastfm-kgcn/raw/kg.txt',
-         'twhin_lastfm.py': 'lastfm-kgcn/raw/kg.txt'}
+         'twhin_lastfm.py': 'lastfm-kgcn/raw/kg.txt',
+         'graphrec_ciao.py': 'ciao/raw/ciao.zip'}
 # what a script's short mode prints when it worked (a metric, a table row)
-PRINTS = re.compile(r'(recall|hits?|ndcg|mrr)@\d+|s/epoch|seconds|\| *\d')
+PRINTS = re.compile(r'(recall|hits?|ndcg|mrr)@\d+|s/epoch|seconds|\| *\d|'
+                    r'RMSE \d')
 
 
 def _commands(text: str, prefix: str, markdown: bool = False

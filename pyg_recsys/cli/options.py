@@ -94,7 +94,13 @@ def _add_train(sub: Any) -> None:
                    '(LinkNeighborLoader) instead of the full graph')
     r.add_argument('--neighbors', type=int, nargs='+', default=None,
                    help='--minibatch: neighbours sampled per layer '
-                   '(default 10 each)')
+                   '(default 10 each); graphrec: rated items per user, '
+                   'social neighbours per user, raters per item (default '
+                   '20 10 20)')
+    r.add_argument('--no-social', dest='social', action='store_const',
+                   const=False, default=None,
+                   help='graphrec: leave out the social aggregation '
+                   '(GraphRec-SN)')
     r.add_argument('--neg', choices=NEGATIVES, default=None,
                    help='negative sampler: uniform (default) or popularity '
                    '(exact, known positives excluded), shared (one set per '

@@ -30,6 +30,7 @@ from pyg_recsys.cli.table import (
     MODELS,
     NEXT_ITEM,
     RANKING,
+    RATING,
     datasets_of,
     models_of,
 )
@@ -98,7 +99,8 @@ def allowed_options(model: str) -> set[str]:
 
 def _flag(dest: str) -> str:
     return '--' + {'split_kind': 'split', 'features': 'no-features',
-                   'progress': 'no-progress', 'side': 'side-relations'}.get(
+                   'progress': 'no-progress', 'side': 'side-relations',
+                   'social': 'no-social'}.get(
                        dest, dest).replace('_', '-')
 
 
@@ -217,6 +219,12 @@ def _check_monitor(args: argparse.Namespace) -> None:
                             f'{args.split_kind or "default"} split of '
                             f'{args.dataset} does not have; monitor a '
                             f'ranking metric such as recall@20')
+        return
+    if MODELS[args.model].task == RATING:
+        if args.monitor not in driver.lower_is_better:
+            raise UserError(f'unknown --monitor {args.monitor!r} for rating '
+                            f'prediction; use one of '
+                            f'{list(driver.lower_is_better)}')
         return
     if MODELS[args.model].task == KG:
         if not (args.monitor in ('mrr', 'mrr_head', 'mrr_tail')
@@ -441,6 +449,8 @@ def _train(args: argparse.Namespace, device: torch.device, rank: int,
         trainer = Trainer(model, loader, evaluator, optimizer=optimizer,
                           epochs=args.epochs, eval_every=args.eval_every,
                           monitor=args.monitor, patience=args.patience,
+                          mode=('min' if args.monitor in getattr(
+                              driver, 'lower_is_better', ()) else 'max'),
                           out_dir=out, progress=args.progress,
                           lr_step=args.lr_step, lr_gamma=args.lr_gamma,
                           device=device)
@@ -483,6 +493,13 @@ def load_run(run: Path) -> tuple[Any, ...]:
             f'({model_name}), which has no users to recommend for; its '
             f'metrics.json has the filtered ranking metrics, and '
             f'model.score_tails(head, relation) ranks entities in Python')
+    if MODELS[model_name].task == RATING:
+        raise UserError(
+            f'{run} holds a rating model ({model_name}), which predicts '
+            f'ratings of given (user, item) pairs rather than ranking all '
+            f'items; its metrics.json has MAE / RMSE, the train output '
+            f'sample predictions, and model.predict(users, items) does it '
+            f'in Python')
     if MODELS[model_name].task == NEXT_ITEM:
         raise UserError(
             f'{run} holds a next-item model ({model_name}), which '

@@ -125,6 +125,11 @@ MODELS: dict[str, ModelSpec] = {
         _DIM, Opt('kg_loss', 'loss'), Opt('margin'), Opt('p_norm'),
         Opt('reciprocal'), Opt('normalize_entities', 'normalize'),
         Opt('reg', 'reg_weight'), Opt('dropout'))),
+    'biasedmf': ModelSpec('BiasedMF', RATING, (
+        _DIM, Opt('reg', 'reg_weight'))),
+    'graphrec': ModelSpec('GraphRec', RATING, (
+        _DIM, Opt('dropout'), Opt('neighbors', 'num_neighbors'),
+        Opt('social'), Opt('seed')), graph=True),
     'sasrec': ModelSpec('SASRec', NEXT_ITEM, (
         _DIM, Opt('blocks', 'num_blocks'), Opt('heads', 'num_heads'),
         Opt('dropout'), Opt('max_len', convert=lambda v: v or 50), _LOSS,

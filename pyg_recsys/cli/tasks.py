@@ -12,9 +12,16 @@ from typing import Any
 
 import torch
 
-from pyg_recsys.cli.table import CLICK, KG, NEXT_ITEM, RANKING, ModelSpec
+from pyg_recsys.cli.table import (
+    CLICK,
+    KG,
+    NEXT_ITEM,
+    RANKING,
+    RATING,
+    ModelSpec,
+)
 from pyg_recsys.io import atomic_save
-from pyg_recsys.schema import ITEM, ITEM_USER, USER, USER_ITEM
+from pyg_recsys.schema import ITEM, ITEM_USER, USER, USER_ITEM, USER_USER
 
 log = logging.getLogger('pyg_recsys')
 
@@ -485,11 +492,108 @@ class KGDriver:
                   f'{guesses}  (true: {ent[int(t[b])]})')
 
 
+class RatingDriver:
+    """Rating prediction (GraphRec, biased MF): a random split of all
+    ratings (:class:`~pyg_recsys.datasets.SocialDataset`: GraphRec's
+    protocol, ``--split-ratios`` for its 60% setting), batches of rated
+    (user, item) pairs, MAE / RMSE of the predictions
+    (:class:`~pyg_recsys.train.RatingEvaluator`), the model selected on
+    the lowest validation RMSE."""
+
+    kind = RATING
+    default_batch_size = 256
+    default_monitor = 'rmse'
+    defaults = dict(dim=64)
+    options = frozenset({'split_kind', 'split_ratios', 'split_file'})
+    ratio_splits = ('random',)
+    #: monitors where lower is better
+    lower_is_better = ('rmse', 'mae')
+
+    def load(self, ds: Any, args: argparse.Namespace) -> dict[str, Any]:
+        data = RankingDriver.load(self, ds, args)  # type: ignore[arg-type]
+        split = data['split']
+        for part in ('train', 'val', 'test'):
+            if 'rating' not in split.attrs.get(part, {}):
+                raise UserError(f'{args.dataset} has no ratings to predict '
+                                f'(its {part} part has none); rating models '
+                                f'need a data set with explicit ratings')
+        return data
+
+    def prepare(self, data: dict[str, Any], args: argparse.Namespace,
+                model: torch.nn.Module) -> None:
+        """Nothing to do after the model is built."""
+
+    def model_inputs(self, data: dict[str, Any], spec: ModelSpec,
+                     args: argparse.Namespace) -> dict[str, Any]:
+        split = data['split']
+        rating = split.attrs['train']['rating'].to(torch.float)
+        out: dict[str, Any] = dict(num_users=split.num_users,
+                                   num_items=split.num_items)
+        if spec.graph:
+            out.update(edge_index=split.train, rating=rating,
+                       trust=split.side.get(USER_USER))
+        else:
+            out['mean_rating'] = float(rating.mean())
+        return out
+
+    def loader(self, data: dict[str, Any], args: argparse.Namespace,
+               model: torch.nn.Module) -> Any:
+        from pyg_recsys.data.loader import ClickLoader
+        split = data['split']
+        return ClickLoader(split.train, args.batch_size, seed=args.seed,
+                           labels=split.attrs['train']['rating'])
+
+    def evaluator(self, data: dict[str, Any], args: argparse.Namespace
+                  ) -> Any:
+        from pyg_recsys.train import RatingEvaluator
+        split = data['split']
+        return RatingEvaluator(
+            {part: (split.part(part)[0], split.part(part)[1],
+                    split.attrs[part]['rating'].to(torch.float))
+             for part in ('val', 'test')},
+            batch_size=args.eval_batch_size or 65536)
+
+    def record(self, data: dict[str, Any], args: argparse.Namespace
+               ) -> dict[str, Any]:
+        return dict(split=data['split'].meta(), audit=data['audit'],
+                    protocol=dict(metrics='MAE, RMSE of every held-out '
+                                          'rating', monitor=args.monitor,
+                                  selected='lowest validation '
+                                           + args.monitor))
+
+    def save(self, data: dict[str, Any], out: Path) -> None:
+        atomic_save(data['split'].to_dict(), out / 'split.pt')
+
+    def report(self, data: dict[str, Any], args: argparse.Namespace,
+               result: dict[str, Any], model: torch.nn.Module) -> None:
+        split = data['split']
+        print(f'{args.model} on {args.dataset}: best epoch '
+              f'{result["best_epoch"]} of {len(result["epochs"])} '
+              f'(validation {args.monitor} '
+              f'{result["best_val"][args.monitor]:.4f}); '
+              f'{split.test.size(1)} test ratings')
+        print('test:')
+        for key in ('mae', 'rmse'):
+            print(f'  {key:<14} {result["test"][key]:.4f}')
+        users, items = split.test[0, :5], split.test[1, :5]
+        model.eval()
+        pred = model.predict(users, items).cpu()
+        truth = split.attrs['test']['rating'][:5]
+        ids_u, ids_i = split.ids.get(USER), split.ids.get(ITEM)
+        print('sample test predictions (original ids):')
+        for b in range(users.numel()):
+            u, i = int(users[b]), int(items[b])
+            print(f'  user {ids_u[u] if ids_u is not None else u}, item '
+                  f'{ids_i[i] if ids_i is not None else i}: predicted '
+                  f'{float(pred[b]):.2f}, rated {float(truth[b]):g}')
+
+
 #: Task kind -> its driver.
 DRIVERS: dict[str, Any] = {RANKING: RankingDriver(),
                            NEXT_ITEM: NextItemDriver(),
-                           KG: KGDriver(), CLICK: ClickDriver()}
+                           KG: KGDriver(), CLICK: ClickDriver(),
+                           RATING: RatingDriver()}
 
 __all__ = ['DRIVERS', 'RankingDriver', 'NextItemDriver', 'KGDriver',
-           'ClickDriver',
+           'ClickDriver', 'RatingDriver',
            'UserError', 'metric_order']

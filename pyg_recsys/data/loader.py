@@ -424,33 +424,54 @@ class ClickBatch(NamedTuple):
 
 class ClickLoader(ColumnLoader):
     """Shuffled labelled rows (click-through data with explicit negatives,
-    e.g. :attr:`~pyg_recsys.data.split.Split.labelled`), reshuffled per
-    epoch from ``(seed, epoch)``.
+    e.g. :attr:`~pyg_recsys.data.split.Split.labelled`; or rated pairs,
+    the labels then the ratings), reshuffled per epoch from ``(seed,
+    epoch)``.
 
     Args:
-        rows: ``[3, n]`` (user, item, label).
+        rows: ``[3, n]`` (user, item, label), or ``[2, n]`` (user, item)
+            with ``labels``.
         batch_size: Rows per batch.
         shuffle, seed, device: As :class:`ColumnLoader`.
         drop_last: Drop the last partial batch (KGCN's training loop
             does).
+        labels: ``[n]`` float labels (e.g. ratings) of ``[2, n]`` rows.
     """
-
-    what = 'rows (user, item, label)'
 
     def __init__(self, rows: Tensor, batch_size: int = 128,
                  shuffle: bool = True, drop_last: bool = False,
                  seed: int = 0,
-                 device: torch.device | str | None = None) -> None:
+                 device: torch.device | str | None = None,
+                 labels: Tensor | None = None) -> None:
+        self.width = 3 if labels is None else 2
+        self.what = ('rows (user, item, label)' if labels is None else
+                     'rows (user, item) with labels')
+        self.labels = None
+        if labels is not None:
+            labels = torch.as_tensor(labels).float().view(-1)
+            if rows.dim() == 2 and labels.numel() != rows.size(-1):
+                raise ValueError(f'ClickLoader: one label per row: '
+                                 f'{rows.size(-1)} rows, {labels.numel()} '
+                                 f'labels')
+            self.labels = labels.to(rows.device)
         super().__init__(rows, batch_size, shuffle, drop_last, seed, device)
+
+    def to(self, device: torch.device | str) -> ClickLoader:
+        super().to(device)
+        if self.labels is not None:
+            self.labels = self.labels.to(device)
+        return self
 
     def __iter__(self) -> Iterator[ClickBatch]:
         for idx, _ in self._batches():
-            u, i, y = self.rows[:, idx]
+            u, i = self.rows[0, idx], self.rows[1, idx]
+            y = (self.rows[2, idx].float() if self.labels is None
+                 else self.labels[idx])
             scale = 1.0
             if self.world_size > 1:
                 part, scale = self._local(idx.numel())
                 u, i, y = u[part], i[part], y[part]
-            yield ClickBatch(u, i, y.float(), scale)
+            yield ClickBatch(u, i, y, scale)
 
 
 class LinkNeighborPairLoader(EpochSeeded):

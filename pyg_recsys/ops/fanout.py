@@ -6,6 +6,53 @@ import torch
 from torch import Tensor
 
 
+def _shuffled(rowptr: Tensor, nnz: int,
+              generator: torch.Generator | None
+              ) -> tuple[Tensor, Tensor, Tensor]:
+    """The edges of a CSR graph shuffled within their rows: ``(row,
+    order, rank)``, ``order[p]`` the edge at position ``p`` of the
+    shuffled order (rows kept in order), ``row[p]`` its row and
+    ``rank[p]`` its place within the row."""
+    device = rowptr.device
+    n = rowptr.numel() - 1
+    row = torch.repeat_interleave(torch.arange(n, device=device),
+                                  rowptr[1:] - rowptr[:-1])
+    key = torch.rand(nnz, generator=generator, device=device)
+    # sort by (row, key): rows stay in order, keys shuffle within rows
+    order = torch.argsort(row.double() + key * 0.5)
+    rank = torch.arange(nnz, device=device) - rowptr[row]
+    return row, order, rank
+
+
+def padded_fanout(rowptr: Tensor, k: int,
+                  generator: torch.Generator | None = None) -> Tensor:
+    r"""At most ``k`` edges of every row of a CSR graph, drawn uniformly
+    without replacement (all of them where a row has at most ``k``), the
+    rest of the row padded with ``-1``: a fixed-size neighbourhood whose
+    padding an attention masks out, so that every sampled neighbour
+    counts once (GraphRec's aggregations).  Vectorised: one random key
+    per edge, sorted within its row.
+
+    Args:
+        rowptr: ``[N + 1]`` row pointers.
+        k: Slots per row.
+        generator: Random stream (on the device of ``rowptr``).
+
+    Returns:
+        ``[N, k]`` long edge positions (into the CSR's columns and edge
+        attributes), ``-1`` for empty slots.
+    """
+    if k < 1:
+        raise ValueError(f'padded_fanout: k must be >= 1, got {k}')
+    n = rowptr.numel() - 1
+    nnz = int(rowptr[-1]) if n else 0
+    edge = torch.full((n, k), -1, dtype=torch.long, device=rowptr.device)
+    row, order, rank = _shuffled(rowptr, nnz, generator)
+    take = rank < k
+    edge[row[take], rank[take]] = order[take]
+    return edge
+
+
 def fixed_fanout(rowptr: Tensor, col: Tensor, k: int,
                  generator: torch.Generator | None = None
                  ) -> tuple[Tensor, Tensor]:
@@ -41,14 +88,9 @@ def fixed_fanout(rowptr: Tensor, col: Tensor, k: int,
     # without replacement (deg >= k): the k edges of smallest random key
     big = deg >= k
     if bool(big.any()):
-        row = torch.repeat_interleave(torch.arange(n, device=device), deg)
-        key = torch.rand(col.numel(), generator=generator, device=device)
-        # sort by (row, key): rows stay in order, keys shuffle within rows
-        order = torch.argsort(row.double() + key * 0.5)
-        rank = torch.arange(col.numel(), device=device) - rowptr[row]
+        row, order, rank = _shuffled(rowptr, col.numel(), generator)
         take = big[row] & (rank < k)
-        rows_taken = row[take]
-        edge[rows_taken, rank[take]] = order[take]
+        edge[row[take], rank[take]] = order[take]
     empty = deg == 0
     edge[empty] = -1
     nbr = col[edge.clamp(min=0)] if col.numel() else torch.zeros_like(edge)
@@ -56,4 +98,4 @@ def fixed_fanout(rowptr: Tensor, col: Tensor, k: int,
     return nbr, edge
 
 
-__all__ = ['fixed_fanout']
+__all__ = ['fixed_fanout', 'padded_fanout']

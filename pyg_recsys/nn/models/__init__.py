@@ -1,5 +1,6 @@
 """Recommenders (one per file)."""
 from pyg_recsys.nn.models.base import EmbeddingRecommender
+from pyg_recsys.nn.models.biased_mf import BiasedMF
 from pyg_recsys.nn.models.contract import (
     ClickThroughPredictor,
     MultiObjective,
@@ -11,6 +12,7 @@ from pyg_recsys.nn.models.contract import (
 )
 from pyg_recsys.nn.models.gat import GATRecommender
 from pyg_recsys.nn.models.gnn_rec import BipartiteGNNRecommender
+from pyg_recsys.nn.models.graphrec import GraphRec
 from pyg_recsys.nn.models.gru4rec import GRU4Rec
 from pyg_recsys.nn.models.kgat import KGAT
 from pyg_recsys.nn.models.kgcn import KGCN
@@ -31,7 +33,8 @@ __all__ = [
     'BipartiteGNNRecommender', 'GATRecommender', 'SAGERecommender',
     'EmbeddingRecommender', 'LightGCN', 'MF', 'NGCF', 'Popularity',
     'SimGCL', 'SessionRecommender', 'GRU4Rec', 'SASRec', 'SASRecBlock',
-    'SRGNN', 'TAGNN', 'TransE', 'TwHIN', 'KGCN', 'KGAT',
+    'SRGNN', 'TAGNN', 'TransE', 'TwHIN', 'KGCN', 'KGAT', 'GraphRec',
+    'BiasedMF',
     'Recommender',
     'MultiObjective', 'PairwiseRanker',
     'NextItemRecommender', 'RatingPredictor', 'ClickThroughPredictor',
