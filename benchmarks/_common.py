@@ -3,11 +3,9 @@ the JSON + markdown result pair (a module, not a benchmark: the smoke test
 skips files starting with an underscore)."""
 from __future__ import annotations
 
-import io
 import json
 import os
 import platform
-import zipfile
 from pathlib import Path
 
 import torch
@@ -51,33 +49,4 @@ def write_lastfm_smoke(folder: Path, users: int = 60, items: int = 40,
         for a in range(items):
             f.write(f'{a}\tgenre\t{items + a % 7}\n')
             f.write(f'{a}\tlabel\t{items + 7 + a % 3}\n')
-    return folder
-
-
-def write_social_smoke(folder: Path, users: int = 60, items: int = 50,
-                       name: str = 'ciao') -> Path:
-    """A Ciao-format ``<name>.zip`` (``rating.mat``, ``trustnetwork.mat``)
-    of two taste groups: a user rates the items of its group high, the
-    others low; trust links stay within groups."""
-    import numpy as np
-    import scipy.io
-    rng = np.random.default_rng(0)
-    rows = []
-    for u in range(1, users + 1):
-        for i in rng.choice(items, size=12, replace=False) + 1:
-            r = 5 if (u % 2) == (i % 2) else 1
-            rows.append([u, i, 1, min(5, max(1, r + rng.integers(-1, 2))),
-                         0])
-    trust = [[u, v] for u in range(1, users + 1)
-             for v in rng.choice(users, size=4) + 1 if (u % 2) == (v % 2)
-             and u != v]
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f'{name}.zip'
-    with zipfile.ZipFile(path, 'w') as zf:
-        for file, field, value in (('rating.mat', 'rating', rows),
-                                   ('trustnetwork.mat', 'trustnetwork',
-                                    trust)):
-            buf = io.BytesIO()
-            scipy.io.savemat(buf, {field: np.array(value)})
-            zf.writestr(f'{name}/{file}', buf.getvalue())
     return folder

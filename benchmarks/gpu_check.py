@@ -57,7 +57,6 @@ from _common import (  # noqa: E402
     machine,
     write_lastfm_smoke,
     write_results,
-    write_social_smoke,
 )
 
 from pyg_recsys.cli.options import build_parser  # noqa: E402
@@ -79,6 +78,7 @@ from pyg_recsys.ops.device import (  # noqa: E402
     keep_freed_memory,
     resolve_device,
 )
+from pyg_recsys.testing import write_social_zip  # noqa: E402
 from pyg_recsys.train import Trainer, _to_device, adam  # noqa: E402
 
 RANKING_DATA = ('gowalla', 'gowalla-lightgcn')
@@ -121,7 +121,7 @@ def write_smoke_data(folder: Path) -> dict[str, Path]:
         with open(kg / f'{part}.txt', 'w') as f:
             f.writelines(f'e{a}\tr{b}\te{c}\n' for a, b, c in zip(h, r, t))
     lastfm = write_lastfm_smoke(folder / 'lastfm', items=50)
-    ciao = write_social_smoke(folder / 'ciao')
+    ciao = write_social_zip(folder / 'ciao')
     return {'gowalla': gow, 'beauty': beauty, 'wn18rr': kg,
             'lastfm-kg': lastfm, 'ciao': ciao}
 

@@ -34,13 +34,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _common import (  # noqa: E402
-    machine,
-    write_results,
-    write_social_smoke,
-)
+from _common import machine, write_results  # noqa: E402
 
 from pyg_recsys.cli import main as cli  # noqa: E402
+from pyg_recsys.testing import write_social_zip  # noqa: E402
 
 #: row name -> (model, extra options)
 ROWS = {'biased MF': ('biasedmf', ['--reg', '0.5']),
@@ -97,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     raw = None
     sets = [(s.split(':')[0], float(s.split(':')[1])) for s in args.sets]
     if args.smoke:
-        raw = write_social_smoke(Path(tmp.name) / 'raw')
+        raw = write_social_zip(Path(tmp.name) / 'raw')
         args.runs = Path(tmp.name) / 'runs'
         args.epochs = 2
         sets = [('ciao', 0.8)]

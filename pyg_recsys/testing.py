@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 
 def needs(*packages: str):
@@ -12,6 +13,40 @@ def needs(*packages: str):
     missing = [p for p in packages if importlib.util.find_spec(p) is None]
     return pytest.mark.skipif(
         bool(missing), reason=f'needs {", ".join(missing)} (optional extra)')
+
+
+def write_social_zip(folder: Path, users: int = 60, items: int = 50,
+                       name: str = 'ciao') -> Path:
+    """A Ciao-format ``<name>.zip`` (``rating.mat``, ``trustnetwork.mat``,
+    read by :class:`~pyg_recsys.datasets.SocialDataset`) in ``folder``, of
+    two taste groups: a user rates the items of its group high (4-5), the
+    others low (1-2); trust links stay within groups.  Returns
+    ``folder``."""
+    import io
+    import zipfile
+
+    import numpy as np
+    import scipy.io
+    rng = np.random.default_rng(0)
+    rows = []
+    for u in range(1, users + 1):
+        for i in rng.choice(items, size=12, replace=False) + 1:
+            r = 5 if (u % 2) == (i % 2) else 1
+            rows.append([u, i, 1, min(5, max(1, r + rng.integers(-1, 2))),
+                         0])
+    trust = [[u, v] for u in range(1, users + 1)
+             for v in rng.choice(users, size=4) + 1 if (u % 2) == (v % 2)
+             and u != v]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f'{name}.zip'
+    with zipfile.ZipFile(path, 'w') as zf:
+        for file, field, value in (('rating.mat', 'rating', rows),
+                                   ('trustnetwork.mat', 'trustnetwork',
+                                    trust)):
+            buf = io.BytesIO()
+            scipy.io.savemat(buf, {field: np.array(value)})
+            zf.writestr(f'{name}/{file}', buf.getvalue())
+    return folder
 
 
 def fit_batch(model, batch, steps: int = 20,

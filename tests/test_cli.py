@@ -838,27 +838,8 @@ def test_transe_option_errors(env, extra, message):
 # Rating prediction (GraphRec, biased MF) ####################################
 
 def _social_zip(folder):
-    """A small Ciao-format zip: two taste groups, trust within groups."""
-    import io
-    import zipfile
-
-    import numpy as np
-    import scipy.io
-    rng = np.random.default_rng(0)
-    rows = [[u, i, 1, 5 if u % 2 == i % 2 else 1, 0]
-            for u in range(1, 41)
-            for i in rng.choice(30, size=10, replace=False) + 1]
-    trust = [[u, v] for u in range(1, 41) for v in (u + 2, u + 4)
-             if v <= 40]
-    folder.mkdir(parents=True)
-    with zipfile.ZipFile(folder / 'ciao.zip', 'w') as zf:
-        for file, field, value in (('rating.mat', 'rating', rows),
-                                   ('trustnetwork.mat', 'trustnetwork',
-                                    trust)):
-            buf = io.BytesIO()
-            scipy.io.savemat(buf, {field: np.array(value)})
-            zf.writestr(f'ciao/{file}', buf.getvalue())
-    return folder
+    from pyg_recsys.testing import write_social_zip
+    return write_social_zip(folder, users=40, items=30)
 
 
 @pytest.mark.parametrize('model,extra', [

@@ -36,6 +36,15 @@ def metric_order(key: str) -> tuple[int, str]:
     return (int(k) if k.isdigit() else 0, name)
 
 
+def best_line(args: argparse.Namespace, result: dict[str, Any]) -> str:
+    """``<model> on <data>: best epoch E of N (validation <monitor> v)``,
+    the first line every driver's report prints."""
+    return (f'{args.model} on {args.dataset}: best epoch '
+            f'{result["best_epoch"]} of {len(result["epochs"])} '
+            f'(validation {args.monitor} '
+            f'{result["best_val"][args.monitor]:.4f})')
+
+
 def split_kind(args: argparse.Namespace) -> str | None:
     """The split kind asked for: ``'file'`` with ``--split-file``
     (``--split`` then may only say ``file``), else ``--split``."""
@@ -180,10 +189,7 @@ class RankingDriver:
 
     def report(self, data: dict[str, Any], args: argparse.Namespace,
                result: dict[str, Any], model: torch.nn.Module) -> None:
-        best = result['best_epoch']
-        print(f'{args.model} on {args.dataset}: best epoch {best} of '
-              f'{len(result["epochs"])} (validation {args.monitor} '
-              f'{result["best_val"][args.monitor]:.4f})')
+        print(best_line(args, result))
         print('test (full ranking, train+val items masked):')
         for key in sorted(result['test'], key=metric_order):
             print(f'  {key:<14} {result["test"][key]:.4f}')
@@ -271,11 +277,8 @@ class NextItemDriver:
                result: dict[str, Any], model: torch.nn.Module) -> None:
         task, ds = data['task'], data['ds']
         sampled = args.sampled_negatives
-        print(f'{args.model} on {args.dataset}: best epoch '
-              f'{result["best_epoch"]} of {len(result["epochs"])} '
-              f'(validation {args.monitor} '
-              f'{result["best_val"][args.monitor]:.4f}); {len(task.test)} '
-              f'test examples')
+        print(f'{best_line(args, result)}; {len(task.test)} test '
+              f'examples')
         print('test (full ranking over all items, nothing masked):')
         for key in sorted(result['test'], key=metric_order):
             if key.split('@')[0] in ('hit', 'mrr', 'ndcg'):
@@ -384,10 +387,7 @@ class ClickDriver(RankingDriver):
                result: dict[str, Any], model: torch.nn.Module) -> None:
         test = result['test']
         if 'auc' in test:
-            print(f'{args.model} on {args.dataset}: best epoch '
-                  f'{result["best_epoch"]} of {len(result["epochs"])} '
-                  f'(validation {args.monitor} '
-                  f'{result["best_val"][args.monitor]:.4f})')
+            print(best_line(args, result))
             print('test, labelled rows (click-through):')
             for key in self.click_metrics:
                 if key in test:
@@ -471,11 +471,8 @@ class KGDriver:
     def report(self, data: dict[str, Any], args: argparse.Namespace,
                result: dict[str, Any], model: torch.nn.Module) -> None:
         split = data['split']
-        print(f'{args.model} on {args.dataset}: best epoch '
-              f'{result["best_epoch"]} of {len(result["epochs"])} '
-              f'(validation {args.monitor} '
-              f'{result["best_val"][args.monitor]:.4f}); '
-              f'{split.test.size(1)} test triples')
+        print(f'{best_line(args, result)}; {split.test.size(1)} test '
+              f'triples')
         print('test (filtered ranking, heads and tails):')
         for key in sorted(result['test'], key=metric_order):
             print(f'  {key:<14} {result["test"][key]:.4f}')
@@ -492,7 +489,7 @@ class KGDriver:
                   f'{guesses}  (true: {ent[int(t[b])]})')
 
 
-class RatingDriver:
+class RatingDriver(RankingDriver):
     """Rating prediction (GraphRec, biased MF): a random split of all
     ratings (:class:`~pyg_recsys.datasets.SocialDataset`: GraphRec's
     protocol, ``--split-ratios`` for its 60% setting), batches of rated
@@ -510,7 +507,7 @@ class RatingDriver:
     lower_is_better = ('rmse', 'mae')
 
     def load(self, ds: Any, args: argparse.Namespace) -> dict[str, Any]:
-        data = RankingDriver.load(self, ds, args)  # type: ignore[arg-type]
+        data = super().load(ds, args)
         split = data['split']
         for part in ('train', 'val', 'test'):
             if 'rating' not in split.attrs.get(part, {}):
@@ -518,10 +515,6 @@ class RatingDriver:
                                 f'(its {part} part has none); rating models '
                                 f'need a data set with explicit ratings')
         return data
-
-    def prepare(self, data: dict[str, Any], args: argparse.Namespace,
-                model: torch.nn.Module) -> None:
-        """Nothing to do after the model is built."""
 
     def model_inputs(self, data: dict[str, Any], spec: ModelSpec,
                      args: argparse.Namespace) -> dict[str, Any]:
@@ -561,17 +554,11 @@ class RatingDriver:
                                   selected='lowest validation '
                                            + args.monitor))
 
-    def save(self, data: dict[str, Any], out: Path) -> None:
-        atomic_save(data['split'].to_dict(), out / 'split.pt')
-
     def report(self, data: dict[str, Any], args: argparse.Namespace,
                result: dict[str, Any], model: torch.nn.Module) -> None:
         split = data['split']
-        print(f'{args.model} on {args.dataset}: best epoch '
-              f'{result["best_epoch"]} of {len(result["epochs"])} '
-              f'(validation {args.monitor} '
-              f'{result["best_val"][args.monitor]:.4f}); '
-              f'{split.test.size(1)} test ratings')
+        print(f'{best_line(args, result)}; {split.test.size(1)} test '
+              f'ratings')
         print('test:')
         for key in ('mae', 'rmse'):
             print(f'  {key:<14} {result["test"][key]:.4f}')
