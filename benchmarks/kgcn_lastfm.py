@@ -119,18 +119,20 @@ def recbole(work: Path, raw: Path | None, epochs: int, seed: int) -> dict:
     python = str(RECBOLE / 'bin' / 'python')
     raw = raw or Path(os.environ.get('PYG_RECSYS_DATA', 'datasets')) \
         / 'lastfm-kgcn' / 'raw'
+    raw = raw.resolve()
+    work.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, OMP_NUM_THREADS=str(torch.get_num_threads()))
     res = subprocess.run([python, str(PEERS / 'recbole_kg.py'), str(raw),
                           str(work), 'KGCN', str(epochs), f'--seed={seed}'],
                          capture_output=True, text=True, env=env,
-                         timeout=7200)
+                         timeout=7200, cwd=work)  # (its logs land there)
     if res.returncode != 0:
         raise RuntimeError(f'RecBole failed: {res.stderr[-1500:]}')
     out = json.loads(res.stdout.strip().splitlines()[-1])
     res = subprocess.run([python, str(HERE / '_recbole_split.py'), str(work),
                           str(seed), str(work / 'split.tsv')],
                          capture_output=True, text=True, env=env,
-                         timeout=3600)
+                         timeout=3600, cwd=work)
     if res.returncode != 0:
         raise RuntimeError(f'writing RecBole\'s split failed: '
                            f'{res.stderr[-1500:]}')
