@@ -16,7 +16,7 @@ def needs(*packages: str):
 
 
 def write_social_zip(folder: Path, users: int = 60, items: int = 50,
-                       name: str = 'ciao') -> Path:
+                     name: str = 'ciao') -> Path:
     """A Ciao-format ``<name>.zip`` (``rating.mat``, ``trustnetwork.mat``,
     read by :class:`~pyg_recsys.datasets.SocialDataset`) in ``folder``, of
     two taste groups: a user rates the items of its group high (4-5), the

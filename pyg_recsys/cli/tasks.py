@@ -541,7 +541,7 @@ class RatingDriver(RankingDriver):
         from pyg_recsys.train import RatingEvaluator
         split = data['split']
         return RatingEvaluator(
-            {part: (split.part(part)[0], split.part(part)[1],
+            {part: (*split.part(part),
                     split.attrs[part]['rating'].to(torch.float))
              for part in ('val', 'test')},
             batch_size=args.eval_batch_size or 65536)

@@ -12,15 +12,17 @@ from torch import Tensor
 from pyg_recsys.nn.conv.graphrec_conv import GraphRecConv, he_init
 from pyg_recsys.nn.embedding import Embedding
 from pyg_recsys.ops import device as ops_device
+from pyg_recsys.ops.csr import CSR
 from pyg_recsys.ops.fanout import padded_fanout
 
 
-def _csr(src: Tensor, dst: Tensor, num_rows: int,
+def _csr(src: Tensor, dst: Tensor, num_rows: int, num_cols: int,
          attr: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """``(rowptr, col, attr)`` of the edges ``src -> dst`` sorted by
-    ``(src, dst)``."""
-    order = torch.argsort(src * max(int(dst.max()) + 1 if dst.numel()
-                                    else 1, 1) + dst)
+    """``(rowptr, col, attr)`` of the distinct edges ``src -> dst``
+    sorted by ``(src, dst)``, each edge's attribute kept with it (what
+    :meth:`~pyg_recsys.ops.csr.CSR.from_pairs` builds, plus the
+    attribute)."""
+    order = torch.argsort(src * num_cols + dst)
     rowptr = torch.zeros(num_rows + 1, dtype=torch.long)
     rowptr[1:] = torch.bincount(src, minlength=num_rows).cumsum(0)
     return rowptr, dst[order], attr[order]
@@ -134,8 +136,8 @@ class GraphRec(torch.nn.Module):
         self.mean_rating = float(rating.mean())
         # the graphs: user -> items and item -> users with opinion levels
         for name, (rowptr, col, attr) in {
-                'ui': _csr(u, i, num_users, level),
-                'iu': _csr(i, u, num_items, level)}.items():
+                'ui': _csr(u, i, num_users, num_items, level),
+                'iu': _csr(i, u, num_items, num_users, level)}.items():
             self.register_buffer(f'{name}_rowptr', rowptr, persistent=False)
             self.register_buffer(f'{name}_col', col, persistent=False)
             self.register_buffer(f'{name}_level', attr, persistent=False)
@@ -148,11 +150,9 @@ class GraphRec(torch.nn.Module):
                              f'{num_users})')
         a, b = torch.cat([trust[0], trust[1]]), torch.cat([trust[1],
                                                            trust[0]])
-        key = torch.unique(a[a != b] * num_users + b[a != b])
-        rowptr, col, _ = _csr(key // num_users, key % num_users, num_users,
-                              key)
-        self.register_buffer('uu_rowptr', rowptr, persistent=False)
-        self.register_buffer('uu_col', col, persistent=False)
+        social = CSR.from_pairs(a[a != b], b[a != b], num_users, num_users)
+        self.register_buffer('uu_rowptr', social.rowptr, persistent=False)
+        self.register_buffer('uu_col', social.col, persistent=False)
         self.tables: dict[str, dict[str, Tensor]] = {}
         self._epoch_drawn: int | None = None
         self.reset_parameters()
@@ -184,8 +184,7 @@ class GraphRec(torch.nn.Module):
         """Draws the training neighbourhoods of ``epoch`` and, the first
         time, the evaluation ones."""
         self.tables['train'] = self._draw(self.seed * 1_000_003 + epoch + 1)
-        if 'eval' not in self.tables or \
-                self.tables['eval']['ui'].device != self.ui_rowptr.device:
+        if 'eval' not in self.tables:  # (a device move empties the tables)
             self.tables['eval'] = self._draw(self.seed * 1_000_003)
         self._epoch_drawn = epoch
 

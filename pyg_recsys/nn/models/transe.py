@@ -163,16 +163,17 @@ class TransE(torch.nn.Module):
         \rVert^2 - \lVert q - e \rVert^2` in one matrix product; kept
         in evaluation mode without gradients while the weights are
         unchanged (dropped by :meth:`train`/``eval()``)."""
+        def table() -> Tensor:
+            ent = self._entities()
+            return torch.cat([2.0 * ent, -ent.pow(2).sum(-1, keepdim=True)],
+                             dim=1)
+
+        if self.training or torch.is_grad_enabled():
+            return table()
         w = self.entity.weight
         key = (w._version, w.data_ptr(), w.dtype, w.device)
-        if self.training or torch.is_grad_enabled() or \
-                self._rank_cache is None or self._rank_cache[0] != key:
-            ent = self._entities()
-            table = torch.cat([2.0 * ent, -ent.pow(2).sum(-1, keepdim=True)],
-                              dim=1)
-            if self.training or torch.is_grad_enabled():
-                return table
-            self._rank_cache = (key, table)
+        if self._rank_cache is None or self._rank_cache[0] != key:
+            self._rank_cache = (key, table())
         return self._rank_cache[1]
 
     def _ranking(self, query: Tensor) -> Tensor:
