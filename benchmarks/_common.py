@@ -20,6 +20,32 @@ def machine() -> dict:
                 platform=platform.machine())
 
 
+def resumed_run(argv: list[str], out: Path,
+                raw: Path | None = None) -> dict:
+    """Runs ``pyg-recsys <argv>`` into the run folder ``out`` (with
+    ``--raw-dir raw`` when given, resumed when ``out`` holds a run) and
+    returns its ``metrics.json``."""
+    from pyg_recsys.cli import main as cli
+    argv = list(argv)
+    if raw is not None:
+        argv += ['--raw-dir', str(raw)]
+    if (out / 'last.pt').exists():
+        argv.append('--resume')
+    cli(argv)
+    return json.loads((out / 'metrics.json').read_text())
+
+
+def keep_other_rows(previous: Path, rows: list[dict], key) -> list[dict]:
+    """``rows`` after the rows of the results file ``previous`` that this
+    run did not redo (``key(row)`` names a row), so a run over some data
+    sets leaves the others' figures (each row names its day)."""
+    if not previous.exists():
+        return rows
+    done = {key(r) for r in rows}
+    return [r for r in json.loads(previous.read_text()).get('rows', [])
+            if key(r) not in done] + rows
+
+
 def write_results(folder: Path, stem: str, record: dict, md: list[str],
                   smoke: bool = False) -> None:
     """Writes ``<stem>.json`` and ``<stem>.md`` (``<stem>_smoke.*`` for a

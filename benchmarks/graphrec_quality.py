@@ -25,7 +25,6 @@ Writes ``benchmarks/results/graphrec_quality.{json,md}``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -34,9 +33,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _common import machine, write_results  # noqa: E402
+from _common import (  # noqa: E402
+    keep_other_rows,
+    machine,
+    resumed_run,
+    write_results,
+)
 
-from pyg_recsys.cli import main as cli  # noqa: E402
 from pyg_recsys.testing import write_social_zip  # noqa: E402
 
 #: row name -> (model, extra options)
@@ -60,13 +63,8 @@ def run(row: str, dataset: str, ratio: float, args: argparse.Namespace,
             '--epochs', str(args.epochs), '--eval-every', '1',
             '--batch-size', '512', '--lr', '1e-3', '--no-progress',
             '--out', str(out), *extra]
-    if raw is not None:
-        argv += ['--raw-dir', str(raw)]
-    if (out / 'last.pt').exists():
-        argv.append('--resume')
     t0 = time.perf_counter()
-    cli(argv)
-    m = json.loads((out / 'metrics.json').read_text())
+    m = resumed_run(argv, out, raw)
     train_s = [e['train_seconds'] for e in m['epochs']]
     eval_s = [e['eval_seconds'] for e in m['epochs'] if 'eval_seconds' in e]
     return dict(row=row, dataset=dataset, train_ratio=ratio,
@@ -101,12 +99,9 @@ def main(argv: list[str] | None = None) -> None:
     rows = [run(row, ds, ratio, args, raw) for ds, ratio in sets
             for row in ROWS]
     tmp.cleanup()
-    previous = args.out / 'graphrec_quality.json'
-    if not args.smoke and previous.exists():
-        # rows of other data sets / ratios stay (each names its day)
-        done = {(r['dataset'], r['train_ratio']) for r in rows}
-        rows = [r for r in json.loads(previous.read_text())['rows']
-                if (r['dataset'], r['train_ratio']) not in done] + rows
+    if not args.smoke:  # rows of other data sets / ratios stay
+        rows = keep_other_rows(args.out / 'graphrec_quality.json', rows,
+                               lambda r: (r['dataset'], r['train_ratio']))
     record = dict(machine=machine(), smoke=args.smoke, rows=rows,
                   protocol='random split of all ratings (seed 0): training '
                            'ratio x, validation and test (1 - x) / 2 each; '

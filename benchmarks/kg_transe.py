@@ -36,9 +36,13 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _common import machine, write_results  # noqa: E402
+from _common import (  # noqa: E402
+    keep_other_rows,
+    machine,
+    resumed_run,
+    write_results,
+)
 
-from pyg_recsys.cli import main as cli  # noqa: E402
 from pyg_recsys.datasets import KGCompletionDataset  # noqa: E402
 from pyg_recsys.nn.models import TransE  # noqa: E402
 from pyg_recsys.train import KGEvaluator  # noqa: E402
@@ -82,14 +86,9 @@ def train(name: str, recipe: dict, runs: Path, epochs: int | None,
             '--epochs', str(epochs or recipe['epochs']),
             '--eval-every', str(recipe.get('eval_every', 5)),
             '--patience', '10', '--no-progress', '--out', str(out)]
-    if raw_dir is not None:
-        argv += ['--raw-dir', str(raw_dir)]
-    if (out / 'last.pt').exists():
-        argv.append('--resume')
     t0 = time.perf_counter()
-    cli(argv)
+    m = resumed_run(argv, out, raw_dir)
     seconds = time.perf_counter() - t0
-    m = json.loads((out / 'metrics.json').read_text())
     epochs_done = len(m['epochs'])
     train_s = [e['train_seconds'] for e in m['epochs']]
     return dict(dataset=name, recipe=recipe, run=str(out),
@@ -218,13 +217,12 @@ def main(argv: list[str] | None = None) -> None:
         row['measured'] = time.strftime('%Y-%m-%d')
     previous = args.out / 'kg_transe.json'
     if not args.smoke and previous.exists():
-        # a run over some data sets keeps the others' rows (each row names
-        # the day it was measured), and the speed figures it did not redo
-        old = json.loads(previous.read_text())
-        done = {r['dataset'] for r in rows}
-        kept = [r for r in old.get('rows', []) if r['dataset'] not in done]
+        # the other data sets' rows, and the speed figures not redone
         order = list(RECIPES)
-        rows = sorted(kept + rows, key=lambda r: order.index(r['dataset']))
+        rows = sorted(keep_other_rows(previous, rows,
+                                      lambda r: r['dataset']),
+                      key=lambda r: order.index(r['dataset']))
+        old = json.loads(previous.read_text())
         speed = speed or old.get('eval_speed')
         neg = neg or old.get('negatives_speed')
     record = dict(machine=machine(), smoke=args.smoke, rows=rows,
