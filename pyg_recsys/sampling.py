@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import torch
@@ -271,6 +272,20 @@ class InBatchSampler:
         return f'{type(self).__name__}()'
 
 
+def _chunks(n: int, chunk: int, desc: str, unit: str,
+            progress: bool | None) -> Iterator[Tensor]:
+    """``arange(n)`` in pieces of ``chunk``, with a progress bar
+    (``progress=None``: from 10,000 rows)."""
+    if progress is None:
+        progress = n >= 10_000
+    with tqdm(total=n, desc=desc, unit=unit, disable=not progress,
+              leave=False) as bar:
+        for start in range(0, n, chunk):
+            rows = torch.arange(start, min(start + chunk, n))
+            yield rows
+            bar.update(rows.numel())
+
+
 def _bipartite_csr(train: CSR) -> tuple[Tensor, Tensor]:
     """Symmetric user-item graph (users, then items) of ``train``."""
     from pyg_recsys.ops.adj import NormAdj
@@ -320,7 +335,7 @@ def ppr_candidates(train: CSR, rank_range: tuple[int, int] = (10, 100),
     if num_walks <= 0:
         raise ValueError(f'ppr_candidates: num_walks must be positive, got '
                          f'{num_walks}')
-    from pyg_recsys.ops.random_walk import rwr_visits
+    from pyg_recsys.ops.random_walk import rank_visits, rwr_visits
     exclude = train if exclude is None else exclude
     U, num_items = train.num_rows, train.num_cols
     if exclude.num_rows != U or exclude.num_cols != num_items:
@@ -332,39 +347,71 @@ def ppr_candidates(train: CSR, rank_range: tuple[int, int] = (10, 100),
     rowptr, col = _bipartite_csr(train)
     is_item = torch.arange(U + num_items) >= U
     keys = exclude.keys()
-    chunk = max(1, max_walkers // num_walks)
     rows, cols = [], []
-    if progress is None:
-        progress = U >= 10_000
-    with tqdm(total=U, desc='PPR candidates', unit='user',
-              disable=not progress, leave=False) as bar:
-        for start in range(0, U, chunk):
-            users = torch.arange(start, min(start + chunk, U))
-            (pos, node), cnt = rwr_visits(rowptr, col, users, num_walks,
-                                          restart_prob, generator,
-                                          count=is_item)
-            keep = ~exclude.contains(users[pos], node - U, keys)
-            pos, item, cnt = pos[keep], node[keep] - U, cnt[keep]
-            user = users[pos]
-            # rank within each user: visits descending, ties at random
-            perm = torch.randperm(pos.numel(), generator=generator)
-            top = int(cnt.max()) + 1 if cnt.numel() else 1
-            order = perm[torch.sort((pos * top + top - 1 - cnt)[perm],
-                                    stable=True)[1]]
-            first = torch.zeros(users.numel() + 1, dtype=torch.long)
-            torch.cumsum(torch.bincount(pos, minlength=users.numel()), 0,
-                         out=first[1:])
-            rank = torch.arange(order.numel()) - first[pos[order]]
-            sel = order[(rank >= lo) & (rank < hi)]
-            rows.append(user[sel])
-            cols.append(item[sel])
-            bar.update(users.numel())
+    for users in _chunks(U, max(1, max_walkers // num_walks),
+                         'PPR candidates', 'user', progress):
+        (pos, node), cnt = rwr_visits(rowptr, col, users, num_walks,
+                                      restart_prob, generator,
+                                      count=is_item)
+        keep = ~exclude.contains(users[pos], node - U, keys)
+        pos, item, cnt = pos[keep], node[keep] - U, cnt[keep]
+        user = users[pos]
+        # rank within each user: visits descending, ties at random
+        order, rank = rank_visits(pos, cnt, users.numel(),
+                                  random_ties=True, generator=generator)
+        sel = order[(rank >= lo) & (rank < hi)]
+        rows.append(user[sel])
+        cols.append(item[sel])
     out = CSR.from_pairs(torch.cat(rows), torch.cat(cols), U, num_items)
     empty = int((out.degree() == 0).sum())
     log.info('ppr_candidates: %d users, %d walks each, ranks [%d, %d): '
              '%.1f candidates per user, %d users without any, %.2f s',
              U, num_walks, lo, hi, out.nnz / U, empty,
              time.perf_counter() - t0)
+    return out
+
+
+def item_ppr_candidates(train: CSR, rank_range: tuple[int, int] = (10, 100),
+                        num_walks: int = 1000, restart_prob: float = 0.15,
+                        generator: torch.Generator | None = None,
+                        max_walkers: int = 2**19,
+                        progress: bool | None = None) -> CSR:
+    r"""Per item, the other items at ranks ``[lo, hi)`` of personalised
+    PageRank from the item: PinSage's hard negatives of an item query.
+
+    The walks run item -> user -> item over the bipartite graph of
+    ``train`` and stop with probability ``restart_prob`` on items
+    (:func:`~pyg_recsys.ops.random_walk.importance_neighbors`, ties to the
+    lower id); the item itself is never its own candidate.  Items are
+    processed in chunks of ``max_walkers // num_walks``.
+
+    Returns:
+        An items x items :class:`CSR` of the candidates of each item.
+    """
+    lo, hi = rank_range
+    if not 0 <= lo < hi:
+        raise ValueError(f'item_ppr_candidates: rank_range must be (lo, hi) '
+                         f'with 0 <= lo < hi, got {rank_range}')
+    from pyg_recsys.ops.random_walk import importance_neighbors
+    t0 = time.perf_counter()
+    U, num_items = train.num_rows, train.num_cols
+    rowptr, col = _bipartite_csr(train)
+    is_item = torch.arange(U + num_items) >= U
+    rows, cols = [], []
+    for items in _chunks(num_items, max(1, max_walkers // num_walks),
+                         'item PPR candidates', 'item', progress):
+        nbr, _ = importance_neighbors(rowptr, col, items + U, hi,
+                                      num_walks, restart_prob, generator,
+                                      count=is_item, stop_at=is_item)
+        nbr = nbr[:, lo:]
+        ok = nbr >= 0
+        rows.append(items.view(-1, 1).expand_as(nbr)[ok])
+        cols.append(nbr[ok] - U)
+    out = CSR.from_pairs(torch.cat(rows), torch.cat(cols), num_items,
+                         num_items)
+    log.info('item_ppr_candidates: %d items, %d walks each, ranks [%d, %d): '
+             '%.1f candidates per item, %.2f s', num_items, num_walks, lo,
+             hi, out.nnz / max(num_items, 1), time.perf_counter() - t0)
     return out
 
 
@@ -395,6 +442,10 @@ class PPRHardSampler(NegativeSampler):
         seed: Seed of the walks.
         max_walkers: Walkers per chunk of the build.
         progress: Progress bar for the build (default: from 10,000 users).
+        of: ``'users'``: pools of users (rows of ``train``);
+            ``'items'``: pools of item queries, the items at the PPR ranks
+            of walks from the item (:func:`item_ppr_candidates`; PinSage's
+            item-to-item training), each item excluding only itself.
 
     Attributes:
         pool: The candidates of every user, a :class:`CSR`.
@@ -404,15 +455,33 @@ class PPRHardSampler(NegativeSampler):
                  num_walks: int = 1000, restart_prob: float = 0.15,
                  exclude: CSR | None = None, seed: int = 0,
                  max_walkers: int = 2**19,
-                 progress: bool | None = None) -> None:
+                 progress: bool | None = None, of: str = 'users') -> None:
+        if of not in ('users', 'items'):
+            raise ValueError(f"PPRHardSampler: of must be 'users' or "
+                             f"'items', got {of!r}")
+        gen = torch.Generator().manual_seed(seed)
+        if of == 'items':
+            if exclude is not None:
+                raise ValueError('PPRHardSampler: exclude applies to user '
+                                 'queries; an item query only ever '
+                                 'excludes itself')
+            n = train.num_cols
+            eye = torch.arange(n)
+            exclude = CSR.from_pairs(eye, eye, n, n)
         exclude = train if exclude is None else exclude
         super().__init__(train.num_cols, exclude)
+        self.of = of
         self.rank_range = tuple(rank_range)
         self.num_walks = num_walks
         self.restart_prob = restart_prob
-        self.pool = ppr_candidates(
-            train, self.rank_range, num_walks, restart_prob, exclude,
-            torch.Generator().manual_seed(seed), max_walkers, progress)
+        if of == 'items':
+            self.pool = item_ppr_candidates(
+                train, self.rank_range, num_walks, restart_prob, gen,
+                max_walkers, progress)
+        else:
+            self.pool = ppr_candidates(
+                train, self.rank_range, num_walks, restart_prob, exclude,
+                gen, max_walkers, progress)
         self.fallback = UniformSampler(self.num_items, exclude)
 
     def to(self, device: torch.device | str) -> PPRHardSampler:
@@ -443,7 +512,7 @@ class PPRHardSampler(NegativeSampler):
         return (f'{type(self).__name__}(rank_range={self.rank_range}, '
                 f'num_walks={self.num_walks}, '
                 f'{self.pool.nnz / max(self.pool.num_rows, 1):.1f} '
-                f'candidates per user)')
+                f'candidates per {self.of[:-1]})')
 
 
 class CurriculumSampler:

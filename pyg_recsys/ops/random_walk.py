@@ -47,16 +47,22 @@ def _check(where: str, rowptr: Tensor, col: Tensor, start: Tensor,
 
 
 def _step(rowptr: Tensor, col: Tensor, deg: Tensor, cur: Tensor,
-          home: Tensor, u: Tensor,
-          restart_prob: float) -> tuple[Tensor, Tensor]:
+          home: Tensor, u: Tensor, restart_prob: float,
+          stop_at: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """One step of every walker from one uniform ``u`` each: whether it
-    restarts (``u < restart_prob``), and otherwise its next node, a uniform
-    neighbour (``(u - p) / (1 - p)`` is uniform given no restart) or,
-    from a node without neighbours, its start node ``home``."""
+    restarts (``u < restart_prob``, only on nodes of ``stop_at`` when
+    given), and otherwise its next node, a uniform neighbour (``(u - p) /
+    (1 - p)`` is uniform given no restart) or, from a node without
+    neighbours, its start node ``home``."""
     d = deg.index_select(0, cur)
-    restart = u < restart_prob
-    if restart_prob > 0:
-        u = (u - restart_prob) / (1 - restart_prob)
+    if stop_at is None:
+        restart = u < restart_prob
+        if restart_prob > 0:
+            u = (u - restart_prob) / (1 - restart_prob)
+    else:
+        coin = stop_at.index_select(0, cur)
+        restart = coin & (u < restart_prob)
+        u = torch.where(coin, (u - restart_prob) / (1 - restart_prob), u)
     off = torch.minimum((u * d).long(), (d - 1).clamp_(min=0))
     if col.numel() == 0:
         return home, restart
@@ -109,7 +115,8 @@ def random_walk(rowptr: Tensor, col: Tensor, start: Tensor,
 def rwr_visits(rowptr: Tensor, col: Tensor, sources: Tensor,
                num_walks: int, restart_prob: float = 0.15,
                generator: torch.Generator | None = None,
-               count: Tensor | None = None) -> tuple[Tensor, Tensor]:
+               count: Tensor | None = None,
+               stop_at: Tensor | None = None) -> tuple[Tensor, Tensor]:
     r"""Visit counts of random walks with restart from every source node.
 
     ``num_walks`` walkers start at each source; a walker counts the node
@@ -139,6 +146,13 @@ def rwr_visits(rowptr: Tensor, col: Tensor, sources: Tensor,
         generator: Random generator (on the graph's device).
         count: Optional ``[num_nodes]`` bool mask of the nodes to count
             (e.g. items only); others are walked through but not counted.
+        stop_at: Optional ``[num_nodes]`` bool mask of the nodes where a
+            walker may stop; elsewhere it always moves on.  With
+            ``count = stop_at =`` the items of a bipartite user-item graph,
+            a walk moves item -> user -> item and stops with probability
+            :math:`\alpha` on each item, so :math:`\tilde{\mathbf{P}}`
+            above becomes the two-step item-to-item transition (PinSage's
+            walks).
 
     Returns:
         ``(index, counts)``: ``index`` ``[2, nnz]`` holds (position in
@@ -162,12 +176,105 @@ def rwr_visits(rowptr: Tensor, col: Tensor, sources: Tensor,
         keys.append(key if count is None else key[count.index_select(0, cur)])
         u = torch.rand(cur.numel(), generator=generator, dtype=torch.float64,
                        device=device)
-        nxt, restart = _step(rowptr, col, deg, cur, home, u, restart_prob)
+        nxt, restart = _step(rowptr, col, deg, cur, home, u, restart_prob,
+                             stop_at)
         go = (~restart).nonzero().view(-1)
         walker, cur = walker.index_select(0, go), nxt.index_select(0, go)
         home = home.index_select(0, go)
     key, counts = torch.unique(torch.cat(keys), return_counts=True)
     return torch.stack([key // num_nodes, key % num_nodes]), counts
+
+
+def rank_visits(pos: Tensor, counts: Tensor, num_sources: int,
+                random_ties: bool = False,
+                generator: torch.Generator | None = None
+                ) -> tuple[Tensor, Tensor]:
+    """Ranks the visited nodes of every source by visit count.
+
+    Args:
+        pos: ``[nnz]`` source of each entry (sorted, as :func:`rwr_visits`
+            returns it).
+        counts: ``[nnz]`` visits.
+        num_sources: Number of sources.
+        random_ties: Break ties at random (from ``generator``); otherwise
+            ties keep their order in the input (lower node id first for
+            the output of :func:`rwr_visits`).
+        generator: Random generator of the ties.
+
+    Returns:
+        ``(order, rank)``: ``order`` ``[nnz]`` the entries sorted by
+        source, then visits descending; ``rank`` ``[nnz]`` the rank of
+        ``order[j]`` within its source (0 = most visited).
+    """
+    perm = (torch.randperm(pos.numel(), generator=generator,
+                           device=pos.device)
+            if random_ties else
+            torch.arange(pos.numel(), device=pos.device))
+    top = counts.max() + 1 if counts.numel() else 1
+    order = perm[torch.sort((pos * top + top - 1 - counts)[perm],
+                            stable=True)[1]]
+    first = torch.zeros(num_sources + 1, dtype=torch.long, device=pos.device)
+    torch.cumsum(torch.bincount(pos, minlength=num_sources), 0,
+                 out=first[1:])
+    rank = torch.arange(order.numel(), device=pos.device) - first[pos[order]]
+    return order, rank
+
+
+def importance_neighbors(rowptr: Tensor, col: Tensor, sources: Tensor,
+                         num_neighbors: int, num_walks: int = 100,
+                         restart_prob: float = 0.5,
+                         generator: torch.Generator | None = None,
+                         count: Tensor | None = None,
+                         stop_at: Tensor | None = None
+                         ) -> tuple[Tensor, Tensor]:
+    r"""Importance-based neighbourhoods (PinSage, Ying et al., KDD 2018,
+    Sec. 3.1): the ``num_neighbors`` nodes most visited by random walks
+    with restart from each source, with their visit counts as weights.
+
+    The walks are those of :func:`rwr_visits` (``count`` and ``stop_at``
+    as there; for PinSage both are the items of the bipartite user-item
+    graph, so walks run item -> user -> item); the source itself is never
+    its own neighbour.  Ties in the counts go to the lower node id.  The
+    expected visits of :math:`v` from :math:`s` are :math:`	ext{num\_walks}
+    \cdot \pi_s(v) / lpha` (:func:`rwr_visits`), so the neighbours are
+    the top of :math:`s`'s personalised PageRank, and memory is about
+    ``len(sources) * num_walks / restart_prob`` visits whatever the size of
+    the graph.
+
+    Args:
+        rowptr: ``[num_nodes + 1]`` CSR row pointer.
+        col: ``[nnz]`` neighbours of each row.
+        sources: ``[S]`` source nodes.
+        num_neighbors: :math:`T`, neighbours kept per source.
+        num_walks: Walks per source.
+        restart_prob: :math:`lpha`.
+        generator: Random generator of the walks.
+        count: Nodes to count (default: all).
+        stop_at: Nodes where a walk may stop (default: all).
+
+    Returns:
+        ``(neighbors, weight)``, both ``[S, T]``: node ids (``-1`` where a
+        source has fewer than ``T`` visited nodes) and visit counts (float,
+        0 at the padding), most visited first.
+    """
+    if num_neighbors < 1:
+        raise ValueError(f'importance_neighbors: num_neighbors must be '
+                         f'>= 1, got {num_neighbors}')
+    sources = sources.long().view(-1)
+    (pos, node), cnt = rwr_visits(rowptr, col, sources, num_walks,
+                                  restart_prob, generator, count, stop_at)
+    other = node != sources.index_select(0, pos)
+    pos, node, cnt = pos[other], node[other], cnt[other]
+    order, rank = rank_visits(pos, cnt, sources.numel())
+    keep = order[rank < num_neighbors]
+    slot = rank[rank < num_neighbors]
+    nbr = torch.full((sources.numel(), num_neighbors), -1, dtype=torch.long,
+                     device=sources.device)
+    weight = torch.zeros(sources.numel(), num_neighbors,
+                         device=sources.device)
+    nbr[pos[keep], slot] = node[keep]
+    weight[pos[keep], slot] = cnt[keep].float()
+    return nbr, weight
 
 
 def ppr_scores(rowptr: Tensor, col: Tensor, sources: Tensor,

@@ -2,7 +2,13 @@ import pytest
 import torch
 
 from pyg_recsys.ops.adj import NormAdj
-from pyg_recsys.ops.random_walk import ppr_scores, random_walk, rwr_visits
+from pyg_recsys.ops.random_walk import (
+    importance_neighbors,
+    ppr_scores,
+    random_walk,
+    rank_visits,
+    rwr_visits,
+)
 
 # A directed graph with a dangling node (5) and an isolated one (6).
 EDGES = [(0, 1), (0, 2), (1, 2), (1, 5), (2, 0), (2, 3), (3, 4), (4, 0),
@@ -144,3 +150,91 @@ def test_errors():
         random_walk(rowptr, col, s, -1)
     with pytest.raises(ValueError, match='num_walks must be positive'):
         rwr_visits(rowptr, col, s, 0)
+
+
+# A bipartite user-item graph: users 0..3, items 4..8 (item 8 has no user).
+UI = [(0, 0), (0, 1), (1, 1), (1, 2), (2, 2), (2, 3), (3, 0), (3, 3),
+      (3, 1)]
+NU, NI = 4, 5
+
+
+def _bipartite():
+    pairs = torch.tensor(UI).t()
+    adj = NormAdj.from_edge_index(pairs, NU, NI)
+    is_item = torch.arange(NU + NI) >= NU
+    return adj.rowptr.long(), adj.col.long(), is_item
+
+
+def _exact_item_visits(alpha: float) -> torch.Tensor:
+    """Expected visits of item -> user -> item walks stopping with
+    probability alpha on each item: sum_t (1-a)^t P2^t, P2 the two-step
+    item-to-item transition (an item without users goes home)."""
+    R = torch.zeros(NU, NI, dtype=torch.float64)
+    for u, i in UI:
+        R[u, i] = 1
+    P2 = (R.t() / R.sum(0).clamp(min=1)[:, None]) @ (
+        R / R.sum(1).clamp(min=1)[:, None])
+    dangling = R.sum(0) == 0
+    P2[dangling, dangling] = 1.0
+    return torch.linalg.inv(torch.eye(NI, dtype=torch.float64)
+                            - (1 - alpha) * P2)
+
+
+def test_stop_mask_gives_the_two_step_item_walk():
+    rowptr, col, is_item = _bipartite()
+    alpha, walks = 0.4, 20000
+    src = torch.arange(NI) + NU
+    (pos, node), cnt = rwr_visits(rowptr, col, src, walks, alpha,
+                                  torch.Generator().manual_seed(0),
+                                  count=is_item, stop_at=is_item)
+    assert bool(is_item[node].all())
+    est = torch.zeros(NI, NI, dtype=torch.float64)
+    est[pos, node - NU] = cnt.double() / walks
+    exact = _exact_item_visits(alpha)
+    assert torch.allclose(est, exact, atol=0.06), (est - exact).abs().max()
+    # the isolated item only ever visits itself: 1 / alpha visits
+    assert est[4].nonzero().view(-1).tolist() == [4]
+
+
+def test_importance_neighbors_are_the_most_visited_other_items():
+    rowptr, col, is_item = _bipartite()
+    alpha = 0.5
+    src = torch.tensor([0, 1, 3, 4]) + NU
+    nbr, w = importance_neighbors(rowptr, col, src, 2, num_walks=20000,
+                                  restart_prob=alpha,
+                                  generator=torch.Generator().manual_seed(1),
+                                  count=is_item, stop_at=is_item)
+    assert nbr.shape == w.shape == (4, 2)
+    exact = _exact_item_visits(alpha)
+    for row, s in enumerate([0, 1, 3]):
+        ex = exact[s].clone()
+        ex[s] = -1  # never its own neighbour
+        want = torch.argsort(-ex)[:2] + NU
+        assert nbr[row].tolist() == want.tolist()
+        # weights: the visit counts, close to walks * expected visits
+        assert torch.allclose(w[row].double() / 20000, ex[want - NU],
+                              atol=0.05)
+        assert bool((w[row, :-1] >= w[row, 1:]).all())
+    # the isolated item has no neighbour: padding
+    assert nbr[3].tolist() == [-1, -1] and w[3].tolist() == [0.0, 0.0]
+    with pytest.raises(ValueError, match='num_neighbors must be >= 1'):
+        importance_neighbors(rowptr, col, src, 0)
+
+
+def test_importance_neighbors_ties_go_to_the_lower_id():
+    # a star: item 0's only user also has items 1, 2, 3: equal visits
+    pairs = torch.tensor([[0, 0, 0, 0], [0, 1, 2, 3]])
+    adj = NormAdj.from_edge_index(pairs, 1, 4)
+    is_item = torch.arange(5) >= 1
+    nbr, w = importance_neighbors(adj.rowptr, adj.col, torch.tensor([1]), 3,
+                                  num_walks=1, restart_prob=0.999,
+                                  count=is_item, stop_at=is_item)
+    # one walk that (almost surely) stops at once: no other item visited
+    assert nbr.tolist() == [[-1, -1, -1]]
+    cnt = torch.tensor([5, 7, 5, 5])
+    pos = torch.zeros(4, dtype=torch.long)
+    order, rank = rank_visits(pos, cnt, 1)
+    assert order.tolist() == [1, 0, 2, 3] and rank.tolist() == [0, 1, 2, 3]
+    order, _ = rank_visits(pos, cnt, 1, random_ties=True,
+                           generator=torch.Generator().manual_seed(0))
+    assert order[0] == 1 and sorted(order[1:].tolist()) == [0, 2, 3]
