@@ -7,9 +7,11 @@ objectives over several loaders, ``model.loss(batch, objective)``), and
 hands the model to an *evaluator* (``evaluator(model, part) -> {metric:
 value}``) for model selection on ``'val'`` and one final score on
 ``'test'``.  The same loop therefore trains pairwise user-item rankers
-(:class:`RankingEvaluator`), rating regressors (:class:`RatingEvaluator`)
-and next-item models over session batches (:class:`NextItemEvaluator`);
-each evaluator checks the model against its task's contract.
+(:class:`RankingEvaluator`; item-to-item, one query item per user:
+:class:`ItemToItemEvaluator`), rating regressors
+(:class:`RatingEvaluator`) and next-item models over session batches
+(:class:`NextItemEvaluator`); each evaluator checks the model against its
+task's contract.
 
 Every epoch ends with an atomic checkpoint (model, optimizer, RNG states,
 history, early-stopping state) in ``out_dir/last.pt``; the best model so far
@@ -39,6 +41,7 @@ from pyg_recsys.data.split import Split
 from pyg_recsys.io import atomic_save, atomic_write_text, safe_load
 from pyg_recsys.nn.models.contract import (
     ClickThroughPredictor,
+    ItemToItemRanker,
     MultiObjective,
     NextItemRecommender,
     PairwiseRanker,
@@ -215,6 +218,15 @@ def _batch_size(batch: Any) -> int:
 # Evaluators ##################################################################
 
 
+def _chunk_users(batch_size: int | None, device: torch.device,
+                 num_items: int) -> int | None:
+    """Users per chunk of a full-ranking evaluation: ``batch_size``, or on
+    a GPU without one, few large chunks (one launch per chunk)."""
+    if batch_size is None and device.type == 'cuda':
+        return max(1, GPU_CHUNK_SCORES // num_items)
+    return batch_size
+
+
 class RankingEvaluator:
     """Full-ranking top-K evaluation of a user-item recommender.
 
@@ -258,13 +270,138 @@ class RankingEvaluator:
         model.eval()
         kwargs = {} if self.metrics is None else dict(metrics=self.metrics)
         device = model_device(model)
-        batch_size = self.batch_size
-        if batch_size is None and device.type == 'cuda':
-            # a GPU wants few, large chunks (one launch per chunk)
-            batch_size = max(1, GPU_CHUNK_SCORES // self.split.num_items)
+        batch_size = _chunk_users(self.batch_size, device,
+                                  self.split.num_items)
         targets, exclude = self.item_sets(part, device)
         return evaluate_ranking(model.score, targets, exclude, ks=self.ks,
                                 batch_size=batch_size,
+                                distributed=dist_info()[1] > 1, **kwargs)
+
+
+class ItemToItemEvaluator:
+    r"""Item-to-item full-ranking evaluation: the protocol of the PinSage
+    example of DGL (``examples/pytorch/pinsage``, ``evaluation.py``), where
+    a user is represented by one item.
+
+    Every user :math:`u` with held-out items in ``part`` is given a query
+    item :math:`q_u`, the user's *latest training item*: the training pair
+    with the largest ``split.attrs['train']['time']`` (ties: the later
+    column of ``split.train``), or, where the split has no training times,
+    the user's last column of ``split.train`` (:attr:`query_order` says
+    which: ``'time'`` or ``'file'``; the splits of
+    :mod:`pyg_recsys.data.split` store each part sorted by (user, item),
+    so without times the query is the user's highest item id: give the
+    split times for a meaningful query).  All items are scored by
+    ``model.item_scores(q)``, the items known before ``part`` are masked
+    (``split.exclude(part)``: the training items, the query among them,
+    and for ``'test'`` the validation items) and the ranking is measured
+    against ``split.targets(part)`` by
+    :func:`~pyg_recsys.metrics.evaluate_ranking`, the code
+    :class:`RankingEvaluator` uses: ``'hit@10'`` is DGL's HITS@10, the
+    fraction of users with a held-out item among their top 10,
+
+    .. math::
+        \mathrm{HR@}K = \frac{1}{|\mathcal{U}'|} \sum_{u \in \mathcal{U}'}
+        \mathbb{1}\big[\mathrm{top}_K(\mathbf{s}_{q_u} \setminus
+        \mathcal{K}_u) \cap \mathcal{T}_u \ne \emptyset\big],
+
+    with :math:`\mathbf{s}_{q}` the item scores of query :math:`q`,
+    :math:`\mathcal{K}_u` the known and :math:`\mathcal{T}_u` the held-out
+    items of :math:`u`.  A user without a training item has no query: it
+    is left out of :math:`\mathcal{U}'` (neither a hit nor a miss, so the
+    average runs over the users with a query) and counted in
+    :attr:`skipped` per part (also logged).
+
+    Args:
+        split: The split whose parts are scored.
+        ks: Cut-offs.
+        metrics: Metric names (see :mod:`pyg_recsys.metrics`).
+        batch_size: Users per chunk (results do not depend on it);
+            ``None`` as in :class:`RankingEvaluator`.
+    """
+
+    def __init__(self, split: Split, ks: Iterable[int] = (10, ),
+                 metrics: Iterable[str] | None = None,
+                 batch_size: int | None = None) -> None:
+        time = split.attrs.get('train', {}).get('time')
+        if time is not None and time.numel() != split.train.size(1):
+            raise ValueError(
+                f"ItemToItemEvaluator: split.attrs['train']['time'] has "
+                f'{time.numel()} values for {split.train.size(1)} training '
+                f'pairs; give one time per training pair (or none)')
+        self.split = split
+        self.ks = tuple(ks)
+        self.metrics = tuple(metrics) if metrics is not None else None
+        self.batch_size = batch_size
+        #: Users of each evaluated part left out for lack of a query.
+        self.skipped: dict[str, int] = {}
+        self._query: Tensor | None = None
+        self._sets: dict[tuple[str, torch.device],
+                         tuple[Tensor, CSR, CSR]] = {}
+
+    @property
+    def query_order(self) -> str:
+        """``'time'`` when the query is the latest training item by
+        time, ``'file'`` when it is the last training pair of the user in
+        the order of ``split.train``."""
+        has_time = self.split.attrs.get('train', {}).get('time') is not None
+        return 'time' if has_time else 'file'
+
+    def query_items(self) -> Tensor:
+        """The query item of every user, ``[num_users]``, ``-1`` for a
+        user without a training item (computed once)."""
+        if self._query is None:
+            user, item = self.split.train[0], self.split.train[1]
+            order = torch.arange(user.numel())
+            if self.query_order == 'time':
+                time = self.split.attrs['train']['time']
+                order = torch.sort(time, stable=True).indices
+            # by user, then time (or column), then column: last is latest
+            order = order[torch.sort(user[order], stable=True).indices]
+            deg = torch.bincount(user, minlength=self.split.num_users)
+            last = torch.cumsum(deg, 0) - 1
+            query = torch.full((self.split.num_users, ), -1,
+                               dtype=torch.long)
+            has = deg > 0
+            query[has] = item[order[last[has]]]
+            self._query = query
+        return self._query
+
+    def item_sets(self, part: str, device: torch.device
+                  ) -> tuple[Tensor, CSR, CSR]:
+        """``(query, targets, exclude)`` of ``part`` on ``device``, copied
+        there once."""
+        key = (part, device)
+        if key not in self._sets:
+            self._sets[key] = (self.query_items().to(device),
+                               self.split.targets(part).to(device),
+                               self.split.exclude(part).to(device))
+        return self._sets[key]
+
+    @torch.no_grad()
+    def __call__(self, model: ItemToItemRanker, part: str
+                 ) -> dict[str, float]:
+        from pyg_recsys.metrics import evaluate_ranking
+        check_contract(model, ItemToItemRanker, 'ItemToItemEvaluator')
+        model.eval()
+        kwargs = {} if self.metrics is None else dict(metrics=self.metrics)
+        device = model_device(model)
+        batch_size = _chunk_users(self.batch_size, device,
+                                  self.split.num_items)
+        query, targets, exclude = self.item_sets(part, device)
+        held = targets.degree() > 0
+        users = (held & (query >= 0)).nonzero().view(-1)
+        self.skipped[part] = int(held.sum()) - users.numel()
+        if self.skipped[part]:
+            log.info('ItemToItemEvaluator: %d users of %r have no training '
+                     'item to query with; left out', self.skipped[part],
+                     part)
+
+        def score_fn(chunk: Tensor) -> Tensor:
+            return model.item_scores(query[chunk])
+
+        return evaluate_ranking(score_fn, targets, exclude, ks=self.ks,
+                                batch_size=batch_size, users=users,
                                 distributed=dist_info()[1] > 1, **kwargs)
 
 

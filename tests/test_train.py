@@ -13,9 +13,12 @@ from torch_geometric.utils import to_dense_batch
 from pyg_recsys.data.loader import PairLoader
 from pyg_recsys.data.split import Split
 from pyg_recsys.loss import bpr_loss, softmax_ce_loss
+from pyg_recsys.nn.models import ItemKNN, Popularity
 from pyg_recsys.ops.topk import chunked_topk
 from pyg_recsys.sampling import UniformSampler
+from pyg_recsys.testing import clustered_split
 from pyg_recsys.train import (
+    ItemToItemEvaluator,
     NextItemEvaluator,
     RankingEvaluator,
     RatingEvaluator,
@@ -204,6 +207,133 @@ def test_trainer_errors(tmp_path):
     t.optimizer = torch.optim.SGD(t.model.parameters(), lr=0.1)
     with pytest.raises(FloatingPointError, match='loss became nan'):
         t.fit()
+
+
+# Item-to-item ranking (PinSage's protocol) ###################################
+
+
+class FixedItemRanker(nn.Module):
+    """Scores items for a query item by a fixed item x item matrix."""
+
+    def __init__(self, sim):
+        super().__init__()
+        self.register_buffer('sim', sim)
+
+    def item_scores(self, items):
+        return self.sim[items].clone()
+
+
+def _timed_split():
+    """9 users, 25 items; training times with a tie (user 1), a user
+    whose latest item is not its last column (user 0), a user with test
+    items but no training item (user 7) and one without test items
+    (user 8)."""
+    train = torch.tensor([[0, 0, 0, 1, 1, 1, 2, 2, 3, 4, 5, 6, 6, 8],
+                          [3, 9, 20, 1, 2, 5, 0, 7, 4, 11, 12, 13, 24, 6]])
+    time = torch.tensor([5, 9, 1, 4, 7, 7, 2, 3, 1, 1, 1, 8, 6, 1])
+    val = torch.tensor([[0, 2, 3, 5], [4, 8, 10, 14]])
+    test = torch.tensor([[0, 0, 1, 2, 3, 4, 5, 6, 7],
+                         [15, 16, 17, 18, 19, 21, 22, 23, 0]])
+    return Split(9, 25, train, val, test, kind='fixed',
+                 attrs={'train': {'time': time}})
+
+
+def _item_to_item_reference(split, sim, part, k, use_time=True):
+    """hit@k and mrr@k by a plain loop over users."""
+    time = split.attrs['train']['time'] if use_time else None
+    known_parts = ['train'] if part == 'val' else ['train', 'val']
+    hits, rr = [], []
+    for u in range(split.num_users):
+        targets = set(split.part(part)[1][split.part(part)[0] == u].tolist())
+        cols = (split.train[0] == u).nonzero().view(-1).tolist()
+        if not targets or not cols:
+            continue
+        # latest by time, ties: later column; no time: last column
+        query = split.train[1, max(
+            cols, key=lambda c: (time[c].item() if use_time else 0, c))]
+        known = set()
+        for name in known_parts:
+            pairs = split.part(name)
+            known |= set(pairs[1][pairs[0] == u].tolist())
+        ranked = sorted((i for i in range(split.num_items)
+                         if i not in known),
+                        key=lambda i: -sim[query, i].item())[:k]
+        first = [r for r, i in enumerate(ranked) if i in targets]
+        hits.append(1.0 if first else 0.0)
+        rr.append(1.0 / (first[0] + 1) if first else 0.0)
+    return sum(hits) / len(hits), sum(rr) / len(rr), len(hits)
+
+
+def test_item_to_item_matches_a_per_user_loop():
+    split = _timed_split()
+    sim = torch.randn(25, 25, generator=torch.Generator().manual_seed(0))
+    # the (latest) query items of users 0, 1 and 5 point to a test item
+    sim[9, 15] = sim[5, 17] = sim[12, 22] = 10.0
+    model = FixedItemRanker(sim)
+    ev = ItemToItemEvaluator(split, ks=(3, 10))
+    assert ev.query_order == 'time'
+    # user 0: item 9 is the latest (time 9), not the last column (20);
+    # user 1: items 2 and 5 tie at time 7, the later column wins
+    assert ev.query_items().tolist() == [9, 5, 7, 4, 11, 12, 13, -1, 6]
+    for part in ('val', 'test'):
+        got = ev(model, part)
+        for k in (3, 10):
+            hit, mrr, n = _item_to_item_reference(split, sim, part, k)
+            assert got[f'hit@{k}'] == pytest.approx(hit)
+            assert got[f'mrr@{k}'] == pytest.approx(mrr)
+        # user 7 has test items but nothing to query with: left out
+        assert ev.skipped[part] == (1 if part == 'test' else 0)
+        assert n == (7 if part == 'test' else 4)
+    # the reference discriminates: hits and misses, and the last column
+    # (file order) as the query would score lower
+    hit3 = _item_to_item_reference(split, sim, 'test', 3)[0]
+    assert 0 < hit3 < 1
+    assert _item_to_item_reference(split, sim, 'test', 3,
+                                   use_time=False)[0] < hit3
+
+
+def test_item_to_item_query_order_time_or_file():
+    timed = _timed_split()
+    plain = Split(timed.num_users, timed.num_items, timed.train, timed.val,
+                  timed.test, kind='fixed')
+    ev = ItemToItemEvaluator(plain)
+    assert ev.query_order == 'file'
+    # the last training column of each user
+    assert ev.query_items().tolist() == [20, 5, 7, 4, 11, 12, 24, -1, 6]
+    sim = torch.randn(25, 25, generator=torch.Generator().manual_seed(1))
+    hit, _, _ = _item_to_item_reference(plain, sim, 'test', 10,
+                                        use_time=False)
+    assert ev(FixedItemRanker(sim), 'test')['hit@10'] == pytest.approx(hit)
+    bad = Split(9, 25, timed.train, timed.val, timed.test, kind='fixed',
+                attrs={'train': {'time': torch.arange(3)}})
+    with pytest.raises(ValueError, match=r"ItemToItemEvaluator: split.attrs"
+                       r"\['train'\]\['time'\] has 3 values for 14 "
+                       r"training pairs"):
+        ItemToItemEvaluator(bad)
+
+
+def test_item_to_item_does_not_depend_on_batch_size():
+    split = clustered_split()  # four groups, flat popularity
+    g = torch.Generator().manual_seed(2)
+    time = torch.randint(0, 50, (split.train.size(1), ), generator=g)
+    split.attrs['train'] = {'time': time}
+    knn = ItemKNN(split.num_users, split.num_items, split.train, k=20)
+    results = [ItemToItemEvaluator(split, ks=(5, 10), batch_size=b)(knn,
+                                                                   'test')
+               for b in (1, 3, 7, None)]
+    assert all(r == results[0] for r in results[1:])
+    # item neighbours find the query's half; popularity does not
+    pop = Popularity(split.num_users, split.num_items, split.train)
+    pop_hit = ItemToItemEvaluator(split, ks=(10, ))(pop, 'test')['hit@10']
+    assert results[0]['hit@10'] > pop_hit + 0.3
+
+
+def test_item_to_item_checks_the_contract():
+    split = _clustered_split()
+    with pytest.raises(TypeError, match=r"ItemToItemEvaluator: DotRanker is "
+                       r"not a ItemToItemRanker \(it lacks "
+                       r"\['item_scores'\]\)"):
+        ItemToItemEvaluator(split)(DotRanker(40, 30), 'test')
 
 
 # A rating regressor ##########################################################

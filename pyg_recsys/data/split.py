@@ -617,7 +617,9 @@ def fixed_split(train_pairs: Tensor, test_pairs: Tensor, num_users: int,
 
 def co_interactions(pairs: Tensor, num_users: int, num_items: int,
                     min_count: int = 1, top_k: int | None = None,
-                    max_pairs: int = 1 << 24) -> tuple[Tensor, Tensor]:
+                    max_pairs: int = 1 << 24,
+                    sources: Tensor | None = None
+                    ) -> tuple[Tensor, Tensor]:
     r"""The item-item co-interaction graph of (user, item) ``pairs``:
     an edge :math:`(a, b)`, :math:`a \ne b`, for every two items some user
     interacted with, weighted by the number of such users,
@@ -639,30 +641,49 @@ def co_interactions(pairs: Tensor, num_users: int, num_items: int,
         top_k: Keep, for every item, its ``top_k`` heaviest edges (ties:
             lower item id first); ``None`` keeps all.
         max_pairs: Paths per block (memory bound).
+        sources: Only the edges leaving these items (the rows
+            :math:`a` of :math:`\mathbf{R}^\top \mathbf{R}`, exact, since
+            every user of :math:`a` is seen); ``None`` for all items.  A
+            caller that reduces each row at once (e.g.
+            :class:`~pyg_recsys.nn.models.ItemKNN`, which keeps the most
+            similar items of each item) goes through the items block by
+            block and never holds the whole graph.
 
     Returns:
         ``(edge_index [2, M], weight [M])``, both directions of every edge
-        (before ``top_k``, which may keep one direction only), sorted by
-        (source, target).
+        (before ``top_k``, which may keep one direction only; with
+        ``sources``, the edges leaving them only), sorted by (source,
+        target).
     """
     where = 'co_interactions'
     if min_count < 1 or (top_k is not None and top_k < 1):
         raise ValueError(f'{where}: min_count and top_k must be >= 1, got '
                          f'{min_count} and {top_k}')
+    if sources is None:
+        sources = torch.arange(num_items)
+    else:
+        sources = torch.unique(sources.long().view(-1))  # sorted
+        if sources.numel() and (int(sources[0]) < 0
+                                or int(sources[-1]) >= num_items):
+            raise ValueError(f'{where}: sources must lie in [0, '
+                             f'{num_items}), got [{int(sources[0])}, '
+                             f'{int(sources[-1])}]')
     R = CSR.from_pairs(pairs[0], pairs[1], num_users, num_items)
     Rt = CSR.from_pairs(pairs[1], pairs[0], num_items, num_users)
     user_deg = R.degree()
     # paths a -> u -> b of every item a: sum of its users' degrees
     per_item = torch.zeros(num_items, dtype=torch.long)
     per_item.index_add_(0, R.col, user_deg[R.rows()])
-    out_src, out_dst, out_w = [], [], []
+    per_item = per_item[sources]
+    none = torch.empty(0, dtype=torch.long)
+    out_src, out_dst, out_w = [none], [none], [none]
     start = 0
-    while start < num_items:
+    while start < sources.numel():
         # the longest block whose paths fit max_pairs (at least one item)
         csum = torch.cumsum(per_item[start:], 0)
         stop = start + max(1, int(torch.searchsorted(
             csum, torch.tensor(max_pairs), right=True)))
-        block = torch.arange(start, stop)
+        block = sources[start:stop]
         pos, users = Rt.select(block)
         pos2, items = R.select(users)
         src = block[pos[pos2]]

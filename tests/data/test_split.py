@@ -495,6 +495,24 @@ def test_co_interactions_match_dense_product():
         co_interactions(pairs, 20, 15, top_k=0)
 
 
+def test_co_interactions_of_some_sources_are_their_rows():
+    gen = torch.Generator().manual_seed(1)
+    pairs = torch.stack([torch.randint(0, 20, (150,), generator=gen),
+                         torch.randint(0, 15, (150,), generator=gen)])
+    full_ei, full_w = co_interactions(pairs, 20, 15)
+    for sources in (torch.tensor([7, 2, 2, 14]), torch.arange(15),
+                    torch.tensor([], dtype=torch.long)):
+        for block in (1 << 24, 5):
+            ei, w = co_interactions(pairs, 20, 15, max_pairs=block,
+                                    sources=sources)
+            rows = torch.isin(full_ei[0], sources)
+            assert torch.equal(ei, full_ei[:, rows])
+            assert torch.equal(w, full_w[rows])
+    with pytest.raises(ValueError, match=r'co_interactions: sources must '
+                       r'lie in \[0, 15\), got \[3, 15\]'):
+        co_interactions(pairs, 20, 15, sources=torch.tensor([3, 15]))
+
+
 def test_audit_checks_the_item_item_graph_comes_from_training():
     split = manual([(0, 0), (0, 1), (1, 1)], [(1, 2)], [(2, 3)])
     assert split.add_co_interactions() is split

@@ -107,6 +107,19 @@ def test_score_and_recommend_exclude_seen():
         assert items[u].tolist() == ref
 
 
+def test_item_scores_use_the_final_embeddings():
+    model = make().eval()
+    E = model().detach()
+    query = torch.tensor([5, 0])
+    got = model.item_scores(query)
+    assert got.shape == (2, NI)
+    # propagated item embeddings, not the layer-0 table
+    assert torch.allclose(got, E[NU + query] @ E[NU:].t())
+    w = model.embedding.weight.detach()[NU:]
+    assert not torch.allclose(got, w[query] @ w.t())
+    assert torch.allclose(model.item_scores(query), got)  # from the cache
+
+
 def test_eval_cache_and_invalidation():
     model = make().eval()
     calls = []

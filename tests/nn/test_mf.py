@@ -59,6 +59,21 @@ def test_score_shapes_and_values():
         model.score(users, torch.zeros(3, 2, dtype=torch.long))
 
 
+def test_item_scores_are_item_embedding_products():
+    torch.manual_seed(0)
+    model = MF(3, 5, embedding_dim=4)
+    items_w = model.embedding.weight.detach()[3:]
+    query = torch.tensor([4, 0, 4])
+    got = model.item_scores(query)
+    assert got.shape == (3, 5) and not got.requires_grad
+    assert torch.allclose(got, items_w[query] @ items_w.t())
+    assert torch.allclose(got[1], torch.stack(
+        [items_w[0] @ items_w[i] for i in range(5)]))
+    with pytest.raises(ValueError, match=r'MF.item_scores: items must be '
+                       r'\[n\] item ids'):
+        model.item_scores(torch.zeros(2, 2, dtype=torch.long))
+
+
 def test_recommend_excludes_seen_items():
     torch.manual_seed(0)
     model = MF(3, 5, embedding_dim=4).eval()

@@ -19,6 +19,20 @@ def test_popularity_scores_counts_and_excludes():
     assert items.tolist() == [[0, 1], [3, -1]]
 
 
+def test_popularity_item_scores_repeat_the_counts():
+    edge_index = torch.tensor([[0, 1, 1, 2, 2, 2], [2, 2, 0, 2, 0, 1]])
+    model = Popularity(3, 4, edge_index)
+    got = model.item_scores(torch.tensor([1, 3, 1]))
+    assert got.tolist() == [[2, 1, 3, 0]] * 3
+    got[0, 0] = -1  # a real copy per query: callers mask in place
+    assert model.count[0].item() == 2
+    assert model.item_scores(torch.tensor([], dtype=torch.long)).shape \
+        == (0, 4)
+    with pytest.raises(ValueError, match=r'Popularity.item_scores: items '
+                       r'must be \[n\] item ids'):
+        model.item_scores(torch.zeros(1, 2, dtype=torch.long))
+
+
 def test_popularity_rejects_bad_ids():
     with pytest.raises(ValueError, match='Popularity: item ids'):
         Popularity(2, 2, torch.tensor([[0], [5]]))

@@ -298,6 +298,22 @@ class EmbeddingRecommender(torch.nn.Module):
             f'{u.size(0)} users')
 
     @torch.no_grad()
+    def item_scores(self, items: Tensor) -> Tensor:
+        r"""Item-to-item scores :math:`\mathbf{e}_a^\top \mathbf{e}_i` of
+        the query items ``items`` ``[n]`` against all items,
+        ``[n, num_items]``, over the final embeddings of
+        :meth:`embeddings` (no gradient; the query item itself is scored
+        too, callers mask it with the other known items).  The
+        item-to-item protocol of PinSage
+        (:class:`~pyg_recsys.train.ItemToItemEvaluator`)."""
+        if items.dim() != 1:
+            raise ValueError(f'{type(self).__name__}.item_scores: items '
+                             f'must be [n] item ids, got shape '
+                             f'{list(items.shape)}')
+        _, item_emb = self.embeddings()
+        return item_emb[items.to(item_emb.device)] @ item_emb.t()
+
+    @torch.no_grad()
     def recommend(self, users: Tensor, k: int, exclude: CSR | None = None,
                   batch_size: int = 4096) -> tuple[Tensor, Tensor]:
         """Top-``k`` items per user, never an item of ``exclude`` (e.g. the

@@ -14,6 +14,8 @@ name means the same thing in every family:
   ``(scores, items)`` both ``[B, k]``, never an item of ``exclude`` (a
   :class:`~pyg_recsys.ops.csr.CSR` of items per row; for sessions also
   ``'session'``, the items of the session itself).
+* ``item_scores(items)``: scores of all items for each query *item*
+  of ``items`` ``[n]``, ``[n, num_items]`` (item-to-item ranking).
 * ``predict(users, items)``: one value per (user, item) pair, ``[B]``: a
   rating (rating prediction) or a click logit (click-through).
 * ``score_triples(head, relation, tail)`` / ``score_heads`` /
@@ -76,6 +78,18 @@ class PairwiseRanker(Protocol):
 
     def recommend(self, users: Tensor, k: int, exclude: CSR | None = None
                   ) -> tuple[Tensor, Tensor]:
+        ...
+
+
+@runtime_checkable
+class ItemToItemRanker(Protocol):
+    """Ranks items for a query item (MF, LightGCN, NGCF, ItemKNN, most
+    popular): ``item_scores(items)`` scores every item for each query item
+    of ``items`` ``[n]``, ``[n, num_items]``, higher is better; the
+    item-to-item protocol of PinSage
+    (:class:`~pyg_recsys.train.ItemToItemEvaluator`)."""
+
+    def item_scores(self, items: Tensor) -> Tensor:
         ...
 
 
@@ -146,5 +160,5 @@ def check_contract(model: Any, protocol: type, where: str) -> None:
 
 
 __all__ = ['Recommender', 'MultiObjective', 'PairwiseRanker',
-           'NextItemRecommender', 'RatingPredictor', 'ClickThroughPredictor',
-           'TripleScorer', 'check_contract']
+           'ItemToItemRanker', 'NextItemRecommender', 'RatingPredictor',
+           'ClickThroughPredictor', 'TripleScorer', 'check_contract']

@@ -52,6 +52,17 @@ class Popularity(torch.nn.Module):
         return self.count[items]
 
     @torch.no_grad()
+    def item_scores(self, items: Tensor) -> Tensor:
+        """Item-to-item scores of the query items ``items`` ``[n]``: the
+        item counts for every query, ``[n, num_items]`` (a fresh copy per
+        query, like :meth:`score`)."""
+        if items.dim() != 1:
+            raise ValueError(f'{type(self).__name__}.item_scores: items '
+                             f'must be [n] item ids, got shape '
+                             f'{list(items.shape)}')
+        return self.count.repeat(items.numel(), 1)
+
+    @torch.no_grad()
     def recommend(self, users: Tensor, k: int, exclude: CSR | None = None,
                   batch_size: int = 4096) -> tuple[Tensor, Tensor]:
         """Top-``k`` most popular items per user, never an ``exclude``
