@@ -148,6 +148,53 @@ def test_sage_minibatch_from_the_cli(env):
 
 
 @needs_ml
+def test_pinsage_from_the_cli_with_workers_curriculum_and_resume(env,
+                                                                 capsys):
+    common = ['-q', 'train', '--model', 'pinsage', '--dataset',
+              'movielens-100k', '--lr', '0.01', '--dim', '16',
+              '--neighbors', '5', '--walks', '20', '--neg', 'curriculum',
+              '--ppr-walks', '50', '--num-neg', '64', '--batch-size',
+              '2048', '--no-progress', '--deterministic']
+    out = env / 'pinsage'
+    assert main([*common, '--epochs', '2', '--workers', '1', '--out',
+                 str(out)]) == 0
+    m = json.loads((out / 'metrics.json').read_text())
+    # well above random (recall@20 ~0.01) after two epochs
+    assert m['test']['recall@20'] > 0.05
+    cfg = json.loads((out / 'config.json').read_text())
+    assert (cfg['layers'], cfg['neighbors'], cfg['workers']) == (2, [5], 1)
+    # the batches do not depend on the workers (and with --deterministic
+    # neither does the CPU's backward pass): 0 workers give the same run
+    same = env / 'pinsage0'
+    assert main([*common, '--epochs', '2', '--out', str(same)]) == 0
+    m0 = json.loads((same / 'metrics.json').read_text())
+    assert m0['test'] == m['test']
+    assert main([*common, '--epochs', '3', '--workers', '1', '--out',
+                 str(out), '--resume']) == 0
+    epochs = json.loads((out / 'metrics.json').read_text())['epochs']
+    assert [e['epoch'] for e in epochs] == [1, 2, 3]
+    capsys.readouterr()
+    assert main(['recommend', '--run', str(out), '--user', '1',
+                 '--k', '3']) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 4
+    for extra, message in (
+            (['--neg', 'ppr'], '--neg ppr does not apply to pinsage; use '
+             'uniform or curriculum'),
+            (['--neighbors', '5', '5'], '--neighbors takes one count for '
+             'pinsage'),
+            (['--reg', '0.1'], '--reg does not apply to pinsage'),
+            (['--restart-prob', '1'], r'--restart-prob must lie in \(0, 1\)'),
+            (['--workers', '-1'], '--workers must be >= 0')):
+        with pytest.raises(SystemExit, match=message):
+            main(['train', '--model', 'pinsage', '--dataset',
+                  'movielens-100k', '--out', str(env / 'bad'), *extra])
+        assert not (env / 'bad').exists()
+    with pytest.raises(SystemExit, match=r'--workers does not apply to mf '
+                       r'\(it is an option of pinsage\)'):
+        _train(env / 'w', '--workers', '1')
+
+
+@needs_ml
 def test_loader_option_errors(env):
     with pytest.raises(SystemExit, match='--neg inbatch takes the other'):
         _train(env / 'x', '--neg', 'inbatch', '--num-neg', '4')

@@ -61,7 +61,7 @@ def _add_train(sub: Any) -> None:
                    help='embedding size (default 64)')
     m.add_argument('--layers', type=int, default=None,
                    help='lightgcn/ngcf/simgcl/sage/gat: layers (default 3); '
-                   'kgcn: hops H (default 1)')
+                   'kgcn: hops H (default 1); pinsage: convolutions (2)')
     m.add_argument('--reg', type=float, default=None,
                    help='pairwise models: L2 weight (default 1e-4)')
     m.add_argument('--dropout', type=float, default=None,
@@ -88,7 +88,7 @@ def _add_train(sub: Any) -> None:
                    help='sage/gat: ignore the dataset\'s user/item '
                    'features (MovieLens-100K has them)')
     r = t.add_argument_group('pairwise ranking (mf, lightgcn, ngcf, simgcl, '
-                             'sage, gat)')
+                             'sage, gat, pinsage)')
     r.add_argument('--minibatch', action='store_true',
                    help='sage/gat: train on sampled subgraphs '
                    '(LinkNeighborLoader) instead of the full graph')
@@ -96,7 +96,17 @@ def _add_train(sub: Any) -> None:
                    help='--minibatch: neighbours sampled per layer '
                    '(default 10 each); graphrec: rated items per user, '
                    'social neighbours per user, raters per item (default '
-                   '20 10 20)')
+                   '20 10 20); pinsage: one count, the neighbours per '
+                   'item (default 10)')
+    r.add_argument('--walks', type=int, default=None,
+                   help='pinsage: random walks per item for its importance '
+                   'neighbourhood (default 50)')
+    r.add_argument('--restart-prob', type=float, default=None,
+                   help='pinsage: probability that a walk stops on an item '
+                   '(default 0.5)')
+    r.add_argument('--workers', type=int, default=None,
+                   help='pinsage: worker processes that build the next '
+                   'batches (walks) while the model trains (default 0)')
     r.add_argument('--no-social', dest='social', action='store_const',
                    const=False, default=None,
                    help='graphrec: leave out the social aggregation '
@@ -108,11 +118,13 @@ def _add_train(sub: Any) -> None:
                    'other positives), ppr (personalized-PageRank hard '
                    'negatives), curriculum (uniform + epoch-1 ppr ones); '
                    'transe: shared (default), uniform (per triple) or '
-                   'inbatch')
+                   'inbatch; pinsage: uniform (--num-neg shared by each '
+                   'batch) or curriculum (plus epoch-1 item-PPR ones)')
     r.add_argument('--num-neg', type=int, default=None,
                    help='negatives per pair (shared: per batch; default 1; '
                    'transe: heads and tails per triple or, with the '
-                   'default --neg shared, per batch: 256)')
+                   'default --neg shared, per batch: 256; pinsage: per '
+                   'batch, 500)')
     r.add_argument('--pair-loss', choices=('bpr', 'softmax'), default=None,
                    help='pairwise objective (default bpr; softmax: sampled '
                    'softmax cross-entropy over the negatives)')
@@ -193,7 +205,8 @@ def _add_train(sub: Any) -> None:
                    'entity against the negatives; margin: the margin '
                    'ranking loss of the TransE paper')
     k.add_argument('--margin', type=float, default=None,
-                   help='--kg-loss margin: the margin (default 1.0)')
+                   help='--kg-loss margin, pinsage: the margin (default '
+                   '1.0)')
     k.add_argument('--p-norm', type=int, choices=(1, 2), default=None,
                    help='transe: the distance\'s norm (default 2)')
     k.add_argument('--reciprocal', action='store_true',

@@ -92,6 +92,8 @@ def allowed_options(model: str) -> set[str]:
         out |= {'minibatch', 'neighbors'}
     if spec.typed_graph:
         out.add('side')
+    if spec.workers:
+        out.add('workers')
     if spec.kg and spec.task == RANKING:
         out.add('kg_batch_size')
     return out - spec.not_taken
@@ -107,14 +109,18 @@ def _flag(dest: str) -> str:
 def resolve_defaults(args: argparse.Namespace) -> None:
     """Fills the options left unset with their defaults (some depend on
     the model's task kind)."""
-    driver = DRIVERS[MODELS[args.model].task]
-    defaults = dict(DEFAULTS, **getattr(driver, 'defaults', {}))
+    spec = MODELS[args.model]
+    driver = DRIVERS[spec.task]
+    defaults = dict(DEFAULTS, **getattr(driver, 'defaults', {}),
+                    **spec.defaults)
     for key, value in defaults.items():
         if getattr(args, key, None) is None:
             setattr(args, key, list(value) if isinstance(value, list)
                     else value)
     if args.batch_size is None:
         args.batch_size = driver.default_batch_size
+    if args.workers is None:
+        args.workers = 0
     if args.monitor is None:
         args.monitor = (driver.monitor_for(args)
                         if hasattr(driver, 'monitor_for')
@@ -166,7 +172,18 @@ def check_options(args: argparse.Namespace) -> None:
     _positive(args, 'epochs', 'eval_every', 'patience', 'batch_size',
               'eval_batch_size', 'ks', 'num_neg', 'dim', 'lr_step', 'heads',
               'steps', 'hidden', 'rnn_layers', 'blocks', 'ppr_walks',
-              'sampled_negatives', 'neighbors')
+              'sampled_negatives', 'neighbors', 'walks')
+    _positive(args, 'workers', allow_zero=True)
+    if args.restart_prob is not None and not 0 < args.restart_prob < 1:
+        raise UserError(f'--restart-prob must lie in (0, 1), got '
+                        f'{args.restart_prob}')
+    if spec.negatives is not None and args.neg not in spec.negatives:
+        raise UserError(f'--neg {args.neg} does not apply to {args.model}; '
+                        f'use {" or ".join(spec.negatives)}')
+    if spec.cls == 'PinSage' and args.neighbors and \
+            len(args.neighbors) != 1:
+        raise UserError(f'--neighbors takes one count for pinsage (the '
+                        f'neighbours of every item), got {args.neighbors}')
     _positive(args, 'layers', 'max_len', 'bucket', 'max_hard',
               allow_zero=True)
     for name in ('lr', 'temperature', 'cl_temperature', 'margin'):

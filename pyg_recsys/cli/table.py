@@ -57,6 +57,11 @@ class ModelSpec:
             knowledge graph next to the interactions) always.
         not_taken: Options of its task kind the model does not take
             (TwHIN draws its own negatives).
+        negatives: The ``--neg`` samplers it takes (``None``: all of its
+            task kind's).
+        defaults: Its own defaults of run options (before the task
+            kind's).
+        workers: Builds its batches in worker processes (``--workers``).
     """
 
     cls: str
@@ -68,6 +73,9 @@ class ModelSpec:
     typed_graph: bool = False
     kg: bool = False
     not_taken: frozenset[str] = frozenset()
+    negatives: tuple[str, ...] | None = None
+    defaults: dict[str, Any] = field(default_factory=dict)
+    workers: bool = False
 
     def model_class(self) -> type:
         return getattr(importlib.import_module('pyg_recsys.nn.models'),
@@ -130,6 +138,14 @@ MODELS: dict[str, ModelSpec] = {
     'graphrec': ModelSpec('GraphRec', RATING, (
         _DIM, Opt('dropout'), Opt('neighbors', 'num_neighbors'),
         Opt('social'), Opt('seed')), graph=True),
+    'pinsage': ModelSpec('PinSage', RANKING, (
+        _DIM, _LAYERS, Opt('dropout'), Opt('margin'),
+        Opt('neighbors', 'num_neighbors', convert=lambda v: v[0]),
+        Opt('walks', 'num_walks'), Opt('restart_prob'), Opt('seed')),
+        graph=True, features=True,
+        not_taken=frozenset({'reg', 'pair_loss', 'temperature'}),
+        negatives=('uniform', 'curriculum'),
+        defaults=dict(layers=2, num_neg=500, batch_size=512), workers=True),
     'sasrec': ModelSpec('SASRec', NEXT_ITEM, (
         _DIM, Opt('blocks', 'num_blocks'), Opt('heads', 'num_heads'),
         Opt('dropout'), Opt('max_len', convert=lambda v: v or 50), _LOSS,

@@ -58,9 +58,11 @@ def split_kind(args: argparse.Namespace) -> str | None:
 
 class RankingDriver:
     """Pairwise user-item ranking (MF, LightGCN, NGCF, SimGCL, GraphSAGE,
-    GAT): a :class:`~pyg_recsys.data.split.Split` of a
+    GAT, and PinSage trained item to item): a
+    :class:`~pyg_recsys.data.split.Split` of a
     :class:`~pyg_recsys.datasets.RecDataset`, (user, positive, negatives)
-    batches, full-ranking evaluation with known items masked."""
+    batches (PinSage: its own item-pair batches), full-ranking evaluation
+    with known items masked."""
 
     kind = RANKING
     default_batch_size = 2048
@@ -117,8 +119,10 @@ class RankingDriver:
                                                           False)
                                  else split.train)
         if spec.features and args.features:
+            import inspect
+            takes = inspect.signature(spec.model_class()).parameters
             out.update({f'{t}_x': x for t, x in split.x.items()
-                        if t in (USER, ITEM)})
+                        if t in (USER, ITEM) and f'{t}_x' in takes})
         return out
 
     def sampler(self, data: dict[str, Any], args: argparse.Namespace
@@ -145,6 +149,18 @@ class RankingDriver:
             return hard
         return S.CurriculumSampler(uniform, hard, max_hard=args.max_hard)
 
+    def item_hard_sampler(self, data: dict[str, Any],
+                          args: argparse.Namespace) -> Any:
+        """Item-query PPR hard negatives for ``--neg curriculum`` (none
+        otherwise)."""
+        if args.neg != 'curriculum':
+            return None
+        from pyg_recsys.sampling import PPRHardSampler
+        return PPRHardSampler(data['split'].csr('train'),
+                              rank_range=tuple(args.hard_ranks),
+                              num_walks=args.ppr_walks, seed=args.seed,
+                              of='items')
+
     def loader(self, data: dict[str, Any], args: argparse.Namespace,
                model: torch.nn.Module) -> Any:
         from pyg_recsys.data.loader import LinkNeighborPairLoader, PairLoader
@@ -157,6 +173,11 @@ class RankingDriver:
                 graph, split.train, neighbors,
                 batch_size=args.batch_size, num_neg=args.num_neg,
                 seed=args.seed)
+        if hasattr(model, 'pair_loader'):  # item-to-item pairs (PinSage)
+            return model.pair_loader(
+                split.train, args.batch_size, args.num_neg,
+                self.item_hard_sampler(data, args), args.max_hard,
+                args.workers, args.seed)
         from pyg_recsys.nn.models.contract import MultiObjective
         if hasattr(model, 'triple_loader') and \
                 not isinstance(model, MultiObjective):

@@ -579,3 +579,296 @@ class LinkNeighborPairLoader(EpochSeeded):
             batch.batch_size = int(
                 batch[self.edge_type[0]].src_index.numel())
             yield batch
+
+
+class Blocks(NamedTuple):
+    """The multi-hop importance neighbourhoods of a set of seed items
+    (:meth:`NeighborhoodSampler.blocks`), outermost hop first.
+
+    ``nodes[l]`` are the global item ids whose representation layer ``l``
+    computes (``nodes[0]`` the inputs, ``nodes[-1]`` the seeds), each
+    ``nodes[l + 1]`` a prefix of ``nodes[l]``; ``edges[l]`` ``[2, E_l]``
+    holds (source position in ``nodes[l]``, destination position in
+    ``nodes[l + 1]``) with the visit counts ``weights[l]`` ``[E_l]``."""
+
+    nodes: list[Tensor]
+    edges: list[Tensor]
+    weights: list[Tensor]
+
+
+class NeighborhoodSampler:
+    r"""PinSage's importance neighbourhoods over the bipartite user-item
+    training graph, built per mini-batch.
+
+    A hop gives every item its ``num_neighbors`` most visited items by
+    ``num_walks`` walks item -> user -> item that stop with probability
+    ``restart_prob`` on each item
+    (:func:`~pyg_recsys.ops.random_walk.importance_neighbors`); :meth:`blocks`
+    repeats it ``num_layers`` times outward from the seeds.  Work and
+    memory are proportional to the items of the batch and their hops, never
+    to the size of the graph (the graph itself is read, not copied).
+
+    Args:
+        pairs: ``[2, E]`` (user, item) training pairs.
+        num_users: Number of users.
+        num_items: Number of items.
+        num_layers: Hops.
+        num_neighbors: :math:`T`, neighbours per item.
+        num_walks: Walks per item and hop.
+        restart_prob: Stop probability on an item.
+    """
+
+    def __init__(self, pairs: Tensor, num_users: int, num_items: int,
+                 num_layers: int = 2, num_neighbors: int = 10,
+                 num_walks: int = 50, restart_prob: float = 0.5) -> None:
+        from pyg_recsys.ops.csr import CSR
+        name = 'NeighborhoodSampler'
+        if num_layers < 1 or num_neighbors < 1 or num_walks < 1:
+            raise ValueError(f'{name}: num_layers, num_neighbors and '
+                             f'num_walks must be >= 1, got {num_layers}, '
+                             f'{num_neighbors} and {num_walks}')
+        if not 0 < restart_prob < 1:
+            raise ValueError(f'{name}: restart_prob must lie in (0, 1), got '
+                             f'{restart_prob}')
+        pairs = pairs.long().cpu()
+        # the bipartite graph, users 0 .. U-1 then items U .. U+I-1: the
+        # rows of R (items shifted by U) then the rows of R^T
+        R = CSR.from_pairs(pairs[0], pairs[1], num_users, num_items)
+        Rt = CSR.from_pairs(pairs[1], pairs[0], num_items, num_users)
+        self.rowptr = torch.cat([R.rowptr, R.nnz + Rt.rowptr[1:]])
+        self.col = torch.cat([R.col + num_users, Rt.col])
+        del R, Rt
+        self.is_item = torch.arange(num_users + num_items) >= num_users
+        self.num_users, self.num_items = num_users, num_items
+        self.num_layers = num_layers
+        self.num_neighbors = num_neighbors
+        self.num_walks = num_walks
+        self.restart_prob = restart_prob
+
+    def user_items(self) -> tuple[Tensor, Tensor]:
+        """``(rowptr [U + 1], col)``: every user's training items (the
+        user rows of the walked graph, items numbered from 0)."""
+        U = self.num_users
+        rowptr = self.rowptr[:U + 1]
+        return rowptr, self.col[:int(rowptr[-1])] - U
+
+    def to(self, device: torch.device | str) -> NeighborhoodSampler:
+        """Walks on ``device`` from now on (in place; returns ``self``)."""
+        self.rowptr = self.rowptr.to(device)
+        self.col = self.col.to(device)
+        self.is_item = self.is_item.to(device)
+        return self
+
+    def hop(self, items: Tensor, generator: torch.Generator | None = None
+            ) -> tuple[Tensor, Tensor]:
+        """``(neighbors, weight)`` ``[len(items), T]``: item ids (``-1``
+        padding) and visit counts."""
+        from pyg_recsys.ops.random_walk import importance_neighbors
+        U = self.num_users
+        nbr, w = importance_neighbors(
+            self.rowptr, self.col, items.to(self.rowptr.device) + U,
+            self.num_neighbors, self.num_walks, self.restart_prob,
+            generator, count=self.is_item, stop_at=self.is_item)
+        return torch.where(nbr >= 0, nbr - U, nbr), w
+
+    def blocks(self, seeds: Tensor, generator: torch.Generator | None = None
+               ) -> Blocks:
+        """The ``num_layers``-hop neighbourhoods of distinct ``seeds``."""
+        nodes, edges, weights = [seeds], [], []
+        for _ in range(self.num_layers):
+            dst = nodes[0]
+            nbr, w = self.hop(dst, generator)
+            ok = nbr >= 0
+            rows = torch.arange(dst.numel(), device=dst.device).view(
+                -1, 1).expand_as(nbr)[ok]
+            src_ids, w = nbr[ok], w[ok]
+            new = torch.unique(src_ids)
+            new = new[~torch.isin(new, dst)]
+            src_nodes = torch.cat([dst, new])
+            # positions of the neighbours among src_nodes
+            sorted_ids, perm = torch.sort(src_nodes)
+            src = perm[torch.searchsorted(sorted_ids, src_ids)]
+            nodes.insert(0, src_nodes)
+            edges.insert(0, torch.stack([src, rows]))
+            weights.insert(0, w)
+        return Blocks(nodes, edges, weights)
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}(layers={self.num_layers}, '
+                f'neighbors={self.num_neighbors}, walks={self.num_walks}, '
+                f'restart_prob={self.restart_prob})')
+
+
+class ItemPairBatch(NamedTuple):
+    """A batch of PinSage's item-to-item training examples.
+
+    ``seeds`` are the distinct items the batch embeds and ``blocks`` their
+    neighbourhoods; ``query``, ``pos`` ``[B]``, ``neg`` ``[N]`` (shared by
+    the batch) and ``hard`` ``[B, h]`` are positions in ``seeds``;
+    ``valid`` ``[B]`` is ``False`` where no positive other than the query
+    could be drawn (the pair is left out of the loss)."""
+
+    seeds: Tensor
+    blocks: Blocks
+    query: Tensor
+    pos: Tensor
+    neg: Tensor
+    hard: Tensor
+    valid: Tensor
+
+    @property
+    def batch_size(self) -> int:
+        return self.query.numel()
+
+    def __len__(self) -> int:  # type: ignore[override]
+        return self.query.numel()
+
+
+class _ItemPairs(torch.utils.data.Dataset):
+    """Batch ``b`` of one epoch of :class:`ItemPairLoader`, built from
+    ``(seed, epoch, b)`` alone, so that any number of worker processes
+    yields what one process would."""
+
+    def __init__(self, loader: ItemPairLoader) -> None:
+        self.loader = loader
+        self.epoch = loader.epoch
+        self._order: Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __getitem__(self, b: int) -> ItemPairBatch:
+        if self._order is None:
+            self._order = self.loader.epoch_order()
+        return self.loader.make_batch(self._order, b)
+
+
+class ItemPairLoader(EpochSeeded):
+    r"""Item-to-item training batches for PinSage (Ying et al., KDD 2018),
+    built by worker processes while the model trains.
+
+    One pass goes over the training (user, item) pairs in a random order:
+    a pair :math:`(u, q)` gives the query item :math:`q` and a positive
+    :math:`i`, another item of :math:`u` drawn uniformly (the item -> user
+    -> item co-occurrence of the DGL example; a user with a single item
+    gives no positive and the pair is masked out).  Each batch has
+    ``num_neg`` negatives drawn uniformly over all items and shared by all
+    its queries, and, with a ``hard`` sampler (e.g.
+    :class:`~pyg_recsys.sampling.PPRHardSampler` with ``of='items'``),
+    :math:`\min(n - 1, \text{max\_hard})` hard negatives per query at
+    epoch :math:`n` (the paper's curriculum).  It then draws the
+    neighbourhoods of all the batch's items through ``sampler``
+    (:class:`NeighborhoodSampler`).
+
+    With ``num_workers > 0`` the batches come from a
+    :class:`torch.utils.data.DataLoader` whose workers run the walks
+    (producer) while the main process trains (consumer).  Every batch is
+    drawn from a generator seeded by ``(seed, epoch, batch)``, so the
+    batches do not depend on the number of workers and a resumed run sees
+    what an uninterrupted one would.
+
+    Args:
+        pairs: ``[2, E]`` (user, item) training pairs.
+        sampler: The neighbourhood sampler.
+        batch_size: Queries per batch.
+        num_neg: Shared uniform negatives per batch.
+        hard: Hard-negative sampler over item queries, or ``None``.
+        max_hard: Most hard negatives per query.
+        num_workers: Producer processes (0: build batches in the loop).
+        seed: Base seed.
+        max_batches: Batches per epoch at most (``None``: one pass).
+    """
+
+    def __init__(self, pairs: Tensor, sampler: NeighborhoodSampler,
+                 batch_size: int = 512, num_neg: int = 500,
+                 hard: NegativeSampler | None = None, max_hard: int = 4,
+                 num_workers: int = 0, seed: int = 0,
+                 max_batches: int | None = None) -> None:
+        name = 'ItemPairLoader'
+        if pairs.dim() != 2 or pairs.size(0) != 2 or pairs.size(1) == 0:
+            raise ValueError(f'{name}: pairs must have shape [2, E] with '
+                             f'E > 0, got {list(pairs.shape)}')
+        if batch_size < 1 or num_neg < 1 or max_hard < 0 or \
+                num_workers < 0:
+            raise ValueError(f'{name}: need batch_size >= 1, num_neg >= 1, '
+                             f'max_hard >= 0, num_workers >= 0; got '
+                             f'{batch_size}, {num_neg}, {max_hard}, '
+                             f'{num_workers}')
+        self.pairs = pairs.long().cpu()
+        self.sampler = sampler
+        self.batch_size = batch_size
+        self.num_neg = num_neg
+        self.hard = hard
+        self.max_hard = max_hard
+        self.num_workers = num_workers
+        self.seed = seed
+        self.max_batches = max_batches
+
+    def _num_examples(self) -> int:
+        return self.pairs.size(1)
+
+    def __len__(self) -> int:
+        n = self._num_batches(self.pairs.size(1))
+        return n if self.max_batches is None else min(n, self.max_batches)
+
+    def shard(self, rank: int, world_size: int) -> ItemPairLoader:
+        """Not supported: several processes would each need the whole
+        neighbourhood of their queries."""
+        if world_size > 1:
+            raise ValueError('ItemPairLoader cannot be sharded over '
+                             'processes; train PinSage in one process')
+        return self
+
+    def num_hard(self) -> int:
+        """Hard negatives per query at the current epoch."""
+        if self.hard is None:
+            return 0
+        return min(max(self.epoch - 1, 0), self.max_hard)
+
+    def epoch_order(self) -> Tensor:
+        """The pairs' order of the current epoch."""
+        return torch.randperm(self.pairs.size(1),
+                              generator=self.epoch_generator())
+
+    def make_batch(self, order: Tensor, b: int) -> ItemPairBatch:
+        """Batch ``b`` of the epoch whose pair order is ``order``."""
+        gen = torch.Generator().manual_seed(
+            (self.seed * 1_000_003 + self.epoch) * 1_000_033 + b)
+        idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+        user, query = self.pairs[0, idx], self.pairs[1, idx]
+        # the user's row of the walked graph: its items, shifted by U
+        rowptr, col, U = (self.sampler.rowptr, self.sampler.col,
+                          self.sampler.num_users)
+        start = rowptr[user]
+        deg = rowptr[user + 1] - start
+        # another item of the user: a uniform draw among the deg - 1 others
+        off = (torch.rand(user.numel(), generator=gen, dtype=torch.float64)
+               * (deg - 1).clamp(min=1)).long()
+        pos = col[start + off] - U
+        pos = torch.where(pos == query, col[start + deg - 1] - U, pos)
+        valid = (deg > 1) & (pos != query)
+        neg = torch.randint(self.sampler.num_items, (self.num_neg,),
+                            generator=gen)
+        h = self.num_hard()
+        hard = (self.hard.sample(query, h, gen).view(-1, h) if h > 0 else
+                torch.empty(query.numel(), 0, dtype=torch.long))
+        seeds, inv = torch.unique(torch.cat([query, pos, neg,
+                                             hard.reshape(-1)]),
+                                  return_inverse=True)
+        B, N = query.numel(), neg.numel()
+        blocks = self.sampler.blocks(seeds, gen)
+        return ItemPairBatch(seeds, blocks, inv[:B], inv[B:2 * B],
+                             inv[2 * B:2 * B + N],
+                             inv[2 * B + N:].view(B, h), valid)
+
+    def __iter__(self) -> Iterator[ItemPairBatch]:
+        data = _ItemPairs(self)
+        if self.num_workers == 0:
+            for b in range(len(data)):
+                yield data[b]
+            return
+        loader = torch.utils.data.DataLoader(
+            data, batch_size=None, shuffle=False,
+            num_workers=self.num_workers, prefetch_factor=4,
+            persistent_workers=False)
+        yield from loader

@@ -18,6 +18,7 @@ from pyg_recsys.datasets.movielens import (
     MovieLens100KKG,
     parse_atomic,
     parse_grouplens,
+    release_years,
 )
 from pyg_recsys.datasets.ogb import OGBLinkDataset
 from pyg_recsys.datasets.session import (
@@ -35,6 +36,7 @@ __all__ = [
     'default_root',
     'MovieLens100K',
     'MovieLens100KKG',
+    'release_years',
     'LastFMKG',
     'SocialDataset',
     'KGCompletionDataset',

@@ -6,6 +6,7 @@ import io
 import logging
 import os
 import os.path as osp
+import re
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar, TextIO
 
 import torch
+from torch import Tensor
 
 from pyg_recsys.data.interactions import (
     Interactions,
@@ -392,6 +394,25 @@ def _wheel_text(wheel: str, file: str) -> tuple[Callable[[], TextIO], str]:
         return io.TextIOWrapper(io.BytesIO(data), encoding='utf-8',
                                 newline='')
     return open_text, f'{wheel}!{members[0]}'
+
+
+def release_years(titles: list[str]) -> Tensor:
+    r"""A ``[len(titles), 1]`` feature of each movie's release year, read
+    from the ``'Title (1995)'`` form of :attr:`MovieLens100K.item_titles`
+    and scaled to :math:`[0, 1]` over the years found; a title without a
+    year gets the mean (PinSage's item inputs are genres and year)."""
+    years = torch.full((len(titles), ), float('nan'))
+    for i, title in enumerate(titles):
+        m = re.search(r'\((\d{4})\)\s*$', title or '')
+        if m:
+            years[i] = float(m.group(1))
+    ok = ~torch.isnan(years)
+    if not bool(ok.any()):
+        return torch.zeros(len(titles), 1)
+    lo, hi = years[ok].min(), years[ok].max()
+    out = (years - lo) / (hi - lo).clamp(min=1.0)
+    out[~ok] = out[ok].mean()
+    return out.view(-1, 1)
 
 
 def read_links(open_text: Callable[[], TextIO], label: str

@@ -461,3 +461,11 @@ def test_kg_from_the_wheel_when_raw_dir_holds_only_the_ratings(tmp_path,
     assert ds.source['files'][-1].endswith('recbole-1.2.1-py3-none-any.whl')
     ml.MovieLens100KKG(tmp_path / 'root', raw_dir=raw)
     assert len(fetched) == 1  # the cached wheel serves
+
+
+def test_release_years_scale_to_unit_range_and_fill_missing():
+    from pyg_recsys.datasets import release_years
+    out = release_years(['A (1990)', 'B (2000)', 'C', 'D (1995) ', ''])
+    assert out.shape == (5, 1)
+    assert out.view(-1).tolist() == pytest.approx([0.0, 1.0, 0.5, 0.5, 0.5])
+    assert release_years(['x', 'y']).tolist() == [[0.0], [0.0]]
