@@ -164,9 +164,11 @@ def test_loss_gradients_reach_every_part():
 
 
 def test_bad_input():
-    with pytest.raises(ValueError, match='PinSage: edge_index must be'):
+    with pytest.raises(ValueError,
+                       match='PinSage: edge_index must have shape'):
         PinSage(NU, NI, PAIRS[0])
-    with pytest.raises(ValueError, match=r'PinSage: edge_index ids must'):
+    with pytest.raises(ValueError,
+                       match=r'PinSage: user ids must lie in \[0, 2\)'):
         PinSage(2, NI, PAIRS)
     with pytest.raises(ValueError, match='margin must be positive'):
         PinSage(NU, NI, PAIRS, margin=0)

@@ -29,6 +29,24 @@ from pyg_recsys.ops.topk import chunked_topk
 from pyg_recsys.schema import ITEM, USER
 
 
+def check_pairs(name: str, edge_index: Tensor, num_users: int,
+                num_items: int) -> Tensor:
+    """``edge_index`` as ``[2, E]`` long (user, item) pairs on the CPU,
+    after checking its shape and that its ids lie in ``[0, num_users)``
+    and ``[0, num_items)`` (errors name the model ``name``)."""
+    if edge_index.dim() != 2 or edge_index.size(0) != 2:
+        raise ValueError(f'{name}: edge_index must have shape [2, E] of '
+                         f'(user, item) pairs, got '
+                         f'{list(edge_index.shape)}')
+    pairs = edge_index.detach().long().cpu()
+    for row, kind, size in ((0, 'user', num_users), (1, 'item', num_items)):
+        ids = pairs[row]
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= size):
+            raise ValueError(f'{name}: {kind} ids must lie in [0, {size}), '
+                             f'got [{int(ids.min())}, {int(ids.max())}]')
+    return pairs
+
+
 class EmbeddingRecommender(torch.nn.Module):
     r"""Base class of BPR recommenders over one embedding table per node
     type, :math:`\mathbf{E}^{(0)}_U \in \mathbb{R}^{U \times d}` and

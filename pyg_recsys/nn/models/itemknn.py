@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from pyg_recsys.data.split import co_interactions
+from pyg_recsys.nn.models.base import check_pairs
 from pyg_recsys.ops.csr import CSR
 from pyg_recsys.ops.topk import chunked_topk
 
@@ -83,9 +84,6 @@ class ItemKNN(torch.nn.Module):
         if num_users <= 0 or num_items <= 0:
             raise ValueError(f'{name}: num_users and num_items must be '
                              f'positive, got {num_users} and {num_items}')
-        if edge_index.dim() != 2 or edge_index.size(0) != 2:
-            raise ValueError(f'{name}: edge_index must have shape '
-                             f'[2, E], got {list(edge_index.shape)}')
         if k < 1:
             raise ValueError(f'{name}: k must be >= 1 (neighbours per '
                              f'item), got {k}')
@@ -94,15 +92,7 @@ class ItemKNN(torch.nn.Module):
         if max_pairs < 1:
             raise ValueError(f'{name}: max_pairs must be >= 1, got '
                              f'{max_pairs}')
-        pairs = edge_index.detach().long().cpu()
-        for row, kind, size in ((0, 'user', num_users),
-                                (1, 'item', num_items)):
-            ids = pairs[row]
-            if ids.numel() and (int(ids.min()) < 0
-                                or int(ids.max()) >= size):
-                raise ValueError(f'{name}: {kind} ids must lie in [0, '
-                                 f'{size}), got [{int(ids.min())}, '
-                                 f'{int(ids.max())}]')
+        pairs = check_pairs(name, edge_index, num_users, num_items)
         self.num_users = num_users
         self.num_items = num_items
         self.k = k

@@ -17,6 +17,7 @@ from pyg_recsys.data.loader import (
 from pyg_recsys.loss import margin_loss
 from pyg_recsys.nn.conv.pinsage_conv import PinSageConv
 from pyg_recsys.nn.embedding import Embedding
+from pyg_recsys.nn.models.base import check_pairs
 from pyg_recsys.ops.csr import CSR
 from pyg_recsys.ops.topk import chunked_topk
 
@@ -86,16 +87,7 @@ class PinSage(torch.nn.Module):
                  seed: int = 0) -> None:
         super().__init__()
         name = 'PinSage'
-        if edge_index.dim() != 2 or edge_index.size(0) != 2:
-            raise ValueError(f'{name}: edge_index must be [2, E] (user, '
-                             f'item) pairs, got {list(edge_index.shape)}')
-        ei = edge_index.long().cpu()
-        if ei.numel() and (int(ei[0].min()) < 0 or
-                           int(ei[0].max()) >= num_users or
-                           int(ei[1].min()) < 0 or
-                           int(ei[1].max()) >= num_items):
-            raise ValueError(f'{name}: edge_index ids must lie in [0, '
-                             f'{num_users}) x [0, {num_items})')
+        ei = check_pairs(name, edge_index, num_users, num_items)
         if embedding_dim < 1:
             raise ValueError(f'{name}: embedding_dim must be >= 1, got '
                              f'{embedding_dim}')

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from pyg_recsys.nn.models.base import check_pairs
 from pyg_recsys.ops.csr import CSR
 from pyg_recsys.ops.topk import chunked_topk
 
@@ -25,18 +26,12 @@ class Popularity(torch.nn.Module):
     def __init__(self, num_users: int, num_items: int,
                  edge_index: Tensor) -> None:
         super().__init__()
-        if edge_index.dim() != 2 or edge_index.size(0) != 2:
-            raise ValueError(f'Popularity: edge_index must have shape '
-                             f'[2, E], got {list(edge_index.shape)}')
-        items = edge_index[1].long()
-        if items.numel() and (int(items.min()) < 0
-                              or int(items.max()) >= num_items):
-            raise ValueError(f'Popularity: item ids must lie in '
-                             f'[0, {num_items}), got '
-                             f'[{int(items.min())}, {int(items.max())}]')
+        items = check_pairs('Popularity', edge_index, num_users,
+                            num_items)[1]
         self.num_users = num_users
         self.num_items = num_items
-        count = torch.bincount(items, minlength=num_items).float()
+        count = torch.bincount(items, minlength=num_items).float().to(
+            edge_index.device)
         self.register_buffer('count', count)
 
     @torch.no_grad()
