@@ -225,9 +225,8 @@ class PinSage(torch.nn.Module):
                                 w[chunk][sel]))
             h = torch.cat(out)
         z = h0 + h
-        users = self._user_means(z)
         if not self.training:
-            self._cache = (key, z, users)
+            self._cache = (key, z, self._user_means(z))
         return z
 
     def _user_means(self, z: Tensor) -> Tensor:
