@@ -147,6 +147,17 @@ class DamagedFileError(ValueError):
     """A file this package wrote cannot be read back."""
 
 
+class BadDataError(ValueError):
+    """A data file or table the package cannot read: the message names the
+    file or column, the line or row and the problem.
+
+    A :class:`ValueError`, so ``except ValueError`` (and the command line's
+    one-line report of user errors) keeps working; the readers raise it
+    instead of the raw errors of :func:`int`, NumPy, :mod:`pickle` or
+    :mod:`scipy.io` on malformed input.
+    """
+
+
 def safe_load(path: str | os.PathLike, what: str, fix: str,
               map_location: Any = 'cpu') -> Any:
     """:func:`torch.load` with ``weights_only=True`` (a crafted file cannot
@@ -174,3 +185,9 @@ def safe_load(path: str | os.PathLike, what: str, fix: str,
         raise DamagedFileError(
             f'{path}: the {what} is damaged or not one this package wrote '
             f'({type(e).__name__}: {reason}); {fix}') from None
+
+
+__all__ = ['TMP_PREFIX', 'atomic_write', 'atomic_save', 'atomic_write_text',
+           'remove_orphans', 'LockedError', 'folder_lock', 'fingerprint',
+           'numpy_safe_globals', 'DamagedFileError', 'BadDataError',
+           'safe_load']

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
+from pyg_recsys.io import BadDataError
 from pyg_recsys.schema import ITEM, USER, USER_ITEM, build_graph
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,43 @@ log = logging.getLogger(__name__)
 DEDUP = ('last', 'first', 'mean', 'keep')
 _INT_RE = re.compile(r'-?(0|[1-9][0-9]*)')
 _Column = int | str
+
+
+#: The largest id an int64 holds.
+INT64_MAX = 2 ** 63 - 1
+_NEWLINE = b'\n'
+
+
+def text_encoding(encoding: str) -> str:
+    """``encoding``, with UTF-8 read as ``'utf-8-sig'`` so that a leading
+    byte-order mark (as Windows tools write it) is dropped rather than
+    glued to the first field."""
+    if encoding.lower().replace('_', '-') in ('utf-8', 'utf8'):
+        return 'utf-8-sig'
+    return encoding
+
+
+def undecodable(label: str, open_text: Callable[[], TextIO],
+                exc: UnicodeDecodeError,
+                hint: str = 'is it a binary file, or text in another '
+                            'encoding?') -> BadDataError:
+    """The error for a file that is not text in its encoding: names
+    ``label`` and the line of the first bad byte (found by decoding the
+    bytes behind ``open_text`` again, only on this error path)."""
+    where = ''
+    try:
+        with open_text() as f:
+            raw = f.buffer.read()  # type: ignore[attr-defined]
+            encoding = f.encoding
+        raw.decode(encoding)
+    except UnicodeDecodeError as e:
+        where = f' line {raw.count(_NEWLINE, 0, e.start) + 1}:'
+    except (AttributeError, OSError, LookupError):
+        pass
+    byte = exc.object[exc.start:exc.start + 1].hex()
+    return BadDataError(f'{label}:{where} not valid text in the expected '
+                        f'encoding ({exc.encoding}: byte 0x{byte}, '
+                        f'{exc.reason}); {hint}')
 
 
 def _pandas() -> Any:
@@ -351,23 +389,23 @@ def _id_values(values: np.ndarray, where: str) -> np.ndarray:
     and other ids."""
     if values.dtype.kind in 'fcb':
         kind = 'boolean' if values.dtype.kind == 'b' else str(values.dtype)
-        raise ValueError(f'{where}: ids must be integers or strings, got '
-                         f'{kind} ids')
+        raise BadDataError(f'{where}: ids must be integers or strings, got '
+                           f'{kind} ids')
     if values.dtype.kind == 'O':
         kinds = {type(v) for v in values.tolist()}
         if kinds & {bool, np.bool_}:
-            raise ValueError(f'{where}: ids must be integers or strings, '
-                             f'got boolean ids')
+            raise BadDataError(f'{where}: ids must be integers or strings, '
+                               f'got boolean ids')
         ints = {k for k in kinds if issubclass(k, (int, np.integer))}
         strs = {k for k in kinds if issubclass(k, str)}
         if ints and strs:
-            raise ValueError(f'{where}: ids mix integers and strings; '
-                             f'convert the column to one type (e.g. '
-                             f'.astype(str))')
+            raise BadDataError(f'{where}: ids mix integers and strings; '
+                               f'convert the column to one type (e.g. '
+                               f'.astype(str))')
         if kinds - ints - strs:
             bad = sorted(k.__name__ for k in kinds - ints - strs)
-            raise ValueError(f'{where}: ids must be integers or strings, '
-                             f'got {bad}')
+            raise BadDataError(f'{where}: ids must be integers or strings, '
+                               f'got {bad}')
         values = (values.astype(np.int64) if ints
                   else values.astype(str))
     return values
@@ -447,34 +485,34 @@ def _frame_ids(series: Any, role: str, where: str) -> np.ndarray:
     if isinstance(dtype, pd.CategoricalDtype):
         if bool(series.isna().any()):
             row = int(np.flatnonzero(series.isna().to_numpy())[0])
-            raise ValueError(f'{where}: {role} id at row {row} is missing '
-                             f'(NaN category); drop or fill missing ids '
-                             f'first')
+            raise BadDataError(f'{where}: {role} id at row {row} is missing '
+                               f'(NaN category); drop or fill missing ids '
+                               f'first')
         series = series.astype(series.cat.categories.dtype)
         dtype = series.dtype
     if pd.api.types.is_bool_dtype(dtype):
-        raise ValueError(f'{where}: {role} ids must be integers or strings, '
-                         f'got boolean ids')
+        raise BadDataError(f'{where}: {role} ids must be integers or strings, '
+                           f'got boolean ids')
     missing = series.isna().to_numpy()
     if missing.any():
         row = int(np.flatnonzero(missing)[0])
-        raise ValueError(f'{where}: {role} id at row {row} is missing '
-                         f'(None / NaN); drop or fill missing ids first')
+        raise BadDataError(f'{where}: {role} id at row {row} is missing '
+                           f'(None / NaN); drop or fill missing ids first')
     if pd.api.types.is_integer_dtype(dtype):
         return series.to_numpy(dtype=np.int64)
     if pd.api.types.is_float_dtype(dtype):
-        raise ValueError(f'{where}: {role} ids must be integers or strings, '
-                         f'got {dtype} ids; convert the column with '
-                         f".astype('int64') or .astype(str)")
+        raise BadDataError(f'{where}: {role} ids must be integers or strings, '
+                           f'got {dtype} ids; convert the column with '
+                           f".astype('int64') or .astype(str)")
     values = series.to_numpy(dtype=object)
     text = np.fromiter((isinstance(v, str) and v in _MISSING_TEXT
                         for v in values.tolist()), dtype=bool,
                        count=values.size)
     if text.any():
         row = int(np.flatnonzero(text)[0])
-        raise ValueError(f'{where}: {role} id {values[row]!r} at row {row} '
-                         f'is the text of a missing value; drop or fill '
-                         f'missing ids before converting them to str')
+        raise BadDataError(f'{where}: {role} id {values[row]!r} at row {row} '
+                           f'is the text of a missing value; drop or fill '
+                           f'missing ids before converting them to str')
     return _id_values(values, f'{where}: {role}')
 
 
@@ -486,30 +524,30 @@ def _frame_numbers(series: Any, role: str, where: str) -> np.ndarray:
     pd = _pandas()
     if series.isna().to_numpy().any():
         row = int(np.flatnonzero(series.isna().to_numpy())[0])
-        raise ValueError(f'{where}: {role} at row {row} is missing (None / '
-                         f'NaN / NaT); drop or fill it first')
+        raise BadDataError(f'{where}: {role} at row {row} is missing (None / '
+                           f'NaN / NaT); drop or fill it first')
     dtype = series.dtype
     if role == 'time' and not (pd.api.types.is_numeric_dtype(dtype)
                                and not pd.api.types.is_bool_dtype(dtype)):
         try:
             stamps = pd.to_datetime(series, utc=True)
         except (TypeError, ValueError) as e:
-            raise ValueError(f'{where}: time must be numbers or datetimes, '
-                             f'got {dtype} ({e})') from None
+            raise BadDataError(f'{where}: time must be numbers or datetimes, '
+                               f'got {dtype} ({e})') from None
         return _datetime_seconds(stamps.to_numpy(dtype='datetime64[ns]'))
     if not pd.api.types.is_numeric_dtype(dtype):
         try:
             values = series.to_numpy(dtype=np.float64)
         except (TypeError, ValueError):
-            raise ValueError(f'{where}: {role} must be numbers, got '
-                             f'{dtype}') from None
+            raise BadDataError(f'{where}: {role} must be numbers, got '
+                               f'{dtype}') from None
     else:
         values = series.to_numpy()
     if values.dtype.kind == 'f':
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
-            raise ValueError(f'{where}: {role} at row {int(bad[0])} is '
-                             f'{values[bad[0]]}; pass finite numbers')
+            raise BadDataError(f'{where}: {role} at row {int(bad[0])} is '
+                               f'{values[bad[0]]}; pass finite numbers')
     return values
 
 
@@ -543,7 +581,7 @@ def from_dataframe(df: Any, user: str, item: str, rating: str | None = None,
         k_core: Optional k-core filter, see :func:`from_tensors`.
 
     Raises:
-        ValueError: Naming the column and row of a missing value (None,
+        BadDataError: Naming the column and row of a missing value (None,
             NaN, NaT, or an id that is the text of one such as ``'nan'``),
             for boolean or float ids, mixed integer and string ids, no
             rows, or a k-core filter that removes every interaction.
@@ -555,11 +593,11 @@ def from_dataframe(df: Any, user: str, item: str, rating: str | None = None,
     cols = {'user': user, 'item': item, 'rating': rating, 'time': time}
     for role, col in cols.items():
         if col is not None and col not in df.columns:
-            raise ValueError(f'{where}: column {col!r} ({role}) not found; '
-                             f'the frame has columns {list(df.columns)}')
+            raise BadDataError(f'{where}: column {col!r} ({role}) not found; '
+                               f'the frame has columns {list(df.columns)}')
     if len(df) == 0:
-        raise ValueError(f'{where}: the frame has no rows; expected one '
-                         f'interaction per row')
+        raise BadDataError(f'{where}: the frame has no rows; expected one '
+                           f'interaction per row')
     k_pair = _check_options(where, dedup, k_core, rating is not None)
     u = _frame_ids(df[user], 'user', where)
     i = _frame_ids(df[item], 'item', where)
@@ -637,8 +675,8 @@ def _resolve_columns(src: _TextSource, cols: dict[str, _Column],
     """Column positions, the separator and the number of lines to skip."""
     first = src.first_line()
     if first is None:
-        raise ValueError(f'read_table: {src.label}: line 1: file is empty; '
-                         f'expected one interaction per line')
+        raise BadDataError(f'read_table: {src.label}: line 1: file is empty; '
+                           f'expected one interaction per line')
     lineno, line = first
     if sep is None:
         sep = {'.csv': ',', '.tsv': '\t', '.tab': '\t'}.get(src.ext)
@@ -648,21 +686,21 @@ def _resolve_columns(src: _TextSource, cols: dict[str, _Column],
     if header is None:
         header = bool(named)
     if named and not header:
-        raise ValueError(f'read_table: {src.label}: columns given by name '
-                         f'{named} need header=True (or give 0-based '
-                         f'column positions)')
+        raise BadDataError(f'read_table: {src.label}: columns given by name '
+                           f'{named} need header=True (or give 0-based '
+                           f'column positions)')
     fields = [f.strip() for f in _splitter(sep)(line)]
     positions = {}
     for role, col in cols.items():
         if isinstance(col, str):
             if col not in fields:
-                raise ValueError(
+                raise BadDataError(
                     f'read_table: {src.label}: line {lineno}: column '
                     f'{col!r} ({role}) not found in header {fields}')
             positions[role] = fields.index(col)
         else:
             if not isinstance(col, int) or col < 0 or col >= len(fields):
-                raise ValueError(
+                raise BadDataError(
                     f'read_table: {src.label}: line {lineno}: column '
                     f'{col!r} ({role}) does not exist; the line has '
                     f'{len(fields)} fields (positions are 0-based)')
@@ -686,8 +724,12 @@ def _read_columns_pandas(pd: Any, src: _TextSource, positions: dict,
         empty = np.array([], dtype=object)
         return {role: empty for role in positions}
     except pd.errors.ParserError as e:
-        raise ValueError(f'read_table: {src.label}: cannot parse the file '
-                         f'({str(e).strip()})') from None
+        raise BadDataError(f'read_table: {src.label}: cannot parse the file '
+                           f'({str(e).strip()})') from None
+    except ValueError:
+        # 'Usecols do not match columns': every data row is shorter than
+        # the header; the plain reader names the row and what is missing
+        return _read_columns_python(src, positions, sep, skip)
     return {role: df[pos].to_numpy(dtype=object)
             for role, pos in positions.items()}
 
@@ -705,7 +747,7 @@ def _read_columns_python(src: _TextSource, positions: dict,
             try:
                 rows = [r for r in reader if r]
             except csv.Error as e:
-                raise ValueError(
+                raise BadDataError(
                     f'read_table: {src.label}: cannot parse the file (line '
                     f'{skip + reader.line_num}: {e})') from None
         else:
@@ -731,13 +773,13 @@ def _parse_ids(values: np.ndarray, role: str, label: str,
     if values.dtype.kind == 'f':
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
-            raise ValueError(f'read_table: {label}: {locate(bad[0])}: '
-                             f'{role} id is missing')
+            raise BadDataError(f'read_table: {label}: {locate(bad[0])}: '
+                               f'{role} id is missing')
         frac = np.flatnonzero(values != np.round(values))
         if frac.size:
-            raise ValueError(f'read_table: {label}: {locate(frac[0])}: '
-                             f'{role} id {float(values[frac[0]])} is not an '
-                             f'integer or a string')
+            raise BadDataError(
+                f'read_table: {label}: {locate(frac[0])}: {role} id '
+                f'{float(values[frac[0]])} is not an integer or a string')
         return _unique_ids(values.astype(np.int64), label)
     values = np.asarray(values, dtype=object)
     pd = _pandas()
@@ -753,8 +795,8 @@ def _parse_ids(values: np.ndarray, role: str, label: str,
     for bad in ('', None):
         if bad in uniq:
             row = int(np.flatnonzero(codes == uniq.index(bad))[0])
-            raise ValueError(f'read_table: {label}: {locate(row)}: {role} '
-                             f'id is missing')
+            raise BadDataError(f'read_table: {label}: {locate(row)}: {role} '
+                               f'id is missing')
     uniq = [str(u) for u in uniq]
     ids: np.ndarray | None = None
     if all(_INT_RE.fullmatch(u) for u in uniq):
@@ -781,8 +823,8 @@ def _parse_numbers(values: np.ndarray, role: str, label: str,
     if values.dtype.kind == 'M':  # datetime64 (Parquet timestamps)
         bad = np.flatnonzero(np.isnat(values))
         if bad.size:
-            raise ValueError(f'read_table: {label}: {locate(bad[0])}: '
-                             f'{role} is missing')
+            raise BadDataError(f'read_table: {label}: {locate(bad[0])}: '
+                               f'{role} is missing')
         return _datetime_seconds(values)
     if values.dtype.kind in 'iub':
         return values.astype(np.int64 if integer_ok else np.float64)
@@ -799,14 +841,18 @@ def _parse_numbers(values: np.ndarray, role: str, label: str,
                 try:
                     float(text)
                 except (ValueError, TypeError):
-                    raise ValueError(
+                    hint = ('; write times as numbers (e.g. seconds since '
+                            'the epoch), or read the table with pandas and '
+                            'use from_dataframe, which takes datetimes'
+                            if role == 'timestamp' else '')
+                    raise BadDataError(
                         f'read_table: {label}: {locate(row)}: {role} '
-                        f'{text!r} is not a number') from None
+                        f'{text!r} is not a number{hint}') from None
             raise  # pragma: no cover
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:
-        raise ValueError(f'read_table: {label}: {locate(bad[0])}: {role} '
-                         f'{float(values[bad[0]])} is NaN or infinite')
+        raise BadDataError(f'read_table: {label}: {locate(bad[0])}: {role} '
+                           f'{float(values[bad[0]])} is NaN or infinite')
     return values.astype(np.float64)
 
 
@@ -815,9 +861,9 @@ def _from_columns(columns: dict[str, np.ndarray], label: str,
                   k_core: tuple[int, int] | None,
                   info: dict[str, Any]) -> Interactions:
     if columns['user'].size == 0:
-        raise ValueError(f'read_table: {label}: {locate(0)}: file is empty '
-                         f'(no data rows); expected one interaction per '
-                         f'line')
+        raise BadDataError(f'read_table: {label}: {locate(0)}: file is empty '
+                           f'(no data rows); expected one interaction per '
+                           f'line')
     user_ids, user = _parse_ids(columns['user'], 'user', label, locate)
     item_ids, item = _parse_ids(columns['item'], 'item', label, locate)
     rating = time = None
@@ -846,15 +892,15 @@ def _read_parquet(path: str, cols: dict[str, _Column]
     for role, col in cols.items():
         if isinstance(col, str):
             if col not in df.columns:
-                raise ValueError(f'read_table: {path}: column {col!r} '
-                                 f'({role}) not found; the file has columns '
-                                 f'{list(df.columns)}')
+                raise BadDataError(
+                    f'read_table: {path}: column {col!r} ({role}) not '
+                    f'found; the file has columns {list(df.columns)}')
             series = df[col]
         else:
             if not isinstance(col, int) or not 0 <= col < df.shape[1]:
-                raise ValueError(f'read_table: {path}: column {col!r} '
-                                 f'({role}) does not exist; the file has '
-                                 f'{df.shape[1]} columns')
+                raise BadDataError(f'read_table: {path}: column {col!r} '
+                                   f'({role}) does not exist; the file has '
+                                   f'{df.shape[1]} columns')
             series = df.iloc[:, col]
         values = series.to_numpy()
         if values.dtype == object or values.dtype.kind in 'OSU':
@@ -897,7 +943,7 @@ def read_table(path: str | os.PathLike, *, user_col: _Column,
 
     Raises:
         FileNotFoundError: If ``path`` does not exist.
-        ValueError: Naming the file and ``line N`` (Parquet: ``row N``)
+        BadDataError: Naming the file and ``line N`` (Parquet: ``row N``)
             for an empty file, a missing column or id, a rating or
             timestamp that is not a finite number.
     """
@@ -918,6 +964,7 @@ def read_table(path: str | os.PathLike, *, user_col: _Column,
         columns = _read_parquet(path, cols)
         return _from_columns(columns, path, lambda row: f'row {row + 1}',
                              dedup, k_pair, info)
+    encoding = text_encoding(encoding)
     src = _TextSource(
         lambda: open(path, encoding=encoding, newline=''), path, ext)
     return _read_text_table(src, cols, sep, header, dedup, k_pair, info)
@@ -935,8 +982,7 @@ def _read_text_table(src: _TextSource, cols: dict[str, _Column],
         else:
             columns = _read_columns_python(src, positions, sep, skip)
     except UnicodeDecodeError as e:
-        raise ValueError(f'read_table: {src.label}: not valid text in the '
-                         f"expected encoding ({e}); pass e.g. "
-                         f"encoding='latin-1'") from None
+        raise undecodable(f'read_table: {src.label}', src.open_text, e,
+                          "pass e.g. encoding='latin-1'") from None
     return _from_columns(columns, src.label, src.line_of(skip), dedup,
                          k_core, info)

@@ -33,6 +33,8 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data, HeteroData
 
+from pyg_recsys.data.interactions import undecodable
+from pyg_recsys.io import BadDataError
 from pyg_recsys.ops.csr import CSR
 from pyg_recsys.schema import (
     CO_INTERACTS,
@@ -63,7 +65,8 @@ def read_triples(open_text: Callable[[], TextIO], label: str,
                  sep: str | None = '\t', skip: int = 0
                  ) -> tuple[list[str], list[str], list[str]]:
     """Reads ``head<sep>relation<sep>tail`` lines (``sep=None``: runs of
-    whitespace); blank lines are skipped, ``\\r\\n`` endings are fine.
+    whitespace); blank lines are skipped, ``\\r\\n`` endings and a leading
+    byte-order mark are fine.
 
     Args:
         open_text: Opens the file as text.
@@ -75,30 +78,36 @@ def read_triples(open_text: Callable[[], TextIO], label: str,
         Heads, relations and tails as strings, in file order.
 
     Raises:
-        ValueError: Naming the file and line of a line without exactly
-            three fields, or of an empty file.
+        BadDataError: Naming the file and line of a line without exactly
+            three fields, of bytes that are not text in the opener's
+            encoding, or of an empty file.
     """
     heads: list[str] = []
     rels: list[str] = []
     tails: list[str] = []
-    with open_text() as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.rstrip('\r\n')
-            if lineno <= skip or not line.strip():
-                continue
-            fields = line.split(sep)
-            if sep is not None:
-                fields = [x.strip() for x in fields]
-            if len(fields) != 3 or not all(fields):
-                raise ValueError(f'{label}: line {lineno}: expected "head '
-                                 f'relation tail" ({len(fields)} fields '
-                                 f'found: {line!r})')
-            heads.append(fields[0])
-            rels.append(fields[1])
-            tails.append(fields[2])
+    try:
+        with open_text() as f:
+            for lineno, line in enumerate(f, 1):
+                line = line.rstrip('\r\n')
+                if lineno == 1:
+                    line = line.removeprefix('\ufeff')
+                if lineno <= skip or not line.strip():
+                    continue
+                fields = line.split(sep)
+                if sep is not None:
+                    fields = [x.strip() for x in fields]
+                if len(fields) != 3 or not all(fields):
+                    raise BadDataError(
+                        f'{label}: line {lineno}: expected "head relation '
+                        f'tail" ({len(fields)} fields found: {line!r})')
+                heads.append(fields[0])
+                rels.append(fields[1])
+                tails.append(fields[2])
+    except UnicodeDecodeError as e:
+        raise undecodable(label, open_text, e) from None
     if not heads:
-        raise ValueError(f'{label}: line 1: file is empty; expected one '
-                         f'"head relation tail" triple per line')
+        raise BadDataError(f'{label}: line 1: file is empty; expected one '
+                           f'"head relation tail" triple per line')
     return heads, rels, tails
 
 
@@ -168,7 +177,7 @@ class KnowledgeGraph(_Vocabulary):
         given up front (e.g. the entities linked to items first).
 
         Raises:
-            ValueError: With ``relations`` given, for a triple naming
+            BadDataError: With ``relations`` given, for a triple naming
                 another relation.
         """
         ent: dict[str, int] = {}
@@ -179,7 +188,7 @@ class KnowledgeGraph(_Vocabulary):
             known = set(rel)
             for n, r in enumerate(rels):
                 if r not in known:
-                    raise ValueError(
+                    raise BadDataError(
                         f'{label}: triple {n + 1} names the unknown '
                         f'relation {r!r}; known relations: '
                         f'{sorted(known)[:10]}'
@@ -238,7 +247,7 @@ def link_index(kg: KnowledgeGraph, entity_of_item: Sequence[str | None],
         :func:`link_items`).
 
     Raises:
-        ValueError: For a link to an entity that is in no triple of
+        BadDataError: For a link to an entity that is in no triple of
             ``kg`` (a link to a missing entity).
     """
     index = {e: n for n, e in enumerate(kg.entity_ids.tolist())}
@@ -247,9 +256,9 @@ def link_index(kg: KnowledgeGraph, entity_of_item: Sequence[str | None],
         if entity is None:
             continue
         if entity not in index:
-            raise ValueError(f'{label}: item {items[i]} links to entity '
-                             f'{entity!r}, which is in no triple of the '
-                             f'knowledge graph; fix the link file')
+            raise BadDataError(f'{label}: item {items[i]} links to entity '
+                               f'{entity!r}, which is in no triple of the '
+                               f'knowledge graph; fix the link file')
         out[i] = index[entity]
     return out
 
@@ -297,7 +306,7 @@ def link_items(kg: KnowledgeGraph, item_entity: Tensor,
         label: Name of the link source in error messages.
 
     Raises:
-        ValueError: For a link to an entity id outside ``kg`` (a link to a
+        BadDataError: For a link to an entity id outside ``kg`` (a link to a
             missing entity), or two items linked to one entity.
     """
     item_entity = torch.as_tensor(item_entity).long().view(-1)
@@ -306,18 +315,18 @@ def link_items(kg: KnowledgeGraph, item_entity: Tensor,
     ents = item_entity[linked]
     if ents.numel() and int(ents.max()) >= kg.num_entities:
         bad = int(torch.nonzero(item_entity >= kg.num_entities)[0])
-        raise ValueError(f'{label}: item {bad} links to entity '
-                         f'{int(item_entity[bad])}, which is in no triple '
-                         f'of the knowledge graph ({kg.num_entities} '
-                         f'entities); fix the link file')
+        raise BadDataError(f'{label}: item {bad} links to entity '
+                           f'{int(item_entity[bad])}, which is in no triple '
+                           f'of the knowledge graph ({kg.num_entities} '
+                           f'entities); fix the link file')
     uniq, count = torch.unique(ents, return_counts=True)
     if bool((count > 1).any()):
         e = int(uniq[count > 1][0])
         items = torch.nonzero(item_entity == e).view(-1).tolist()
         name = str(kg.entity_ids[e])
-        raise ValueError(f'{label}: items {items} all link to entity '
-                         f'{name!r}; every entity may stand for one item '
-                         f'only')
+        raise BadDataError(f'{label}: items {items} all link to entity '
+                           f'{name!r}; every entity may stand for one item '
+                           f'only')
     # node type (0 item, 1 entity) and local id of every entity
     is_item = torch.zeros(kg.num_entities, dtype=torch.bool)
     is_item[ents] = True
@@ -535,15 +544,28 @@ class KGSplit(_Vocabulary):
 
 
 def kg_split(parts: Mapping[str, tuple[list[str], list[str], list[str]]],
-             label: str = 'kg_split') -> KGSplit:
+             label: str = 'kg_split',
+             where: Callable[[str, int], str] | None = None) -> KGSplit:
     """A :class:`KGSplit` from string triples per part (``'train'``,
     ``'val'``, ``'test'``).  Entities and relations are numbered by first
     appearance over train, validation and test, head before tail (the
     numbering of PyG's ``FB15k_237``); triples repeated within a part are
-    kept once (counted in ``info``)."""
+    kept once (counted in ``info``).
+
+    Args:
+        parts: Part name -> (heads, relations, tails).
+        label: Name of the source in messages and ``info``.
+        where: Locates triple ``n`` (0-based, as given) of a part for error
+            messages, e.g. ``'train.txt: line 7'``; default
+            ``'<label>: <part> triple <n + 1>'``.
+
+    Raises:
+        BadDataError: For a missing part, or a validation or test triple
+            whose relation no training triple has.
+    """
     missing = [p for p in KG_PARTS if p not in parts]
     if missing:
-        raise ValueError(f'{label}: missing parts {missing}')
+        raise BadDataError(f'{label}: missing parts {missing}')
     ent: dict[str, int] = {}
     rel: dict[str, int] = {}
     out: dict[str, Tensor] = {}
@@ -568,12 +590,14 @@ def kg_split(parts: Mapping[str, tuple[list[str], list[str], list[str]]],
             (~(seen[h] & seen[t])).sum())
         unseen = torch.nonzero(~rel_seen[r]).view(-1)
         if unseen.numel():
-            n = int(unseen[0])
-            raise ValueError(
-                f'{label}: {name} triple {n + 1} names the relation '
-                f'{names[int(r[n])]!r}, which no training triple has; a '
-                f'model cannot learn it (remove the triple or add '
-                f'training triples of the relation)')
+            bad = names[int(r[int(unseen[0])])]
+            n = parts[name][1].index(bad)  # position as given, not deduped
+            at = (where(name, n) if where is not None
+                  else f'{label}: {name} triple {n + 1}')
+            raise BadDataError(
+                f'{at}: the triple names the relation {bad!r}, which no '
+                f'training triple has; a model cannot learn it (remove '
+                f'the triple or add training triples of the relation)')
     return KGSplit(out['train'], out['val'], out['test'],
                    np.asarray(list(ent), dtype=str), list(rel), info)
 

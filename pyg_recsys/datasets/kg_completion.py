@@ -3,6 +3,7 @@ UMLS and Nations."""
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import os.path as osp
 import tarfile
@@ -11,6 +12,7 @@ from typing import Any, ClassVar, TextIO
 
 from pyg_recsys.data.kg import KG_PARTS, KGSplit, kg_split, read_triples
 from pyg_recsys.datasets.base import CachedDataset, atomic_write, fetch_url
+from pyg_recsys.io import BadDataError
 
 #: Part -> file name of the upstream releases.
 FILES = {'train': 'train.txt', 'val': 'valid.txt', 'test': 'test.txt'}
@@ -118,22 +120,38 @@ class KGCompletionDataset(CachedDataset):
             path = osp.join(self.raw_dir, self.archives[self.name])
             for part, file in FILES.items():
                 def open_text(file: str = file) -> TextIO:
-                    with tarfile.open(path) as tf:
-                        raw = _member(tf, file, path).read()
+                    try:
+                        with tarfile.open(path) as tf:
+                            raw = _member(tf, file, path).read()
+                    except (tarfile.TarError, EOFError, OSError) as e:
+                        raise BadDataError(
+                            f'{path}: not a readable tar archive '
+                            f'({type(e).__name__}: {e}); restage the '
+                            f'file') from None
                     return io.TextIOWrapper(io.BytesIO(raw),
-                                            encoding='utf-8')
+                                            encoding='utf-8-sig')
                 out[part] = (open_text, f'{path}!{file}')
         else:
             for part, file in FILES.items():
                 path = osp.join(self.raw_dir, file)
-                out[part] = ((lambda p=path: open(p, encoding='utf-8')),
+                out[part] = ((lambda p=path: open(p, encoding='utf-8-sig')),
                              path)
         return out
 
     def make_payload(self) -> dict[str, Any]:
+        openers = self._openers()
         parts = {part: read_triples(opener, label)
-                 for part, (opener, label) in self._openers().items()}
-        split = kg_split(parts, label=self.raw_dir)
+                 for part, (opener, label) in openers.items()}
+
+        def where(part: str, n: int) -> str:
+            """``'<file>: line N'`` of the ``n``-th triple of ``part``."""
+            opener, label = openers[part]
+            with opener() as f:
+                lines = (k for k, line in enumerate(f, 1) if line.strip())
+                lineno = next(itertools.islice(lines, n, None))
+            return f'{label}: line {lineno}'
+
+        split = kg_split(parts, label=self.raw_dir, where=where)
         split.info['dataset'] = self.name
         split.info['source'] = osp.abspath(self.raw_dir)
         payload = split.to_dict()
@@ -176,8 +194,8 @@ def _member(tf: tarfile.TarFile, file: str, label: str) -> Any:
     names = {m.name.rsplit('/', 1)[-1]: m for m in tf.getmembers()
              if m.isfile()}
     if file not in names:
-        raise ValueError(f'{label}: the archive has no {file} (it holds '
-                         f'{sorted(names)})')
+        raise BadDataError(f'{label}: the archive has no {file} (it holds '
+                           f'{sorted(names)})')
     return tf.extractfile(names[file])
 
 

@@ -1,14 +1,20 @@
 r"""Last.FM with its knowledge graph, as KGCN prepares it."""
 from __future__ import annotations
 
+import math
 import os
 import os.path as osp
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, TextIO
 
 import numpy as np
 import torch
 
-from pyg_recsys.data.interactions import Interactions
+from pyg_recsys.data.interactions import (
+    INT64_MAX,
+    Interactions,
+    undecodable,
+)
 from pyg_recsys.data.kg import (
     KnowledgeGraph,
     link_index,
@@ -17,24 +23,52 @@ from pyg_recsys.data.kg import (
 )
 from pyg_recsys.data.split import PARTS, Split
 from pyg_recsys.datasets.base import ParsedData, RecDataset, fetch_url
+from pyg_recsys.io import BadDataError
 from pyg_recsys.schema import ENTITY
 
 
+def _open(path: str) -> Callable[[], TextIO]:
+    """Opener of a UTF-8 text file (a leading byte-order mark dropped)."""
+    return lambda: open(path, encoding='utf-8-sig')
+
+
+def _read_lines(path: str) -> list[str]:
+    try:
+        with _open(path)() as f:
+            return f.readlines()
+    except UnicodeDecodeError as e:
+        raise undecodable(path, _open(path), e) from None
+
+
+def _is_int(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
 def _read_links(path: str) -> list[tuple[str, str]]:
-    """``item<TAB>entity`` lines of ``item_index2entity_id.txt``."""
+    """``item<TAB>entity`` lines of ``item_index2entity_id.txt`` (items
+    are HetRec artist ids: non-negative integers, each once)."""
     out = []
-    with open(path, encoding='utf-8') as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            fields = line.strip().split('\t')
-            if len(fields) != 2 or not all(fields):
-                raise ValueError(f'{path}: line {lineno}: expected "item '
-                                 f'entity", got {line.strip()!r}')
-            out.append((fields[0], fields[1]))
+    first: dict[str, int] = {}
+    for lineno, line in enumerate(_read_lines(path), 1):
+        if not line.strip():
+            continue
+        fields = line.strip().split('\t')
+        if len(fields) != 2 or not all(fields):
+            raise BadDataError(f'{path}: line {lineno}: expected "item '
+                               f'entity", got {line.strip()!r}')
+        if not _is_int(fields[0]) or int(fields[0]) > INT64_MAX:
+            raise BadDataError(f'{path}: line {lineno}: item {fields[0]!r} '
+                               f'is not an artist id (a non-negative '
+                               f'integer)')
+        if fields[0] in first:
+            raise BadDataError(f'{path}: line {lineno}: item {fields[0]} is '
+                               f'listed twice (first on line '
+                               f'{first[fields[0]]}); link every item once')
+        first[fields[0]] = lineno
+        out.append((fields[0], fields[1]))
     if not out:
-        raise ValueError(f'{path}: line 1: file is empty; expected one '
-                         f'"item entity" line per item')
+        raise BadDataError(f'{path}: line 1: file is empty; expected one '
+                           f'"item entity" line per item')
     return out
 
 
@@ -58,35 +92,57 @@ def kgcn_ratings(path: str, items: list[str], seed: int = 555
         The users (original ids) in KGCN's order, and the rows
         ``(KGCN user index, KGCN item index, label)`` in the order of the
         reference's ``ratings_final.txt``.
+
+    Raises:
+        BadDataError: Naming the file and line of a line without three
+            fields, a user id that is not a non-negative integer, a weight
+            that is not a finite number, or of a user who listened to more
+            than half of the artists (no negatives left to draw).
     """
     index = {item: i for i, item in enumerate(items)}
     item_set = set(index.values())
     pos: dict[int, set[int]] = {}
-    with open(path, encoding='utf-8') as f:
-        lines = f.readlines()
+    first_line: dict[int, int] = {}
+    lines = _read_lines(path)
     if len(lines) < 2:
-        raise ValueError(f'{path}: no rating lines after the header')
+        raise BadDataError(f'{path}: line 2: no rating lines after the '
+                           f'header')
     for lineno, line in enumerate(lines[1:], 2):
         fields = line.strip().split('\t')
         if len(fields) < 3:
-            raise ValueError(f'{path}: line {lineno}: expected "userID '
-                             f'artistID weight", got {line.strip()!r}')
+            raise BadDataError(f'{path}: line {lineno}: expected "userID '
+                               f'artistID weight", got {line.strip()!r}')
         if fields[1] not in index:  # an artist without an entity
             continue
         try:
+            if not _is_int(fields[0]) or int(fields[0]) > INT64_MAX:
+                raise ValueError
             user = int(fields[0])
             weight = float(fields[2])
+            if not math.isfinite(weight):
+                raise ValueError
         except ValueError:
-            raise ValueError(f'{path}: line {lineno}: user id and weight '
-                             f'must be numbers, got {line.strip()!r}') \
+            raise BadDataError(f'{path}: line {lineno}: user id and weight '
+                               f'must be numbers, got {line.strip()!r}') \
                 from None
         if weight >= 0:  # the reference's threshold for music
             pos.setdefault(user, set()).add(index[fields[1]])
+            first_line.setdefault(user, lineno)
+    if not pos:
+        raise BadDataError(f'{path}: line 2: no line rates an artist of '
+                           f'the link file with a weight >= 0; expected '
+                           f'"userID artistID weight" lines')
     rng = np.random.RandomState(seed)
     rows: list[tuple[int, int, int]] = []
-    for u, (_, items_u) in enumerate(pos.items()):
+    for u, (user, items_u) in enumerate(pos.items()):
         rows += [(u, i, 1) for i in items_u]
         unwatched = list(item_set - items_u)
+        if len(unwatched) < len(items_u):
+            raise BadDataError(
+                f'{path}: line {first_line[user]}: user {user} listened '
+                f'to {len(items_u)} of the {len(item_set)} linked artists; '
+                f'KGCN draws one unheard artist per positive, so no user '
+                f'may have heard more than half of them')
         rows += [(u, int(i), 0) for i in rng.choice(
             unwatched, size=len(items_u), replace=False)]
     return list(pos), rows
@@ -184,8 +240,8 @@ class LastFMKG(RecDataset):
                              item_ids=item_ids,
                              info={'source': self.raw_dir})
         path = osp.join(self.raw_dir, 'kg.txt')
-        kg = KnowledgeGraph.from_strings(*read_triples(
-            lambda: open(path, encoding='utf-8'), path), label=path)
+        kg = KnowledgeGraph.from_strings(*read_triples(_open(path), path),
+                                         label=path)
         # the entity of every item, in our numbering
         entity_of_item: list[str | None] = [None] * len(item_ids)
         for j, (_, entity) in enumerate(links):

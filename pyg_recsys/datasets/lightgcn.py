@@ -6,14 +6,19 @@ import logging
 import os
 import os.path as osp
 import re
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TextIO
 
 import numpy as np
 import torch
 
-from pyg_recsys.data.interactions import Interactions
+from pyg_recsys.data.interactions import (
+    INT64_MAX,
+    Interactions,
+    undecodable,
+)
 from pyg_recsys.data.split import Split, fixed_split
 from pyg_recsys.datasets.base import ParsedData, RecDataset, fetch_url
+from pyg_recsys.io import BadDataError
 from pyg_recsys.schema import ITEM, USER
 
 log = logging.getLogger(__name__)
@@ -22,25 +27,54 @@ _INT_RE = re.compile(r'-?(0|[1-9][0-9]*)')
 
 
 def _read_text(path: str) -> list[str]:
-    with open(path, encoding='utf-8') as f:
-        lines = f.read().split('\n')
+    """The lines of a UTF-8 file (a leading byte-order mark dropped)."""
+    def open_text() -> TextIO:
+        return open(path, encoding='utf-8-sig')
+    try:
+        with open_text() as f:
+            lines = f.read().split('\n')
+    except UnicodeDecodeError as e:
+        raise undecodable(path, open_text, e) from None
     if not any(line.strip() for line in lines):
-        raise ValueError(f'{path}: line 1: file is empty; expected lines '
-                         f'"user item item ..."')
+        raise BadDataError(f'{path}: line 1: file is empty; expected lines '
+                           f'"user item item ..."')
     return lines
+
+
+def _is_id(token: str) -> bool:
+    """Whether ``token`` is a non-negative integer in ASCII digits."""
+    return token.isascii() and token.isdigit()
+
+
+def _bad_id(path: str, lines: list[str]) -> BadDataError:
+    """The error for the first token of ``lines`` that is not an id."""
+    for lineno, line in enumerate(lines, 1):
+        for tok in line.split():
+            if not _is_id(tok):
+                return BadDataError(
+                    f'{path}: line {lineno}: id {tok!r} is not a '
+                    f'non-negative integer; expected "user item item ..." '
+                    f'with integer ids')
+            if int(tok) > INT64_MAX:
+                return BadDataError(
+                    f'{path}: line {lineno}: id {tok!r} is too large (ids '
+                    f'are 0-based indices below 2**63)')
+    return BadDataError(f'{path}: cannot read the ids')  # pragma: no cover
 
 
 def read_lightgcn(path: str) -> tuple[np.ndarray, np.ndarray]:
     """Reads a LightGCN-format file: each line ``user item item ...``
-    (whitespace separated, 0-based ids; a line may list no items).
+    (whitespace separated, 0-based ids in ASCII digits; a line may list no
+    items; a UTF-8 byte-order mark is skipped).
 
     Returns:
         ``(user, item)`` int64 arrays, one entry per (user, item) pair in
         file order.
 
     Raises:
-        ValueError: Naming the file and line of an empty file, a
-            non-integer or negative id.
+        BadDataError: Naming the file and line of an empty file, a
+            non-integer, negative or too large id, or bytes that are not
+            UTF-8 text.
     """
     lines = _read_text(path)
     counts = []
@@ -49,20 +83,12 @@ def read_lightgcn(path: str) -> tuple[np.ndarray, np.ndarray]:
         fields = line.split()
         counts.append(len(fields))
         tokens.extend(fields)
+    if not _is_id(''.join(tokens)):
+        raise _bad_id(path, lines)
     try:
         flat = np.array(tokens, dtype=np.int64)
-        bad = flat < 0
-        if bad.any():
-            raise ValueError
     except (ValueError, OverflowError):
-        for lineno, line in enumerate(lines, 1):
-            for tok in line.split():
-                if not _INT_RE.fullmatch(tok) or tok.startswith('-'):
-                    raise ValueError(
-                        f'{path}: line {lineno}: id {tok!r} is not a '
-                        f'non-negative integer; expected "user item item '
-                        f'..." with integer ids') from None
-        raise  # pragma: no cover
+        raise _bad_id(path, lines) from None
     counts_np = np.array(counts, dtype=np.int64)
     counts_np = counts_np[counts_np > 0]
     starts = np.cumsum(counts_np) - counts_np
@@ -75,9 +101,17 @@ def read_lightgcn(path: str) -> tuple[np.ndarray, np.ndarray]:
 def read_id_list(path: str) -> np.ndarray:
     """Reads ``user_list.txt`` / ``item_list.txt`` (header, then lines
     ``org_id remap_id``): the original id of every remapped id.  Original
-    ids are ints when all are plain integer literals, strings otherwise."""
+    ids are ints when all are plain integer literals that fit in int64,
+    strings otherwise.
+
+    Raises:
+        BadDataError: Naming the file (and line) of a line without an
+            integer ``remap_id``, or remapped ids that are not ``0 .. n -
+            1`` each once.
+    """
     lines = _read_text(path)
-    orig, remap = [], []
+    orig: list[str] = []
+    remap: list[int] = []
     header = True
     for lineno, line in enumerate(lines, 1):
         fields = line.split()
@@ -86,23 +120,54 @@ def read_id_list(path: str) -> np.ndarray:
         if header:  # 'org_id remap_id'
             header = False
             continue
-        if len(fields) < 2 or not _INT_RE.fullmatch(fields[1]):
-            raise ValueError(f'{path}: line {lineno}: expected "org_id '
-                             f'remap_id" with an integer remap_id, got '
-                             f'{line.strip()!r}')
+        if len(fields) < 2 or not _is_id(fields[1]):
+            raise BadDataError(f'{path}: line {lineno}: expected "org_id '
+                               f'remap_id" with an integer remap_id, got '
+                               f'{line.strip()!r}')
         orig.append(fields[0])
         remap.append(int(fields[1]))
+    if sorted(remap) != list(range(len(remap))):
+        raise BadDataError(f'{path}: remap_id values must be 0 .. '
+                           f'{len(remap) - 1}, each once')
     remap_np = np.array(remap, dtype=np.int64)
-    if not np.array_equal(np.sort(remap_np), np.arange(len(remap))):
-        raise ValueError(f'{path}: remap_id values must be 0 .. '
-                         f'{len(remap) - 1}, each once')
+    ids: np.ndarray | None = None
     if all(_INT_RE.fullmatch(o) for o in orig):
-        ids: np.ndarray = np.array([int(o) for o in orig], dtype=np.int64)
-    else:
+        values = [int(o) for o in orig]
+        if all(-INT64_MAX - 1 <= v <= INT64_MAX for v in values):
+            ids = np.array(values, dtype=np.int64)
+    if ids is None:
         ids = np.array(orig, dtype=str)
     out = np.empty_like(ids)
     out[remap_np] = ids
     return out
+
+
+def _check_dense(path: str, kind: str, values: np.ndarray,
+                 files: list[str]) -> None:
+    """Raises when the ids of ``kind`` leave most of ``0 .. max`` unused:
+    the LightGCN format numbers users and items ``0 .. n - 1``, and a
+    stray huge id would size every table by it."""
+    if not values.size:
+        return
+    top = int(values.max())
+    distinct = int(np.unique(values).size)
+    if top + 1 - distinct <= max(distinct, 1000):
+        return
+    where = ''
+    for file in files:
+        for lineno, line in enumerate(_read_text(file), 1):
+            fields = line.split()
+            ids = fields[:1] if kind == USER else fields[1:]
+            if any(int(t) == top for t in ids):
+                where = f'{file}: line {lineno}: '
+                break
+        if where:
+            break
+    raise BadDataError(
+        f'{where or path + ": "}{kind} id {top} is far beyond the '
+        f'{distinct} distinct {kind} ids in use; the LightGCN format '
+        f'numbers {kind}s 0 .. n - 1: remap the ids (or stage '
+        f'{kind}_list.txt)')
 
 
 def _unique_rows(user: np.ndarray, item: np.ndarray,
@@ -213,10 +278,14 @@ class LightGCNDataset(RecDataset):
             if osp.isfile(path):
                 ids[kind] = read_id_list(path)
                 if len(ids[kind]) < size:
-                    raise ValueError(f'{path}: lists {len(ids[kind])} '
-                                     f'{kind}s but train/test use {kind} id '
-                                     f'{size - 1}')
+                    raise BadDataError(
+                        f'{path}: lists {len(ids[kind])} {kind}s but '
+                        f'train/test use {kind} id {size - 1}')
             else:
+                _check_dense(self.raw_dir, kind,
+                             users if kind == USER else items,
+                             [osp.join(self.raw_dir, f)
+                              for f in self.raw_files])
                 ids[kind] = np.arange(size, dtype=np.int64)
         num_items = len(ids[ITEM])
         info: dict[str, Any] = {'source': self.raw_dir}

@@ -23,6 +23,7 @@ from pyg_recsys.data.interactions import (
     _read_text_table,
     _TextSource,
     read_table,
+    undecodable,
 )
 from pyg_recsys.data.kg import (
     KnowledgeGraph,
@@ -37,6 +38,7 @@ from pyg_recsys.datasets.base import (
     fetch_url,
     find_raw_dir,
 )
+from pyg_recsys.io import BadDataError
 from pyg_recsys.schema import ENTITY, ITEM, USER
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,9 @@ _ATOMIC_TITLE_FIXES = {
     'Land Before Time III: The Time of the Great Giving (1995)':
         'Land Before Time III: The Time of the Great Giving (1995) (V)',
 }
+
+# A UTF-8 byte-order mark read as Latin-1.
+_LATIN1_BOM = '\ufeff'.encode().decode('latin-1')
 
 _DOWNLOAD_ERRORS = (OSError, zipfile.BadZipFile, http.client.HTTPException,
                     KeyError, ValueError)
@@ -100,29 +105,39 @@ def pip_download(spec: str, dest: str, timeout: float = 60.0,
 def _rows(open_text: Callable[[], TextIO], label: str, sep: str,
           num_fields: int, skip: int = 0) -> list[tuple[int, list[str]]]:
     """(line number, fields) of the non-blank lines; at least
-    ``num_fields`` fields per line."""
+    ``num_fields`` fields per line.  A leading UTF-8 byte-order mark is
+    dropped (also when the file is read as Latin-1)."""
     out = []
-    with open_text() as f:
-        for lineno, line in enumerate(f, 1):
-            if lineno <= skip or not line.strip():
-                continue
-            fields = line.rstrip('\r\n').split(sep)
-            if len(fields) < num_fields:
-                raise ValueError(f'{label}: line {lineno}: expected '
-                                 f'{num_fields} {sep!r}-separated fields, '
-                                 f'got {len(fields)}')
-            out.append((lineno, fields))
+    try:
+        with open_text() as f:
+            for lineno, line in enumerate(f, 1):
+                if lineno == 1:
+                    line = line.removeprefix('\ufeff').removeprefix(
+                        _LATIN1_BOM)
+                if lineno <= skip or not line.strip():
+                    continue
+                fields = line.rstrip('\r\n').split(sep)
+                if len(fields) < num_fields:
+                    raise BadDataError(
+                        f'{label}: line {lineno}: expected {num_fields} '
+                        f'{sep!r}-separated fields, got {len(fields)}')
+                out.append((lineno, fields))
+    except UnicodeDecodeError as e:
+        raise undecodable(label, open_text, e) from None
     if not out:
-        raise ValueError(f'{label}: line 1: file is empty')
+        raise BadDataError(f'{label}: line 1: file is empty')
     return out
 
 
 def _int(text: str, what: str, label: str, lineno: int) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise ValueError(f'{label}: line {lineno}: {what} {text!r} is not '
-                         f'an integer') from None
+    """An integer field: optional ``-``, then ASCII digits (surrounding
+    blanks are fine)."""
+    value = text.strip()
+    digits = value.removeprefix('-')
+    if not (digits.isascii() and digits.isdigit()):
+        raise BadDataError(f'{label}: line {lineno}: {what} {text!r} is not '
+                           f'an integer')
+    return int(value)
 
 
 def _assemble(inter: Interactions, items: list[tuple[int, str, list[int]]],
@@ -154,6 +169,14 @@ def _assemble(inter: Interactions, items: list[tuple[int, str, list[int]]],
                       feature_names=names, titles=titles)
 
 
+def _flag(text: str, label: str, lineno: int) -> int:
+    value = _int(text, 'genre flag', label, lineno)
+    if value not in (0, 1):
+        raise BadDataError(f'{label}: line {lineno}: genre flag {text!r} '
+                           f'must be 0 or 1')
+    return value
+
+
 def parse_grouplens(folder: str) -> ParsedData:
     """Reads GroupLens ``u.data``, ``u.item`` (Latin-1) and ``u.user``
     (what :meth:`RecDataset.build` returns)."""
@@ -163,8 +186,7 @@ def parse_grouplens(folder: str) -> ParsedData:
     items = []
     for lineno, f in _rows(lambda: open(path, encoding='latin-1'), path,
                            '|', 5 + len(GENRES)):
-        flags = [_int(v, 'genre flag', path, lineno)
-                 for v in f[5:5 + len(GENRES)]]
+        flags = [_flag(v, path, lineno) for v in f[5:5 + len(GENRES)]]
         items.append((_int(f[0], 'item id', path, lineno), f[1].strip(),
                       flags))
     path = osp.join(folder, 'u.user')
@@ -181,8 +203,8 @@ def _columns(header: list[str], wanted: tuple[str, ...], label: str
     out = []
     for name in wanted:
         if name not in names:
-            raise ValueError(f'{label}: line 1: column {name!r} not found '
-                             f'in header {header}')
+            raise BadDataError(f'{label}: line 1: column {name!r} not found '
+                               f'in header {header}')
         out.append(names.index(name))
     return out
 
@@ -199,7 +221,7 @@ def parse_atomic(source: str) -> ParsedData:
     """
     if osp.isdir(source):
         def open_text(name: str) -> TextIO:
-            return open(osp.join(source, name), encoding='utf-8',
+            return open(osp.join(source, name), encoding='utf-8-sig',
                         newline='')
 
         def label(name: str) -> str:
@@ -212,12 +234,12 @@ def parse_atomic(source: str) -> ParsedData:
         missing = [f'ml-100k.{e}' for e in ('inter', 'item', 'user')
                    if f'ml-100k.{e}' not in members]
         if missing:
-            raise ValueError(f'{source}: archive has no {missing}')
+            raise BadDataError(f'{source}: archive has no {missing}')
 
         def open_text(name: str) -> TextIO:
             with zipfile.ZipFile(source) as zf:
                 data = zf.read(members[name])
-            return io.TextIOWrapper(io.BytesIO(data), encoding='utf-8',
+            return io.TextIOWrapper(io.BytesIO(data), encoding='utf-8-sig',
                                     newline='')
 
         def label(name: str) -> str:
@@ -244,9 +266,9 @@ def parse_atomic(source: str) -> ParsedData:
         flags = [0] * len(GENRES)
         for genre in f[c_class].split():
             if genre not in GENRES:
-                raise ValueError(f'{label(name)}: line {lineno}: unknown '
-                                 f'genre {genre!r}; expected one of '
-                                 f'{GENRES}')
+                raise BadDataError(f'{label(name)}: line {lineno}: unknown '
+                                   f'genre {genre!r}; expected one of '
+                                   f'{GENRES}')
             flags[GENRES.index(genre)] = 1
         items.append((_int(f[c_id], 'item id', label(name), lineno), title,
                       flags))
@@ -257,8 +279,8 @@ def parse_atomic(source: str) -> ParsedData:
     users = []
     for n, f in rows[1:]:
         if len(f) <= max(c_id, c_age, c_gender, c_job):
-            raise ValueError(f'{label(name)}: line {n}: expected '
-                             f'{len(rows[0][1])} fields, got {len(f)}')
+            raise BadDataError(f'{label(name)}: line {n}: expected '
+                               f'{len(rows[0][1])} fields, got {len(f)}')
         users.append((_int(f[c_id], 'user id', label(name), n),
                       _int(f[c_age], 'age', label(name), n), f[c_gender],
                       f[c_job]))
@@ -362,7 +384,7 @@ class MovieLens100K(RecDataset):
                 with atomic_write(osp.join(self.raw_dir, base)) as f:
                     f.write(zf.read(info))
         if not self._raw_complete(self.raw_dir):
-            raise ValueError(f'{archive} lacks some of {self.raw_files}')
+            raise BadDataError(f'{archive} lacks some of {self.raw_files}')
 
     def build(self) -> ParsedData:
         if self._raw_complete(self.raw_dir):
@@ -376,7 +398,7 @@ class MovieLens100K(RecDataset):
 
 def _file_text(path: str) -> tuple[Callable[[], TextIO], str]:
     """Opener and label of a text file."""
-    return (lambda: open(path, encoding='utf-8', newline='')), path
+    return (lambda: open(path, encoding='utf-8-sig', newline='')), path
 
 
 def _wheel_text(wheel: str, file: str) -> tuple[Callable[[], TextIO], str]:
@@ -386,12 +408,12 @@ def _wheel_text(wheel: str, file: str) -> tuple[Callable[[], TextIO], str]:
         members = [m for m in zf.namelist()
                    if m.endswith(f'/ml-100k/{file}')]
     if not members:
-        raise ValueError(f'{wheel}: the archive has no ml-100k/{file}')
+        raise BadDataError(f'{wheel}: the archive has no ml-100k/{file}')
 
     def open_text() -> TextIO:
         with zipfile.ZipFile(wheel) as zf:
             data = zf.read(members[0])
-        return io.TextIOWrapper(io.BytesIO(data), encoding='utf-8',
+        return io.TextIOWrapper(io.BytesIO(data), encoding='utf-8-sig',
                                 newline='')
     return open_text, f'{wheel}!{members[0]}'
 
@@ -422,9 +444,9 @@ def read_links(open_text: Callable[[], TextIO], label: str
     rows = _rows(open_text, label, '\t', 2)
     header = [h.split(':')[0] for h in rows[0][1]]
     if header[:2] != ['item_id', 'entity_id']:
-        raise ValueError(f'{label}: line 1: expected the header '
-                         f'"item_id:token entity_id:token", got '
-                         f'{rows[0][1]}')
+        raise BadDataError(f'{label}: line 1: expected the header '
+                           f'"item_id:token entity_id:token", got '
+                           f'{rows[0][1]}')
     return [(f[0].strip(), f[1].strip()) for _, f in rows[1:]]
 
 
@@ -521,8 +543,8 @@ class MovieLens100KKG(MovieLens100K):
         entity_of_item: list[str | None] = [None] * inter.num_items
         for n, (item, entity) in enumerate(links):
             if item not in item_pos:
-                raise ValueError(f'{link_label}: line {n + 2}: item {item!r}'
-                                 f' is not a MovieLens-100K movie')
+                raise BadDataError(f'{link_label}: line {n + 2}: item {item!r}'
+                                   f' is not a MovieLens-100K movie')
             entity_of_item[item_pos[item]] = entity
         item_entity = link_index(kg, entity_of_item,
                                  inter.item_ids.tolist(), link_label)

@@ -27,14 +27,19 @@ import os.path as osp
 import pickle
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TextIO
 
 import numpy as np
 import torch
 
-from pyg_recsys.data.interactions import Interactions
+from pyg_recsys.data.interactions import (
+    INT64_MAX,
+    Interactions,
+    undecodable,
+)
 from pyg_recsys.data.session import MODES, SessionGraphs
 from pyg_recsys.datasets.base import default_root, find_raw_dir
+from pyg_recsys.io import BadDataError
 
 Sequences = list[list[int]]
 
@@ -68,14 +73,14 @@ def load_plain_pickle(path: str) -> Any:
     (no code can run).
 
     Raises:
-        ValueError: Naming ``path`` if the file is not such a pickle.
+        BadDataError: Naming ``path`` if the file is not such a pickle.
     """
     with open(path, 'rb') as f:
         raw = f.read()
     try:
         return _NoGlobalsUnpickler(io.BytesIO(raw)).load()
     except Exception as exc:  # noqa: BLE001 - any decoding failure
-        raise ValueError(
+        raise BadDataError(
             f'{path}: not a readable SR-GNN pickle of plain lists ({exc}); '
             f'restage the file from upstream') from None
 
@@ -84,30 +89,30 @@ def _check_sequences(seqs: Any, path: str, what: str) -> Sequences:
     """Checks ``seqs`` is a list of non-empty lists of non-negative ints
     (vectorised; the per-sequence loop only runs to locate an error)."""
     if not isinstance(seqs, (list, tuple)):
-        raise ValueError(f'{path}: {what} must be a list of item-id lists, '
-                         f'got {type(seqs).__name__}')
+        raise BadDataError(f'{path}: {what} must be a list of item-id lists, '
+                           f'got {type(seqs).__name__}')
     if set(map(type, seqs)) - {list, tuple}:
         n, seq = next((n, s) for n, s in enumerate(seqs)
                       if not isinstance(s, (list, tuple)))
-        raise ValueError(f'{path}: {what}[{n}] must be a list of item '
-                         f'ids, got {type(seq).__name__}')
+        raise BadDataError(f'{path}: {what}[{n}] must be a list of item '
+                           f'ids, got {type(seq).__name__}')
     if seqs and min(map(len, seqs)) == 0:
         n = next(n for n, s in enumerate(seqs) if len(s) == 0)
-        raise ValueError(f'{path}: {what}[{n}] is an empty sequence; '
-                         f'every sequence needs at least one item')
+        raise BadDataError(f'{path}: {what}[{n}] is an empty sequence; '
+                           f'every sequence needs at least one item')
     types = set(map(type, itertools.chain.from_iterable(seqs)))
     if types - {int}:
         bad = next(t for t in types if t is not int)
-        raise ValueError(f'{path}: {what} holds a {bad.__name__} item id; '
-                         f'item ids must be ints')
+        raise BadDataError(f'{path}: {what} holds a {bad.__name__} item id; '
+                           f'item ids must be ints')
     try:
         flat = _flat(seqs)
     except OverflowError:
-        raise ValueError(f'{path}: {what} holds an item id that does not '
-                         f'fit in int64') from None
+        raise BadDataError(f'{path}: {what} holds an item id that does not '
+                           f'fit in int64') from None
     if flat.size and flat.min() < 0:
-        raise ValueError(f'{path}: {what} holds a negative item id; item '
-                         f'ids must be non-negative ints')
+        raise BadDataError(f'{path}: {what} holds a negative item id; item '
+                           f'ids must be non-negative ints')
     return seqs if isinstance(seqs, list) else list(seqs)
 
 
@@ -134,24 +139,24 @@ def read_srgnn_examples(path: str) -> tuple[Sequences, list[int]]:
         The prefixes (lists of original item ids) and the labels.
 
     Raises:
-        ValueError: Naming the file, for a pickle that needs globals, a
+        BadDataError: Naming the file, for a pickle that needs globals, a
             wrong shape, lengths that differ, empty prefixes or non-int or
             negative ids.
     """
     obj = load_plain_pickle(path)
     if not isinstance(obj, (list, tuple)) or len(obj) != 2:
-        raise ValueError(f'{path}: expected a pair (prefixes, labels), got '
-                         f'{type(obj).__name__}'
-                         + (f' of length {len(obj)}'
-                            if isinstance(obj, (list, tuple)) else ''))
+        raise BadDataError(f'{path}: expected a pair (prefixes, labels), got '
+                           f'{type(obj).__name__}'
+                           + (f' of length {len(obj)}'
+                           if isinstance(obj, (list, tuple)) else ''))
     prefixes = _check_sequences(obj[0], path, 'prefixes')
     labels = obj[1]
     if not isinstance(labels, (list, tuple)):
-        raise ValueError(f'{path}: labels must be a list of item ids, got '
-                         f'{type(labels).__name__}')
+        raise BadDataError(f'{path}: labels must be a list of item ids, got '
+                           f'{type(labels).__name__}')
     if len(labels) != len(prefixes):
-        raise ValueError(f'{path}: {len(prefixes)} prefixes but '
-                         f'{len(labels)} labels; they must pair up')
+        raise BadDataError(f'{path}: {len(prefixes)} prefixes but '
+                           f'{len(labels)} labels; they must pair up')
     _check_sequences([list(labels)] if labels else [], path, 'labels')
     return prefixes, list(labels)
 
@@ -160,7 +165,7 @@ def read_srgnn_sessions(path: str) -> Sequences:
     """Reads SR-GNN's ``all_train_seq.txt``: a pickled list of sessions.
 
     Raises:
-        ValueError: As :func:`read_srgnn_examples`.
+        BadDataError: As :func:`read_srgnn_examples`.
     """
     return _check_sequences(load_plain_pickle(path), path, 'sessions')
 
@@ -289,8 +294,8 @@ class SRGNNSessions:
         test, test_y = read_srgnn_examples(
             osp.join(self.raw_dir, 'test.txt'))
         if not train:
-            raise ValueError(f'{osp.join(self.raw_dir, "train.txt")}: no '
-                             f'training examples')
+            raise BadDataError(f'{osp.join(self.raw_dir, "train.txt")}: no '
+                               f'training examples')
         seen = np.unique(np.fromiter(
             itertools.chain(itertools.chain.from_iterable(train), train_y),
             dtype=np.int64))
@@ -349,10 +354,30 @@ class SRGNNSessions:
 # -- per-user sequences -----------------------------------------------------
 
 def _parse_int(tok: str, path: str, lineno: int, line: str) -> int:
-    if not tok.isdigit() or not tok.isascii():
-        raise ValueError(f'{path}: line {lineno}: id {tok!r} is not a '
-                         f'non-negative integer (line {line.strip()!r})')
-    return int(tok)
+    if not tok.isascii() or not tok.isdigit():
+        raise BadDataError(f'{path}: line {lineno}: id {tok!r} is not a '
+                           f'non-negative integer (line {line.strip()!r})')
+    value = int(tok)
+    if value > INT64_MAX:
+        raise BadDataError(f'{path}: line {lineno}: id {tok!r} is too '
+                           f'large; ids must fit in int64')
+    return value
+
+
+def _lines(path: str) -> Iterator[tuple[int, list[str], str]]:
+    """(line number, fields, line) of the non-blank lines of a UTF-8 file
+    (a leading byte-order mark skipped); bytes that are not UTF-8 raise
+    :class:`BadDataError` naming the line."""
+    def open_text() -> TextIO:
+        return open(path, encoding='utf-8-sig')
+    try:
+        with open_text() as f:
+            for lineno, line in enumerate(f, 1):
+                fields = line.split()
+                if fields:
+                    yield lineno, fields, line
+    except UnicodeDecodeError as e:
+        raise undecodable(path, open_text, e) from None
 
 
 def read_s3rec(path: str) -> tuple[list[int], Sequences]:
@@ -364,38 +389,36 @@ def read_s3rec(path: str) -> tuple[list[int], Sequences]:
         (original ids).
 
     Raises:
-        ValueError: Naming the file and line of a line without items, a
-            non-integer id or a user listed twice; or an empty file.
+        BadDataError: Naming the file and line of a line without items, an
+            id that is not a non-negative integer in int64, a user listed
+            twice or bytes that are not UTF-8; or an empty file.
     """
     users: list[int] = []
     seqs: Sequences = []
     seen: set[int] = set()
-    with open(path, encoding='utf-8') as f:
-        for lineno, line in enumerate(f, 1):
-            fields = line.split()
-            if not fields:
-                continue
-            try:
-                ids = [int(t) for t in fields]
-                if min(ids) < 0 or not all(t.isdigit() for t in fields):
-                    raise ValueError
-            except ValueError:
-                for tok in fields:
-                    _parse_int(tok, path, lineno, line)
-                raise  # pragma: no cover
-            if len(ids) < 2:
-                raise ValueError(f'{path}: line {lineno}: user {ids[0]} '
-                                 f'has no items; expected "user item item '
-                                 f'..."')
-            if ids[0] in seen:
-                raise ValueError(f'{path}: line {lineno}: user {ids[0]} is '
-                                 f'listed twice; expected one line per user')
-            seen.add(ids[0])
-            users.append(ids[0])
-            seqs.append(ids[1:])
+    for lineno, fields, line in _lines(path):
+        joined = ''.join(fields)
+        if not (joined.isascii() and joined.isdigit()):
+            for tok in fields:
+                _parse_int(tok, path, lineno, line)
+        ids = [int(t) for t in fields]
+        if max(ids) > INT64_MAX:
+            for tok in fields:
+                _parse_int(tok, path, lineno, line)
+        if len(ids) < 2:
+            raise BadDataError(f'{path}: line {lineno}: user {ids[0]} '
+                               f'has no items; expected "user item item '
+                               f'..."')
+        if ids[0] in seen:
+            raise BadDataError(
+                f'{path}: line {lineno}: user {ids[0]} is listed '
+                f'twice; expected one line per user')
+        seen.add(ids[0])
+        users.append(ids[0])
+        seqs.append(ids[1:])
     if not users:
-        raise ValueError(f'{path}: file is empty; expected lines "user '
-                         f'item item ..."')
+        raise BadDataError(f'{path}: file is empty; expected lines "user '
+                           f'item item ..."')
     return users, seqs
 
 
@@ -409,23 +432,20 @@ def read_sasrec(path: str) -> tuple[list[int], Sequences]:
         sequences (original ids).
 
     Raises:
-        ValueError: Naming the file and line of a line that is not two
-            non-negative integers; or an empty file.
+        BadDataError: Naming the file and line of a line that is not two
+            non-negative integers in int64, or of bytes that are not
+            UTF-8; or an empty file.
     """
     by_user: dict[int, list[int]] = {}
-    with open(path, encoding='utf-8') as f:
-        for lineno, line in enumerate(f, 1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 2:
-                raise ValueError(f'{path}: line {lineno}: expected "user '
-                                 f'item", got {line.strip()!r}')
-            u, i = (_parse_int(t, path, lineno, line) for t in fields)
-            by_user.setdefault(u, []).append(i)
+    for lineno, fields, line in _lines(path):
+        if len(fields) != 2:
+            raise BadDataError(f'{path}: line {lineno}: expected "user '
+                               f'item", got {line.strip()!r}')
+        u, i = (_parse_int(t, path, lineno, line) for t in fields)
+        by_user.setdefault(u, []).append(i)
     if not by_user:
-        raise ValueError(f'{path}: file is empty; expected lines "user '
-                         f'item"')
+        raise BadDataError(f'{path}: file is empty; expected lines "user '
+                           f'item"')
     return list(by_user), list(by_user.values())
 
 

@@ -6,6 +6,7 @@ import io
 import os
 import os.path as osp
 import zipfile
+import zlib
 from typing import Any, ClassVar
 
 import numpy as np
@@ -13,6 +14,7 @@ import torch
 
 from pyg_recsys.data.interactions import Interactions, _dedup
 from pyg_recsys.datasets.base import ParsedData, RecDataset, fetch_url
+from pyg_recsys.io import BadDataError
 from pyg_recsys.schema import USER_USER
 
 
@@ -22,8 +24,9 @@ def read_mat(data: bytes, field: str, label: str,
     an int64 array with at least ``min_columns`` columns.
 
     Raises:
-        ValueError: Naming ``label`` for an unreadable file, a missing
-            field or too few columns.
+        BadDataError: Naming ``label`` for an unreadable file, a missing
+            field, too few columns, or (naming the row) a value that is not
+            a finite integer.
     """
     try:
         import scipy.io
@@ -33,18 +36,38 @@ def read_mat(data: bytes, field: str, label: str,
     try:
         mat = scipy.io.loadmat(io.BytesIO(data))
     except Exception as e:  # noqa: BLE001 - any decoding failure
-        raise ValueError(f'{label}: not a readable MATLAB .mat file '
-                         f'({type(e).__name__}: {e})') from None
+        raise BadDataError(f'{label}: not a readable MATLAB .mat file '
+                           f'({type(e).__name__}: {e})') from None
     if field not in mat:
         fields = sorted(k for k in mat if not k.startswith('__'))
-        raise ValueError(f'{label}: has no field {field!r} (fields: '
-                         f'{fields}); expected the file of the original '
-                         f'release')
+        raise BadDataError(f'{label}: has no field {field!r} (fields: '
+                           f'{fields}); expected the file of the original '
+                           f'release')
     value = np.asarray(mat[field])
     if value.ndim != 2 or value.shape[1] < min_columns:
-        raise ValueError(f'{label}: {field!r} must be a matrix with at '
-                         f'least {min_columns} columns, got shape '
-                         f'{value.shape}')
+        raise BadDataError(f'{label}: {field!r} must be a matrix with at '
+                           f'least {min_columns} columns, got shape '
+                           f'{value.shape}')
+    if value.dtype.kind in 'iu':
+        if value.dtype.kind == 'u' and value.size and \
+                int(value.max()) > np.iinfo(np.int64).max:
+            row = int(np.argwhere(value > np.iinfo(np.int64).max)[0, 0])
+            raise BadDataError(f'{label}: {field!r} row {row + 1}: a value '
+                               f'does not fit in int64')
+        return value.astype(np.int64)
+    if value.dtype.kind not in 'fb':
+        raise BadDataError(f'{label}: {field!r} must be a numeric matrix, '
+                           f'got {value.dtype} values (cells or '
+                           f'structs?); expected the file of the original '
+                           f'release')
+    value = value.astype(np.float64)
+    bad = ~np.isfinite(value) | (value != np.round(value)) \
+        | (np.abs(value) > 2.0 ** 62)
+    if bad.any():
+        row, col = (int(x) for x in np.argwhere(bad)[0])
+        raise BadDataError(f'{label}: {field!r} row {row + 1}, column '
+                           f'{col + 1}: {value[row, col]} is not an '
+                           f'integer id or rating')
     return value.astype(np.int64)
 
 
@@ -136,27 +159,33 @@ class SocialDataset(RecDataset):
         path = osp.join(self.raw_dir, self.raw_files[0])
         names = {n.rsplit('/', 1)[-1]: n for n in zf.namelist()}
         if file not in names:
-            raise ValueError(f'{path}: the archive has no {file} (it holds '
-                             f'{sorted(n for n in names if n)})')
-        return zf.read(names[file]), f'{path}!{names[file]}'
+            raise BadDataError(f'{path}: the archive has no {file} (it holds '
+                               f'{sorted(n for n in names if n)})')
+        try:
+            data = zf.read(names[file])
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as e:
+            raise BadDataError(f'{path}!{names[file]}: cannot be unpacked '
+                               f'({type(e).__name__}: {e}); restage the '
+                               f'original {self.raw_files[0]}') from None
+        return data, f'{path}!{names[file]}'
 
     def build(self) -> ParsedData:
         path = osp.join(self.raw_dir, self.raw_files[0])
         try:
             zf = zipfile.ZipFile(path)
         except zipfile.BadZipFile:
-            raise ValueError(f'{path}: not a zip archive; restage the '
-                             f'original {self.raw_files[0]}') from None
+            raise BadDataError(f'{path}: not a zip archive; restage the '
+                               f'original {self.raw_files[0]}') from None
         with zf:
             data, label = self._member(zf, 'rating.mat')
             ratings = read_mat(data, 'rating', label, 4)
             data, tlabel = self._member(zf, 'trustnetwork.mat')
             trust = read_mat(data, 'trustnetwork', tlabel, 2)
         if trust.shape[0] == 0:
-            raise ValueError(f'{tlabel}: the trust network is empty; '
-                             f'{self.dataset} needs its trust links')
+            raise BadDataError(f'{tlabel}: the trust network is empty; '
+                               f'{self.dataset} needs its trust links')
         if ratings.shape[0] == 0:
-            raise ValueError(f'{label}: there are no ratings')
+            raise BadDataError(f'{label}: there are no ratings')
         user, item, rating = ratings[:, 0], ratings[:, 1], ratings[:, 3]
         info: dict[str, Any] = {
             'source': path, 'raw_ratings': int(user.size),

@@ -6,6 +6,7 @@ import torch
 
 from pyg_recsys.data import Interactions, from_tensors, k_core_mask, read_table
 from pyg_recsys.data import interactions as mod
+from pyg_recsys.io import BadDataError
 
 
 @pytest.fixture(params=['pandas', 'python'])
@@ -331,8 +332,8 @@ def test_read_value_errors_name_file_and_line(tmp_path, engine, row,
 def test_read_encoding_error(tmp_path, engine):
     path = write(tmp_path, 'latin.csv', 'u,i\nJos\xe9,1\n'.encode('latin-1'),
                  mode='wb')
-    with pytest.raises(ValueError, match=r"latin.csv: not valid text in "
-                       r"the expected encoding .*encoding='latin-1'"):
+    with pytest.raises(BadDataError, match=r"latin.csv: line 2: not valid "
+                       r"text in the expected encoding .*encoding='latin-1'"):
         read_table(path, user_col='u', item_col='i')
     inter = read_table(path, user_col='u', item_col='i', encoding='latin-1')
     assert inter.user_ids.tolist() == ['José']

@@ -147,9 +147,18 @@ def test_kg_split_filter_index_matches_loop():
 
 
 def test_kg_split_rejects_relation_unseen_in_training():
-    with pytest.raises(ValueError, match=r"toy: test triple 1 names the "
-                       r"relation 'q', which no training triple has"):
+    with pytest.raises(ValueError, match=r"toy: test triple 1: the triple "
+                       r"names the relation 'q', which no training triple "
+                       r'has'):
         kg_split(parts(test=(['a'], ['q'], ['b'])), label='toy')
+    # the position as given, before duplicates are dropped
+    test = (['a', 'a', 'b'], ['r', 'r', 'q'], ['b', 'b', 'a'])
+    with pytest.raises(ValueError, match=r"toy: test triple 3: the triple "
+                       r"names the relation 'q'"):
+        kg_split(parts(test=test), label='toy')
+    with pytest.raises(ValueError, match=r"here 2: the triple names the "
+                       r"relation 'q'"):
+        kg_split(parts(test=test), where=lambda part, n: f'here {n}')
     with pytest.raises(ValueError, match=r"missing parts \['val'\]"):
         kg_split({'train': parts()['train'], 'test': parts()['test']})
 

@@ -71,8 +71,9 @@ def test_small_files_and_malformed_inputs(tmp_path):
                        r'relation tail"'):
         KGCompletionDataset(tmp_path / 'r2', 'umls', raw_dir=raw)
     write(tmp_path / 'raw', {'test.txt': 'c\tq\ta\n'})
-    with pytest.raises(ValueError, match=r"test triple 1 names the relation "
-                       r"'q', which no training triple has"):
+    with pytest.raises(ValueError, match=r"test.txt: line 1: the triple "
+                       r"names the relation 'q', which no training triple "
+                       r'has'):
         KGCompletionDataset(tmp_path / 'r3', 'umls', raw_dir=raw)
     write(tmp_path / 'raw', {'test.txt': ''})
     with pytest.raises(ValueError, match=r'test.txt: line 1: file is empty'):
