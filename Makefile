@@ -1,4 +1,4 @@
-# pyg_recsys: `make demo`, `make test`, `make bench`.
+# pyg_recsys: `make demo`, `make test`, `make bench`, `make report`.
 # The virtual environment is created on first use; torch is pinned to the
 # CPU wheel, torch-scatter/torch-sparse come from ../shared/wheels when
 # present and are compiled from source otherwise.
@@ -14,7 +14,7 @@ export PYG_RECSYS_DATA ?= $(SHARED_DATA)
 endif
 DEMO_OUT ?= runs/demo
 
-.PHONY: demo test test-all bench bench-session lint install clean
+.PHONY: demo test test-all bench bench-session report lint install clean
 
 install: $(VENV)/.installed
 
@@ -56,6 +56,11 @@ bench-session: install
 	$(BIN)/python benchmarks/session_speed_beauty.py
 	$(BIN)/python benchmarks/session_quality.py --dataset yoochoose1_64 \
 	  --epochs 3
+
+# the README's result tables, results/*.md and the Gowalla plots, rebuilt
+# from benchmarks/results/*.json (no benchmark runs)
+report: install
+	$(BIN)/python benchmarks/report.py
 
 lint: install
 	$(BIN)/ruff check pyg_recsys tests benchmarks examples

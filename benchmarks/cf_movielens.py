@@ -88,6 +88,32 @@ def write_synthetic_ml100k(folder: Path, num_users: int = 40,
         for u in range(1, num_users + 1)))
 
 
+def markdown(record: dict) -> list[str]:
+    """The markdown table of a ``cf_movielens.json`` record."""
+    rows, pop_test = record['rows'], record['popularity']
+    ref = next((r['seconds_per_epoch'] for r in rows
+                if r['model'] == 'lightgcn'), None)  # the plain row
+    mach = record['machine']
+    md = ['# Collaborative filtering on MovieLens-100K', '',
+          f'Protocol: {record["protocol"]}. Published figure: none for '
+          'this split (random per-user splits differ between papers).', '',
+          '| model | epochs (best) | recall@20 | ndcg@20 | s/epoch | '
+          's/epoch vs LightGCN |', '|---|---:|---:|---:|---:|---:|']
+    for r in rows:
+        ratio = (f'{r["seconds_per_epoch"] / ref:.2f}x' if ref else '')
+        md.append(f'| {r["model"]} | {r["epochs"]} ({r["best_epoch"]}) | '
+                  f'{r["test"]["recall@20"]:.4f} | '
+                  f'{r["test"]["ndcg@20"]:.4f} | '
+                  f'{r["seconds_per_epoch"]:.2f} | {ratio} |')
+    md.append(f'| most popular (floor) | - | {pop_test["recall@20"]:.4f} | '
+              f'{pop_test["ndcg@20"]:.4f} | - | |')
+    md += ['', f'{mach["cpus"]} cores, torch {mach["torch"]}'
+           f', {mach["threads"]} threads. Options per model: '
+           + '; '.join(f'{r["model"]}: `{" ".join(r["options"])}`'
+                       for r in rows)]
+    return md
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--models', nargs='+', default=list(RECIPES))
@@ -139,8 +165,6 @@ def main(argv: list[str] | None = None) -> dict:
     pop = Popularity(split.num_users, split.num_items, split.train)
     pop_test = RankingEvaluator(split)(pop, 'test')
 
-    ref = next((r['seconds_per_epoch'] for r in rows
-                if r['model'] == 'lightgcn'), None)  # the plain row
     protocol = ('MovieLens-100K, random 8/1/1 split per user (seed '
                 f'{args.seed}); full ranking, train+val items masked for '
                 'test; K=20; selected on validation recall@20, early '
@@ -150,23 +174,7 @@ def main(argv: list[str] | None = None) -> dict:
                published='none for this split',
                machine=machine(),
                smoke=args.smoke)
-    md = ['# Collaborative filtering on MovieLens-100K', '',
-          f'Protocol: {protocol}. Published figure: none for this split '
-          '(random per-user splits differ between papers).', '',
-          '| model | epochs (best) | recall@20 | ndcg@20 | s/epoch | '
-          's/epoch vs LightGCN |', '|---|---:|---:|---:|---:|---:|']
-    for r in rows:
-        ratio = (f'{r["seconds_per_epoch"] / ref:.2f}x' if ref else '')
-        md.append(f'| {r["model"]} | {r["epochs"]} ({r["best_epoch"]}) | '
-                  f'{r["test"]["recall@20"]:.4f} | '
-                  f'{r["test"]["ndcg@20"]:.4f} | '
-                  f'{r["seconds_per_epoch"]:.2f} | {ratio} |')
-    md.append(f'| most popular (floor) | - | {pop_test["recall@20"]:.4f} | '
-              f'{pop_test["ndcg@20"]:.4f} | - | |')
-    md += ['', f'{out["machine"]["cpus"]} cores, torch {torch.__version__}'
-           f', {torch.get_num_threads()} threads. Options per model: '
-           + '; '.join(f'{r["model"]}: `{" ".join(r["options"])}`'
-                       for r in rows)]
+    md = markdown(out)
     write_results(args.results, 'cf_movielens', out, md, args.smoke)
     return out
 

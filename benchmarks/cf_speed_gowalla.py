@@ -70,6 +70,28 @@ def time_model(name: str, split, ds, args) -> dict:
                 projected_epoch_s=best * nb, options=MODELS[name])
 
 
+def markdown(record: dict) -> list[str]:
+    """The markdown table of a ``cf_speed_gowalla.json`` record."""
+    rows, mach = record['rows'], record['machine']
+    load = record['load_average']
+    ref = rows.get('lightgcn', {}).get('sec_per_batch')
+    md = ['# Training speed of the CF models on Gowalla (same run)', '',
+          f'Protocol: {record["protocol"]}; {mach["cpus"]} cores, '
+          f'{mach["threads"]} threads, torch {mach["torch"]}; '
+          f'load average {load["before"]:.2f} before, '
+          f'{load["after"]:.2f} after.',
+          '', '| model | options | s / batch | s / epoch | vs LightGCN |',
+          '|---|---|---:|---:|---:|']
+    for name, r in rows.items():
+        ratio = f'{r["sec_per_batch"] / ref:.2f}x' if ref else ''
+        md.append(f'| {name} | {" ".join(r["options"]) or "-"} | '
+                  f'{r["sec_per_batch"]:.4f} | '
+                  f'{r["projected_epoch_s"]:.1f} | {ratio} |')
+    md += ['', 'Published figure: none (a speed benchmark: ratios to '
+           'LightGCN measured in the same run).']
+    return md
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--models', nargs='+', default=list(MODELS),
@@ -102,7 +124,6 @@ def main(argv: list[str] | None = None) -> dict:
         print(f'{name}: {rows[name]["sec_per_batch"]:.4f} s/batch',
               flush=True)
     load_after = os.getloadavg()[0]
-    ref = rows.get('lightgcn', {}).get('sec_per_batch')
     out = dict(benchmark='CF models, training speed on Gowalla',
                protocol=(f'all of train.txt, batch {args.batch_size}, one '
                          f'uniform negative, Adam; {args.batches} timed '
@@ -112,17 +133,7 @@ def main(argv: list[str] | None = None) -> dict:
                                             after=load_after),
                machine=machine(),
                smoke=args.smoke)
-    md = ['# Training speed of the CF models on Gowalla (same run)', '',
-          f'Protocol: {out["protocol"]}; {os.cpu_count()} cores, '
-          f'{torch.get_num_threads()} threads, torch {torch.__version__}; '
-          f'load average {load_before:.2f} before, {load_after:.2f} after.',
-          '', '| model | options | s / batch | s / epoch | vs LightGCN |',
-          '|---|---|---:|---:|---:|']
-    for name, r in rows.items():
-        ratio = f'{r["sec_per_batch"] / ref:.2f}x' if ref else ''
-        md.append(f'| {name} | {" ".join(r["options"]) or "-"} | '
-                  f'{r["sec_per_batch"]:.4f} | '
-                  f'{r["projected_epoch_s"]:.1f} | {ratio} |')
+    md = markdown(out)
     write_results(args.results, 'cf_speed_gowalla', out, md, args.smoke)
     return out
 

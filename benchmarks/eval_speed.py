@@ -136,9 +136,10 @@ def run_breakdown(score_fn, users, train, test, ks, bs) -> dict[str, float]:
     return t
 
 
-def render(meta: dict, results: dict) -> str:
-    """The markdown report of one run (``meta`` and ``results`` as saved in
-    the JSON file)."""
+def markdown(record: dict) -> list[str]:
+    """The markdown report of one run (an ``eval_speed.json`` record:
+    ``meta`` and ``results``)."""
+    meta, results = record['meta'], record['results']
     lines = [
         '# Full-ranking evaluation speed', '',
         f'{meta["case"]}: {meta["num_eval_users"]:,} users x '
@@ -180,9 +181,9 @@ def render(meta: dict, results: dict) -> str:
         'wait a scheduler time slice on an oversubscribed CPU: there, pass '
         'a larger batch_size (e.g. 4096) or limit the threads.', '',
         'Metrics identical across batch sizes: '
-        f'{meta["metrics_identical_across_batch_sizes"]}.', '',
+        f'{meta["metrics_identical_across_batch_sizes"]}.',
     ]
-    return '\n'.join(lines)
+    return lines
 
 
 def main() -> None:
@@ -201,7 +202,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.render is not None:
         saved = json.loads(args.render.read_text())
-        text = render(saved['meta'], saved['results'])
+        text = '\n'.join(markdown(saved)) + '\n'
         args.render.with_suffix('.md').write_text(text)
         print(text)
         return
@@ -274,7 +275,7 @@ def main() -> None:
     with open(args.out / f'{stem}.json', 'w') as f:
         json.dump(dict(meta=meta, results=results), f, indent=2)
 
-    text = render(meta, results)
+    text = '\n'.join(markdown(dict(meta=meta, results=results))) + '\n'
     (args.out / f'{stem}.md').write_text(text)
     print(text)
 

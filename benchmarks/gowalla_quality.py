@@ -37,7 +37,6 @@ import json
 import tempfile
 from pathlib import Path
 
-import torch
 from _common import machine, write_results  # benchmarks/, beside this
 from lightgcn_gowalla import write_synthetic
 
@@ -118,6 +117,31 @@ def plot_curves(names: list[str], results: Path, smoke: bool = False,
     fig.savefig(out)
     plt.close(fig)
     return out
+
+
+def markdown(record: dict) -> list[str]:
+    """The markdown table of a ``gowalla_quality_<name>.json`` record."""
+    last, best, paper = record['last'], record['best'], record['paper']
+    mach = record['machine']
+    md = [
+        f'# {record["name"]} on Gowalla: quality against the paper', '',
+        f'Protocol: {record["protocol"]}.', '',
+        '| | epochs | recall@20 | ndcg@20 |', '|---|---:|---:|---:|',
+        f'| ours, last epoch | {record["last_epoch"]} | '
+        f'{last["recall@20"]:.4f} | {last["ndcg@20"]:.4f} |',
+        f'| ours, best on test | {record["best_epoch"]} | '
+        f'{best["recall@20"]:.4f} | {best["ndcg@20"]:.4f} |',
+    ]
+    if paper:
+        md.append(f'| {paper["name"]} | {paper["epochs"]} | '
+                  f'{paper["recall@20"]} | {paper["ndcg@20"]} |')
+    md += ['', f'Median training time per epoch: '
+           f'{record["median_train_seconds_per_epoch"]:.1f} s '
+           f'({mach["cpus"]} cores, {mach["threads"]} '
+           f'thread{"s" * (mach["threads"] != 1)}, '
+           f'torch {mach["torch"]}).',
+           '', f'Recipe: {json.dumps(record["recipe"])}']
+    return md
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -206,23 +230,7 @@ def main(argv: list[str] | None = None) -> dict:
         curve=[dict(epoch=e, **v) for e, v in evals],
         machine=machine(), smoke=args.smoke)
     stem = f'gowalla_quality_{name}'
-    md = [
-        f'# {name} on Gowalla: quality against the paper', '',
-        f'Protocol: {out["protocol"]}.', '',
-        '| | epochs | recall@20 | ndcg@20 |', '|---|---:|---:|---:|',
-        f'| ours, last epoch | {last_epoch} | {last["recall@20"]:.4f} | '
-        f'{last["ndcg@20"]:.4f} |',
-        f'| ours, best on test | {result["best_epoch"]} | '
-        f'{result["best_val"]["recall@20"]:.4f} | '
-        f'{result["best_val"]["ndcg@20"]:.4f} |',
-    ]
-    if paper:
-        md.append(f'| {paper["name"]} | {paper["epochs"]} | '
-                  f'{paper["recall@20"]} | {paper["ndcg@20"]} |')
-    md += ['', f'Median training time per epoch: '
-           f'{out["median_train_seconds_per_epoch"]:.1f} s '
-           f'({out["machine"]["cpus"]} cores, torch {torch.__version__}).',
-           '', f'Recipe: {json.dumps(recipe)}']
+    md = markdown(out)
     write_results(args.results, stem, out, md, args.smoke)
     if pt.WITH_MATPLOTLIB:
         suffix = '_smoke' if args.smoke else ''

@@ -281,6 +281,39 @@ def pyg_epoch(folder: Path, adj_kind: str, device: torch.device,
 
 
 # ----------------------------------------------------------------------
+def markdown(record: dict) -> list[str]:
+    """The markdown table of a ``gpu_check.json`` record."""
+    data = ('synthetic smoke data' if record['smoke'] else
+            'Gowalla (ranking models, CLI split), Beauty (session '
+            'models), WN18RR (TransE) and Last.FM (KGCN, KGAT)')
+    md = [f"# GPU check: every model on `{record['device']}` "
+          f"({record['gpu']})", '',
+          f"torch {record['machine']['torch']}, torch_geometric "
+          f"{record['torch_geometric']}; {data}; default CLI options; "
+          f"{record['epochs']} epoch(s) per model, the "
+          f'last one reported (the first includes warm-up); evaluation: '
+          f'all validation users, full ranking, training items masked, '
+          f'6 metrics at K = 10, 20. Whole run: '
+          f"{record['seconds']:.0f} s.", '',
+          '| model | data | steps | s / epoch | eval s | step waits for '
+          'the host at |', '|---|---|---:|---:|---:|---|']
+    for r in record['rows']:
+        waits = ('-' if r['sync'] is None else
+                 'nowhere' if not r['sync'] else '; '.join(r['sync'][:4])
+                 + (f' (+{len(r["sync"]) - 4})' if len(r['sync']) > 4
+                    else ''))
+        ev = f"{r['eval_s'][-1]:.3f}" if r['eval_s'] else '-'
+        md.append(f"| {r['model']} | {r['dataset']} | {r['steps']} | "
+                  f"{r['epoch_s'][-1]:.3f} | {ev} | {waits} |")
+    for name, err in record['failed'].items():
+        md.append(f'| {name} | failed: {err.strip()[:200]} | | | | |')
+    if record['device'] == 'cpu':
+        md += ['', 'On a CPU the last column lists the operators of the '
+               'device code path that would wait on a GPU '
+               '(`testing.SyncRecorder`).']
+    return md
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--device', default='auto')
@@ -343,33 +376,7 @@ def main(argv: list[str] | None = None) -> None:
                   torch_geometric=__import__('torch_geometric').__version__,
                   epochs=args.epochs, smoke=args.smoke, rows=rows,
                   failed=failed, seconds=time.perf_counter() - t_all)
-    data = ('synthetic smoke data' if args.smoke else
-            'Gowalla (ranking models, CLI split), Beauty (session '
-            'models), WN18RR (TransE) and Last.FM (KGCN, KGAT)')
-    md = [f'# GPU check: every model on `{device}` ({gpu})', '',
-          f"torch {torch.__version__}, torch_geometric "
-          f"{record['torch_geometric']}; {data}; default CLI options; "
-          f"{args.epochs} epoch(s) per model, the "
-          f'last one reported (the first includes warm-up); evaluation: '
-          f'all validation users, full ranking, training items masked, '
-          f'6 metrics at K = 10, 20. Whole run: '
-          f"{record['seconds']:.0f} s.", '',
-          '| model | data | steps | s / epoch | eval s | step waits for '
-          'the host at |', '|---|---|---:|---:|---:|---|']
-    for r in rows:
-        waits = ('-' if r['sync'] is None else
-                 'nowhere' if not r['sync'] else '; '.join(r['sync'][:4])
-                 + (f' (+{len(r["sync"]) - 4})' if len(r['sync']) > 4
-                    else ''))
-        ev = f"{r['eval_s'][-1]:.3f}" if r['eval_s'] else '-'
-        md.append(f"| {r['model']} | {r['dataset']} | {r['steps']} | "
-                  f"{r['epoch_s'][-1]:.3f} | {ev} | {waits} |")
-    for name, err in failed.items():
-        md.append(f'| {name} | failed: {err.strip()[:200]} | | | | |')
-    if device.type == 'cpu':
-        md += ['', 'On a CPU the last column lists the operators of the '
-               'device code path that would wait on a GPU '
-               '(`testing.SyncRecorder`).']
+    md = markdown(record)
     write_results(args.out, 'gpu_check', record, md, smoke=args.smoke)
     if failed:
         raise SystemExit(f'gpu_check: {len(failed)} failed: '

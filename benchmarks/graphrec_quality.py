@@ -76,6 +76,27 @@ def run(row: str, dataset: str, ratio: float, args: argparse.Namespace,
                 measured=time.strftime('%Y-%m-%d'))
 
 
+def markdown(record: dict) -> list[str]:
+    """The markdown table of a ``graphrec_quality.json`` record (the
+    paper's figures from :data:`PUBLISHED`)."""
+    md = ['# GraphRec: rating prediction with a trust network', '',
+          f"Protocol: {record['protocol']}. Adam 1e-3, batch 512, d = 64, "
+          'the same epochs for every model. Machine: '
+          f"{record['machine']}.", '',
+          '| data set | training | model | epochs (best) | s / epoch | '
+          'test MAE | test RMSE | paper\'s GraphRec MAE / RMSE | measured |',
+          '|---|---:|---|---:|---:|---:|---:|---|---|']
+    for r in record['rows']:
+        pub = PUBLISHED.get((r['dataset'], r['train_ratio']))
+        ref = (f'{pub[0]:.4f} / {pub[1]:.4f}'
+               if pub and r['row'] == 'GraphRec' else '')
+        md.append(f"| {r['dataset']} | {r['train_ratio']:.0%} | {r['row']} "
+                  f"| {r['epochs']} ({r['best_epoch']}) | "
+                  f"{r['s_per_epoch']:.1f} | {r['test']['mae']:.4f} | "
+                  f"{r['test']['rmse']:.4f} | {ref} | {r['measured']} |")
+    return md
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--sets', nargs='+', default=['ciao:0.8'],
@@ -107,20 +128,7 @@ def main(argv: list[str] | None = None) -> None:
                            'ratio x, validation and test (1 - x) / 2 each; '
                            'MAE / RMSE of every test rating at the epoch of '
                            'the lowest validation RMSE')
-    md = ['# GraphRec: rating prediction with a trust network', '',
-          f"Protocol: {record['protocol']}. Adam 1e-3, batch 512, d = 64, "
-          f'the same epochs for every model. Machine: {machine()}.', '',
-          '| data set | training | model | epochs (best) | s / epoch | '
-          'test MAE | test RMSE | paper\'s GraphRec MAE / RMSE | measured |',
-          '|---|---:|---|---:|---:|---:|---:|---|---|']
-    for r in rows:
-        pub = PUBLISHED.get((r['dataset'], r['train_ratio']))
-        ref = (f'{pub[0]:.4f} / {pub[1]:.4f}'
-               if pub and r['row'] == 'GraphRec' else '')
-        md.append(f"| {r['dataset']} | {r['train_ratio']:.0%} | {r['row']} "
-                  f"| {r['epochs']} ({r['best_epoch']}) | "
-                  f"{r['s_per_epoch']:.1f} | {r['test']['mae']:.4f} | "
-                  f"{r['test']['rmse']:.4f} | {ref} | {r['measured']} |")
+    md = markdown(record)
     write_results(args.out, 'graphrec_quality', record, md,
                   smoke=args.smoke)
 

@@ -177,6 +177,44 @@ def negatives_speed(name: str, recipe: dict, raw_dir: Path | None,
     return out
 
 
+def markdown(record: dict) -> list[str]:
+    """The markdown tables of a ``kg_transe.json`` record (the
+    published figures from :data:`PUBLISHED`)."""
+    md = ['# TransE, knowledge-graph completion', '',
+          f"Protocol: {record['protocol']}. Recipe: reciprocal relations, "
+          f'L2 distance, softmax cross-entropy over uniform negatives '
+          f'shared by each batch (`--neg shared`), Adam; the options per '
+          f"data set are in the JSON. Machine: {record['machine']}.",
+          '',
+          '| data set | epochs (best) | s / epoch | test MRR | Hits@1 | '
+          'Hits@10 | published MRR / Hits@10 | measured |',
+          '|---|---:|---:|---:|---:|---:|---|---|']
+    for r in record['rows']:
+        pub = PUBLISHED.get(r['dataset'])
+        ref = f'{pub[1]:.3f} / {pub[2]:.3f} ({pub[0]})' if pub else '-'
+        md.append(f"| {r['dataset']} | {r['epochs']} ({r['best_epoch']}) "
+                  f"| {r['s_per_epoch']:.2f} | {r['test']['mrr']:.4f} | "
+                  f"{r['test']['hits@1']:.4f} | {r['test']['hits@10']:.4f} "
+                  f"| {ref} | {r.get('measured', '-')} |")
+    speed, neg = record['eval_speed'], record['negatives_speed']
+    if speed:
+        md += ['', f"Evaluation of the {speed['test_triples']} "
+               f"{speed['dataset']} test triples, same weights: ours "
+               f"{speed['ours_seconds']:.2f} s ({speed['ours_work']}; "
+               f"{1e3 * speed['ours_per_triple']:.3f} ms per triple), "
+               f"PyG `TransE.test()` {speed['pyg_seconds']:.1f} s for "
+               f"{speed['pyg_triples']} triples ({speed['pyg_work']}; "
+               f"{1e3 * speed['pyg_per_triple']:.2f} ms per triple): "
+               f"**{speed['ratio_per_triple']:.0f}x** per ranked triple."]
+    if neg:
+        md += ['', f"Training step on {neg['dataset']} (batch "
+               f"{neg['batch']}, {neg['num_neg']} negative heads and tails, "
+               f"d = {neg['dim']}): negatives per triple "
+               f"{neg['per_triple']:.3f} s, shared by the batch "
+               f"{neg['shared']:.3f} s ({neg['ratio']:.1f}x)."]
+    return md
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--datasets', nargs='+', default=list(RECIPES),
@@ -233,36 +271,7 @@ def main(argv: list[str] | None = None) -> None:
                            'rank; model selected on validation MRR; test '
                            'triples with entities unseen in training '
                            'included')
-    md = ['# TransE, knowledge-graph completion', '',
-          f"Protocol: {record['protocol']}. Recipe: reciprocal relations, "
-          f'L2 distance, softmax cross-entropy over uniform negatives '
-          f'shared by each batch (`--neg shared`), Adam; the options per '
-          f'data set are in the JSON. Machine: {machine()}.', '',
-          '| data set | epochs (best) | s / epoch | test MRR | Hits@1 | '
-          'Hits@10 | published MRR / Hits@10 | measured |',
-          '|---|---:|---:|---:|---:|---:|---|---|']
-    for r in rows:
-        pub = PUBLISHED.get(r['dataset'])
-        ref = f'{pub[1]:.3f} / {pub[2]:.3f} ({pub[0]})' if pub else '-'
-        md.append(f"| {r['dataset']} | {r['epochs']} ({r['best_epoch']}) "
-                  f"| {r['s_per_epoch']:.2f} | {r['test']['mrr']:.4f} | "
-                  f"{r['test']['hits@1']:.4f} | {r['test']['hits@10']:.4f} "
-                  f"| {ref} | {r.get('measured', '-')} |")
-    if speed:
-        md += ['', f"Evaluation of the {speed['test_triples']} "
-               f"{speed['dataset']} test triples, same weights: ours "
-               f"{speed['ours_seconds']:.2f} s ({speed['ours_work']}; "
-               f"{1e3 * speed['ours_per_triple']:.3f} ms per triple), "
-               f"PyG `TransE.test()` {speed['pyg_seconds']:.1f} s for "
-               f"{speed['pyg_triples']} triples ({speed['pyg_work']}; "
-               f"{1e3 * speed['pyg_per_triple']:.2f} ms per triple): "
-               f"**{speed['ratio_per_triple']:.0f}x** per ranked triple."]
-    if neg:
-        md += ['', f"Training step on {neg['dataset']} (batch "
-               f"{neg['batch']}, {neg['num_neg']} negative heads and tails, "
-               f"d = {neg['dim']}): negatives per triple "
-               f"{neg['per_triple']:.3f} s, shared by the batch "
-               f"{neg['shared']:.3f} s ({neg['ratio']:.1f}x)."]
+    md = markdown(record)
     write_results(args.out, 'kg_transe', record, md, smoke=args.smoke)
 
 

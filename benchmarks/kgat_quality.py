@@ -78,6 +78,24 @@ def run(name: str, dataset: str, options: list[str], args, work: Path,
                 s_per_epoch=sum(train_s) / len(train_s))
 
 
+def markdown(record: dict) -> list[str]:
+    """The markdown table of a ``kgat_quality.json`` record."""
+    md = ['# KGAT next to BPR-MF and LightGCN', '',
+          f"Protocol: {record['protocol']}. Same budget for every row: "
+          f"{record['epochs']} epochs (validation every "
+          f"{record['eval_every']}), batch {record['batch_size']}, Adam "
+          f"{record['lr']}, d = {record['dim']}, one uniform negative. "
+          f"Machine: {record['machine']}. Published, for scale only: "
+          f"{record['published']}.", '',
+          '| data set | model | best epoch | test recall@20 | test '
+          'ndcg@20 | s / epoch |', '|---|---|---:|---:|---:|---:|']
+    for r in record['rows']:
+        md.append(f"| {r['dataset']} | {r['row']} | {r['best_epoch']} | "
+                  f"{r['recall20']:.4f} | {r['ndcg20']:.4f} | "
+                  f"{r['s_per_epoch']:.2f} |")
+    return md
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--datasets', nargs='+', default=list(DATASETS),
@@ -105,24 +123,13 @@ def main(argv: list[str] | None = None) -> None:
             for ds in datasets for name in args.rows]
     tmp.cleanup()
     record = dict(machine=machine(), smoke=args.smoke, rows=rows,
-                  epochs=args.epochs, lr=args.lr,
+                  epochs=args.epochs, eval_every=args.eval_every, lr=args.lr,
                   batch_size=args.batch_size, dim=args.dim,
                   protocol='positives only, random 8/1/1 per user, full '
                            'ranking with known items masked; selected on '
                            'validation recall@20; test scored once',
                   published=PUBLISHED)
-    md = ['# KGAT next to BPR-MF and LightGCN', '',
-          f"Protocol: {record['protocol']}. Same budget for every row: "
-          f'{args.epochs} epochs (validation every {args.eval_every}), '
-          f'batch {args.batch_size}, Adam {args.lr}, d = {args.dim}, one '
-          f'uniform negative. Machine: {machine()}. Published, for '
-          f'scale only: {PUBLISHED}.', '',
-          '| data set | model | best epoch | test recall@20 | test '
-          'ndcg@20 | s / epoch |', '|---|---|---:|---:|---:|---:|']
-    for r in rows:
-        md.append(f"| {r['dataset']} | {r['row']} | {r['best_epoch']} | "
-                  f"{r['recall20']:.4f} | {r['ndcg20']:.4f} | "
-                  f"{r['s_per_epoch']:.2f} |")
+    md = markdown(record)
     write_results(args.out, 'kgat_quality', record, md, smoke=args.smoke)
 
 

@@ -169,35 +169,10 @@ def ours_vs_recbole(work: Path, raw: Path | None, epochs: int,
                 ratio_eval=mean['recbole_eval_s'] / mean['ours_eval_s'])
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('--epochs', type=int, default=10,
-                   help='click-through epochs (the reference: 10)')
-    p.add_argument('--peer-epochs', type=int, default=30,
-                   help='epochs of ours and RecBole\'s on the random split')
-    p.add_argument('--seeds', type=int, nargs='+', default=[2020, 1, 2],
-                   help='RecBole split seeds (2020: its default)')
-    p.add_argument('--no-click', action='store_true')
-    p.add_argument('--no-peer', action='store_true')
-    p.add_argument('--out', type=Path, default=HERE / 'results')
-    p.add_argument('--smoke', action='store_true',
-                   help='tiny synthetic data, one epoch, no RecBole')
-    args = p.parse_args(argv)
-    tmp = tempfile.TemporaryDirectory()
-    work = Path(tmp.name)
-    raw = None
-    if args.smoke:
-        raw = write_lastfm_smoke(work / 'raw', users=80, items=60,
-                                 per_user=10)
-        args.epochs = args.peer_epochs = 1
-        args.no_peer = True
-    record: dict = dict(machine=machine(), smoke=args.smoke)
-    if not args.no_click:
-        record['click'] = click_through(work, raw, args.epochs)
-    record['vs_recbole'] = ours_vs_recbole(
-        work, raw, args.peer_epochs, args.seeds, not args.no_peer)
-    tmp.cleanup()
-    md = ['# KGCN on Last.FM', '', f'Machine: {machine()}.', '']
+def markdown(record: dict) -> list[str]:
+    """The markdown tables of a ``kgcn_lastfm.json`` record (the
+    published figures from :data:`PUBLISHED`)."""
+    md = ['# KGCN on Last.FM', '', f"Machine: {record['machine']}.", '']
     c = record.get('click')
     if c:
         t = c['test']
@@ -249,6 +224,38 @@ def main(argv: list[str] | None = None) -> None:
                f'over the seeds; RecBole prints its times to 0.1 s).']
     else:
         md += ['', f"RecBole: {v['skipped']}"]
+    return md
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('--epochs', type=int, default=10,
+                   help='click-through epochs (the reference: 10)')
+    p.add_argument('--peer-epochs', type=int, default=30,
+                   help='epochs of ours and RecBole\'s on the random split')
+    p.add_argument('--seeds', type=int, nargs='+', default=[2020, 1, 2],
+                   help='RecBole split seeds (2020: its default)')
+    p.add_argument('--no-click', action='store_true')
+    p.add_argument('--no-peer', action='store_true')
+    p.add_argument('--out', type=Path, default=HERE / 'results')
+    p.add_argument('--smoke', action='store_true',
+                   help='tiny synthetic data, one epoch, no RecBole')
+    args = p.parse_args(argv)
+    tmp = tempfile.TemporaryDirectory()
+    work = Path(tmp.name)
+    raw = None
+    if args.smoke:
+        raw = write_lastfm_smoke(work / 'raw', users=80, items=60,
+                                 per_user=10)
+        args.epochs = args.peer_epochs = 1
+        args.no_peer = True
+    record: dict = dict(machine=machine(), smoke=args.smoke)
+    if not args.no_click:
+        record['click'] = click_through(work, raw, args.epochs)
+    record['vs_recbole'] = ours_vs_recbole(
+        work, raw, args.peer_epochs, args.seeds, not args.no_peer)
+    tmp.cleanup()
+    md = markdown(record)
     write_results(args.out, 'kgcn_lastfm', record, md, smoke=args.smoke)
 
 

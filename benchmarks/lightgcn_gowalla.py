@@ -438,10 +438,10 @@ def main(argv: list[str] | None = None) -> dict:
     return res
 
 
-def write(out: Path, stem: str, meta: dict, res: dict) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f'{stem}.json').write_text(
-        json.dumps(dict(meta=meta, results=res), indent=2) + '\n')
+def markdown(record: dict) -> list[str]:
+    """The markdown tables of a ``lightgcn_gowalla.json`` record (``meta``
+    and ``results``)."""
+    meta, res = record['meta'], record['results']
     ours = res['ours']
     lines = [
         '# LightGCN training speed on Gowalla: ours vs PyG',
@@ -457,7 +457,9 @@ def write(out: Path, stem: str, meta: dict, res: dict) -> None:
         f"{meta['load_avg_before'][0]:.1f} before, "
         f"{meta['load_avg_after'][0]:.1f} after (shared machine: timings "
         f"are the minimum over {meta['repeats']} runs of "
-        f"{meta['batches']} batches).",
+        f"{meta['batches']} batches). Measured {meta.get('date', '-')}; "
+        'published figure: none (a speed benchmark, PyG\'s LightGCN '
+        'measured in the same run).',
         '',
         '| implementation | s / batch | s / epoch (projected) | '
         'peer s/batch / this |',
@@ -466,7 +468,7 @@ def write(out: Path, stem: str, meta: dict, res: dict) -> None:
     rows = [('ours (pyg_recsys LightGCN), benchmark loop', ours)]
     if 'ours_cli' in res:
         cli = res['ours_cli']
-        rows.append((f"ours through `pyg-recsys train` (metrics.json, "
+        rows.append((f"ours through the train command (metrics.json, "
                      f"{cli['steps']} batches/epoch: "
                      f"{', '.join(f'{t:.1f}' for t in cli['epoch_s'])} s)",
                      cli))
@@ -490,7 +492,7 @@ def write(out: Path, stem: str, meta: dict, res: dict) -> None:
                     f"batch (and per epoch) in the benchmark loop")
             if f'ratio_cli_{key}' in res:
                 line += (f", **{res[f'ratio_cli_{key}']:.2f}x** through "
-                         f"`pyg-recsys train`")
+                         "the train command")
             lines.append(line)
     lines += [
         f"- ours per batch: sampling {ours['sample_s'] * 1e3:.1f} ms, "
@@ -524,6 +526,14 @@ def write(out: Path, stem: str, meta: dict, res: dict) -> None:
             lines.append(f"| PyG LightGCN, SparseTensor | "
                          f"{ps['recall20']:.4f} | {ps['ndcg20']:.4f} | "
                          f"{ps['projected_epoch_s']:.1f} |")
+    return lines
+
+
+def write(out: Path, stem: str, meta: dict, res: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    record = dict(meta=meta, results=res)
+    (out / f'{stem}.json').write_text(json.dumps(record, indent=2) + '\n')
+    lines = markdown(record)
     (out / f'{stem}.md').write_text('\n'.join(lines) + '\n')
     print('\n'.join(lines))
 

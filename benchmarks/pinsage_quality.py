@@ -134,6 +134,39 @@ def run_dataset(name: str, args) -> list[dict]:
     return rows
 
 
+def markdown(record: dict) -> list[str]:
+    """The markdown table of a ``pinsage_quality.json`` record."""
+    mach = record['machine']
+    md = ['# PinSage under both of its protocols, with baselines', '',
+          'Protocol: full ranking over all items, known items masked. '
+          'Item to item: HITS@10 of the items nearest to the user\'s query '
+          'item (its latest training item: by time on MovieLens, by file '
+          'order on Gowalla, whose files have no time). User: recall@20 / '
+          'ndcg@20 (PinSage: mean of the user\'s item embeddings). '
+          'MovieLens-100K: leave-one-out by time; Gowalla: the LightGCN '
+          'train/test files, 10% of training for validation. Trained '
+          'models selected on validation recall@20; both protocols at that '
+          'checkpoint. Published: DGL\'s PinSage HITS@10 0.01241 on '
+          'MovieLens-1M (not staged here; DGL does not run here: its '
+          'newest wheel targets torch 2.2). '
+          f'{mach["cpus"]} cores, torch {mach["torch"]}.', '',
+          '| data set | split (query order) | model | epochs (best) | '
+          'HITS@10 item-to-item | recall@20 | ndcg@20 | s / epoch | '
+          'options |',
+          '|---|---|---|---:|---:|---:|---:|---:|---|']
+    for r in record['rows']:
+        sec = '-' if r['s_per_epoch'] is None else f'{r["s_per_epoch"]:.1f}'
+        md.append(f'| {r["dataset"]} | {r["split"]} ({r["query_order"]}) '
+                  f'| {r["model"]} | {r["epochs"]} ({r["best_epoch"]}) | '
+                  f'{r["hit10_i2i"]:.4f} | {r["recall20"]:.4f} | '
+                  f'{r["ndcg20"]:.4f} | {sec} | '
+                  f'{" ".join(r["options"]) or "-"} |')
+    md.append('')
+    md.append('ItemKNN\'s s / epoch column is the time to build its '
+              'similarity table.')
+    return md
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--datasets', nargs='+', default=list(SPLITS),
@@ -169,35 +202,9 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.smoke:
         rows = keep_other_rows(args.results / 'pinsage_quality.json', rows,
                                lambda r: (r['dataset'], r['model']))
-    md = ['# PinSage under both of its protocols, with baselines', '',
-          'Protocol: full ranking over all items, known items masked. '
-          'Item to item: HITS@10 of the items nearest to the user\'s query '
-          'item (its latest training item: by time on MovieLens, by file '
-          'order on Gowalla, whose files have no time). User: recall@20 / '
-          'ndcg@20 (PinSage: mean of the user\'s item embeddings). '
-          'MovieLens-100K: leave-one-out by time; Gowalla: the LightGCN '
-          'train/test files, 10% of training for validation. Trained '
-          'models selected on validation recall@20; both protocols at that '
-          'checkpoint. Published: DGL\'s PinSage HITS@10 0.01241 on '
-          'MovieLens-1M (not staged here; DGL does not run here: its '
-          f'newest wheel targets torch 2.2). {machine()["cpus"]} cores, '
-          f'torch {torch.__version__}.', '',
-          '| data set | split (query order) | model | epochs (best) | '
-          'HITS@10 item-to-item | recall@20 | ndcg@20 | s / epoch | '
-          'options |',
-          '|---|---|---|---:|---:|---:|---:|---:|---|']
-    for r in rows:
-        sec = '-' if r['s_per_epoch'] is None else f'{r["s_per_epoch"]:.1f}'
-        md.append(f'| {r["dataset"]} | {r["split"]} ({r["query_order"]}) '
-                  f'| {r["model"]} | {r["epochs"]} ({r["best_epoch"]}) | '
-                  f'{r["hit10_i2i"]:.4f} | {r["recall20"]:.4f} | '
-                  f'{r["ndcg20"]:.4f} | {sec} | '
-                  f'{" ".join(r["options"]) or "-"} |')
-    md.append('')
-    md.append('ItemKNN\'s s / epoch column is the time to build its '
-              'similarity table.')
     record = dict(benchmark='PinSage quality, both protocols',
                   machine=machine(), rows=rows)
+    md = markdown(record)
     write_results(args.results, 'pinsage_quality', record, md, args.smoke)
     return record
 

@@ -149,6 +149,37 @@ def run_one(model_name: str, graph_path: Path, args) -> dict:
     return dict(model=model_name, fits=False, error=error)
 
 
+def markdown(record: dict) -> list[str]:
+    """The markdown table of a ``pinsage_scale.json`` record."""
+    mach = record['machine']
+    md = ['# PinSage vs full-graph LightGCN as the graph grows', '',
+          f'Protocol: synthetic graphs 1x / 10x / 100x Gowalla\'s users and '
+          f'items with its degree distributions; one process per (model, '
+          f'scale), at most {record["max_gb"]:g} GB of address space; '
+          f'mean of {record["steps"]} steps after {record["warmup"]}; an '
+          'epoch is one pass over the training pairs; peak memory is the '
+          'process\'s peak resident size from the moment the graph is '
+          'loaded (VmHWM reset then), and what training adds to the '
+          'graph\'s. '
+          f'{mach["cpus"]} cores, torch {mach["torch"]}; measured '
+          f'{record["date"]}. Published figure: none (a scale benchmark; '
+          'LightGCN measured in the same run).', '',
+          '| scale | users | items | pairs | model | s / step | steps / '
+          'epoch | s / epoch | peak GB | added by training GB |',
+          '|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|']
+    for r in record['rows']:
+        if not r['fits']:
+            md.append(f'| {r["scale"]}x | | | | {r["model"]} | did not '
+                      f'fit: {r["error"]} | | | | |')
+            continue
+        md.append(f'| {r["scale"]}x | {r["users"]:,} | {r["items"]:,} | '
+                  f'{r["pairs"]:,} | {r["model"]} | {r["sec_per_step"]:.3f}'
+                  f' | {r["batches_per_epoch"]:,} | {r["epoch_s"]:,.0f} | '
+                  f'{r["train_peak_gb"]:.2f} | '
+                  f'{r["train_peak_gb"] - r["graph_gb"]:.2f} |')
+    return md
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--scales', type=int, nargs='+', default=[1, 10, 100])
@@ -197,32 +228,11 @@ def main(argv: list[str] | None = None) -> dict:
         rows = keep_other_rows(args.results / 'pinsage_scale.json', rows,
                                lambda r: (r['scale'], r['model']))
         rows.sort(key=lambda r: (r['scale'], r['model']))
-    md = ['# PinSage vs full-graph LightGCN as the graph grows', '',
-          f'Protocol: synthetic graphs 1x / 10x / 100x Gowalla\'s users and '
-          f'items with its degree distributions; one process per (model, '
-          f'scale), at most {args.max_gb:g} GB of address space; mean of '
-          f'{args.steps} steps after {args.warmup}; an epoch is one pass '
-          f'over the training pairs; peak memory is the process\'s peak '
-          f'resident size from the moment the graph is loaded (VmHWM reset '
-          f'then), and what training adds to the graph\'s. '
-          f'{machine()["cpus"]} cores, torch {torch.__version__}.', '',
-          '| scale | users | items | pairs | model | s / step | steps / '
-          'epoch | s / epoch | peak GB | added by training GB |',
-          '|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|']
-    for r in rows:
-        if not r['fits']:
-            md.append(f'| {r["scale"]}x | | | | {r["model"]} | did not '
-                      f'fit: {r["error"]} | | | | |')
-            continue
-        md.append(f'| {r["scale"]}x | {r["users"]:,} | {r["items"]:,} | '
-                  f'{r["pairs"]:,} | {r["model"]} | {r["sec_per_step"]:.3f}'
-                  f' | {r["batches_per_epoch"]:,} | {r["epoch_s"]:,.0f} | '
-                  f'{r["train_peak_gb"]:.2f} | '
-                  f'{r["train_peak_gb"] - r["graph_gb"]:.2f} |')
     record = dict(benchmark='PinSage vs LightGCN, synthetic scale',
                   machine=machine(), steps=args.steps, warmup=args.warmup,
                   max_gb=args.max_gb, options=MODELS, rows=rows,
                   date=time.strftime('%Y-%m-%d'))
+    md = markdown(record)
     write_results(args.results, 'pinsage_scale', record, md, args.smoke)
     return record
 

@@ -156,15 +156,18 @@ def _fraction(v: float) -> str:
     return f'{v:.4f}'
 
 
-def table(rows: list[dict]) -> list[str]:
-    md = ['Full ranking over all items, nothing masked; model selected on '
+def markdown(record: dict) -> list[str]:
+    """The markdown table of a ``session_quality.json`` record (each row
+    carries its published figure, from :data:`PUBLISHED`)."""
+    md = ['# Next-item quality against the published figures', '',
+          'Full ranking over all items, nothing masked; model selected on '
           'validation (SR-GNN sets: random 10% of training examples; '
           'sequence sets: leave-one-out). Percentages for SR-GNN sets, '
-          'as the papers.', '',
+          f"as the papers. Machine: {record['machine']}.", '',
           '| dataset | model | epochs (best) | HR@10 | HR@20 (P@20) | '
           'MRR@20 | NDCG@10 | s/epoch | published |',
           '|---|---|---:|---:|---:|---:|---:|---:|---|']
-    for r in rows:
+    for r in record['rows']:
         t = r['test']
         fmt = _percent if r['dataset'] in SRGNN_SETS else _fraction
         hit20 = fmt(t['hit@20'])
@@ -233,10 +236,10 @@ def main() -> None:
                 args.eval_every)
     rows = [row(out) for out in sorted(args.runs.glob('*/*'))
             if _finished(out)]
-    write_results(HERE / 'results', 'session_quality',
-                  dict(machine=machine(),
-                       threads=os.environ.get('OMP_NUM_THREADS'),
-                       rows=rows), table(rows), smoke=args.smoke)
+    record = dict(machine=machine(),
+                  threads=os.environ.get('OMP_NUM_THREADS'), rows=rows)
+    write_results(HERE / 'results', 'session_quality', record,
+                  markdown(record), smoke=args.smoke)
 
 
 if __name__ == '__main__':

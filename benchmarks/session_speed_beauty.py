@@ -110,6 +110,34 @@ def write_smoke_data(folder: Path) -> Path:
     return folder
 
 
+def markdown(record: dict) -> list[str]:
+    """The markdown table of a ``session_speed_beauty*.json`` record."""
+    md = ['# Session models on Beauty: speed and quality against RecBole',
+          '', 'Beauty (S3Rec file), leave-one-out, full ranking over all '
+          'items, CE, max len 50; test after '
+          f"{record['epochs']} epoch(s); peer: RecBole 1.2.1 in the same "
+          'run (published figure: none, a speed benchmark). Machine: '
+          f"{record['machine']}, OMP_NUM_THREADS "
+          f"{record['threads'] or 'unset'}; "
+          f"load average {record['load_before']:.1f} before, "
+          f"{record['load_after']:.1f} after.",
+          '',
+          '| model | RecBole s/epoch | ours s/epoch | speed-up | '
+          'RecBole hit@10 / ndcg@10 | ours hit@10 / ndcg@10 |',
+          '|---|---:|---:|---:|---|---|']
+    for r in record['rows']:
+        o, q = r['ours'], r['peer']
+        if q is None:
+            md.append(f"| {r['model']} | - | {o['epoch_s']:.1f} | - | - | "
+                      f"{o['hit@10']:.4f} / {o['ndcg@10']:.4f} |")
+            continue
+        md.append(f"| {r['model']} | {q['epoch_s']:.1f} | "
+                  f"{o['epoch_s']:.1f} | {q['epoch_s'] / o['epoch_s']:.2f}x "
+                  f"| {q['hit@10']:.4f} / {q['ndcg@10']:.4f} | "
+                  f"{o['hit@10']:.4f} / {o['ndcg@10']:.4f} |")
+    return md
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--models', nargs='+', default=list(RUNS),
@@ -155,23 +183,7 @@ def main() -> None:
                   protocol='Beauty (S3Rec), leave-one-out, full ranking, '
                   'nothing masked, CE, max length 50, batch 256, lr 1e-3',
                   rows=rows)
-    md = [f'Beauty (S3Rec file), leave-one-out, full ranking over all '
-          f'items, CE, max len 50; test after {args.epochs} epoch(s); '
-          f'peer: RecBole 1.2.1 in the same run.',
-          '',
-          '| model | RecBole s/epoch | ours s/epoch | speed-up | '
-          'RecBole hit@10 / ndcg@10 | ours hit@10 / ndcg@10 |',
-          '|---|---:|---:|---:|---|---|']
-    for r in rows:
-        o, q = r['ours'], r['peer']
-        if q is None:
-            md.append(f"| {r['model']} | - | {o['epoch_s']:.1f} | - | - | "
-                      f"{o['hit@10']:.4f} / {o['ndcg@10']:.4f} |")
-            continue
-        md.append(f"| {r['model']} | {q['epoch_s']:.1f} | "
-                  f"{o['epoch_s']:.1f} | {q['epoch_s'] / o['epoch_s']:.2f}x "
-                  f"| {q['hit@10']:.4f} / {q['ndcg@10']:.4f} | "
-                  f"{o['hit@10']:.4f} / {o['ndcg@10']:.4f} |")
+    md = markdown(record)
     stem = 'session_speed_beauty'
     if set(args.models) != set(RUNS):  # a partial run keeps its own file
         stem += '_' + '_'.join(args.models)

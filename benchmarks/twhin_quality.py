@@ -165,6 +165,32 @@ def run(dataset: str, args, raw: Path | None) -> dict:
                 link_prediction=link_prediction(split, args))
 
 
+def markdown(record: dict) -> list[str]:
+    """The markdown tables of a ``twhin_quality.json`` record."""
+    results = record['results']
+    md = ['# TwHIN: recommender, pre-trained tables, link prediction', '',
+          f"Protocol: {record['protocol']}; {record['epochs']} epochs each "
+          f"(validation every {record['eval_every']}), Adam {record['lr']}, "
+          f"d = {record['dim']}. Machine: {record['machine']}. Published "
+          'figure: none on these data sets.', '',
+          '| data set | model | best epoch | test recall@20 | test '
+          'ndcg@20 | s / epoch |', '|---|---|---:|---:|---:|---:|']
+    for res in results:
+        for r in res['rows']:
+            md.append(f"| {res['dataset']} | {r['row']} | "
+                      f"{r['best_epoch']} | {r['recall20']:.4f} | "
+                      f"{r['ndcg20']:.4f} | {r['s_per_epoch']:.2f} |")
+    md += ['', 'Link prediction on held-out item-entity triples (10%, '
+           'tails ranked among all entities, filtered):', '',
+           '| data set | held-out triples | MRR | Hits@10 |',
+           '|---|---:|---:|---:|']
+    for res in results:
+        lp = res['link_prediction']
+        md.append(f"| {res['dataset']} | {lp['held_out']} | "
+                  f"{lp['mrr']:.4f} | {lp['hits10']:.4f} |")
+    return md
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--datasets', nargs='+', default=list(SPLITS),
@@ -189,29 +215,12 @@ def main(argv: list[str] | None = None) -> None:
     results = [run(name, args, raw) for name in datasets]
     tmp.cleanup()
     record = dict(machine=machine(), smoke=args.smoke, results=results,
-                  epochs=args.epochs, lr=args.lr, dim=args.dim,
+                  epochs=args.epochs, eval_every=args.eval_every,
+                  lr=args.lr, dim=args.dim,
                   protocol='positives only, random 8/1/1 per user, full '
                            'ranking, known items masked; selected on '
                            'validation recall@20')
-    md = ['# TwHIN: recommender, pre-trained tables, link prediction', '',
-          f"Protocol: {record['protocol']}; {args.epochs} epochs each "
-          f'(validation every {args.eval_every}), Adam {args.lr}, d = '
-          f'{args.dim}. Machine: {machine()}.', '',
-          '| data set | model | best epoch | test recall@20 | test '
-          'ndcg@20 | s / epoch |', '|---|---|---:|---:|---:|---:|']
-    for res in results:
-        for r in res['rows']:
-            md.append(f"| {res['dataset']} | {r['row']} | "
-                      f"{r['best_epoch']} | {r['recall20']:.4f} | "
-                      f"{r['ndcg20']:.4f} | {r['s_per_epoch']:.2f} |")
-    md += ['', 'Link prediction on held-out item-entity triples (10%, '
-           'tails ranked among all entities, filtered):', '',
-           '| data set | held-out triples | MRR | Hits@10 |',
-           '|---|---:|---:|---:|']
-    for res in results:
-        lp = res['link_prediction']
-        md.append(f"| {res['dataset']} | {lp['held_out']} | "
-                  f"{lp['mrr']:.4f} | {lp['hits10']:.4f} |")
+    md = markdown(record)
     write_results(args.out, 'twhin_quality', record, md, smoke=args.smoke)
 
 
