@@ -255,11 +255,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help='show the traceback of an error')
     sub = p.add_subparsers(dest='command', required=True)
     _add_train(sub)
-    r = sub.add_parser('recommend', help='top-K items for a user of a run')
-    r.add_argument('--run', required=True)
-    r.add_argument('--user', required=True, help='original user id')
+    r = sub.add_parser('recommend',
+                       help='top-K items for a user or a session of a run')
+    r.add_argument('--run', required=True, help='the run folder')
+    who = r.add_mutually_exclusive_group(required=True)
+    who.add_argument('--user', help='original user id')
+    who.add_argument('--session',
+                     help='next-item runs: the original item ids of a '
+                          'session in time order, e.g. "214 5 78"')
     r.add_argument('--k', type=int, default=10)
     r.add_argument('--root', default=None)
+    r.add_argument('--device', default='cpu',
+                   help='where to load the model (cpu, cuda, cuda:1 ...)')
+    x = sub.add_parser('export', help='write the embedding tables of a run '
+                                      'with their original ids')
+    x.add_argument('--run', required=True, help='the run folder')
+    x.add_argument('--out', required=True, help='the folder to write')
+    x.add_argument('--format', choices=('parquet', 'npy'), default=None,
+                   help='parquet (needs pyarrow; the default where it is '
+                        'installed) or npy (.npy tables + JSON ids)')
+    v = sub.add_parser('serve', help='answer recommendations of a run over '
+                                     'HTTP (JSON)')
+    v.add_argument('--run', required=True, help='the run folder')
+    v.add_argument('--host', default='127.0.0.1')
+    v.add_argument('--port', type=int, default=8000)
+    v.add_argument('--device', default='cpu')
     d = sub.add_parser('datasets', help='list datasets and where each is')
     d.add_argument('--root', default=None)
     return p

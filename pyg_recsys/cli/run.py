@@ -42,7 +42,6 @@ from pyg_recsys.io import (
     fingerprint,
     folder_lock,
     remove_orphans,
-    safe_load,
 )
 from pyg_recsys.metrics import RANKING_METRICS
 from pyg_recsys.schema import ITEM, USER
@@ -461,6 +460,10 @@ def _train(args: argparse.Namespace, device: torch.device, rank: int,
                          len(removed))
             config.update(source=source, device=str(device),
                           world_size=world, **driver.record(data, args))
+            if 'split' in data:  # what load_run checks the weights by
+                from pyg_recsys.data.split import graph_fingerprint
+                config['graph_fingerprint'] = graph_fingerprint(
+                    data['split'])
             atomic_write_text(json.dumps(config, indent=2), config_path)
             driver.save(data, out)
         trainer = Trainer(model, loader, evaluator, optimizer=optimizer,
@@ -489,100 +492,88 @@ def _train(args: argparse.Namespace, device: torch.device, rank: int,
     return 0
 
 
-# -- recommend ----------------------------------------------------------------
+# -- recommend, export, serve ------------------------------------------------
 
-def load_run(run: Path) -> tuple[Any, ...]:
-    """``(args, split, model)`` of a finished ranking run folder; the model
-    is rebuilt on the run's split and loaded with its best weights."""
-    config_path, best = run / 'config.json', run / 'best.pt'
-    if not config_path.exists() or not best.exists():
-        raise UserError(f'{run} has no config.json and best.pt; train a '
-                        f'model there first')
-    config = _read_config(config_path)
-    model_name = config.get('model')
-    if model_name not in MODELS or config.get('dataset') not in DATASETS:
-        raise DamagedFileError(
-            f'{config_path}: names no model and data set of the table '
-            f'({model_name!r}, {config.get("dataset")!r}); restore the file')
-    if MODELS[model_name].task == KG:
-        raise UserError(
-            f'{run} holds a knowledge-graph completion model '
-            f'({model_name}), which has no users to recommend for; its '
-            f'metrics.json has the filtered ranking metrics, and '
-            f'model.score_tails(head, relation) ranks entities in Python')
-    if MODELS[model_name].task == RATING:
-        raise UserError(
-            f'{run} holds a rating model ({model_name}), which predicts '
-            f'ratings of given (user, item) pairs rather than ranking all '
-            f'items; its metrics.json has MAE / RMSE, the train output '
-            f'sample predictions, and model.predict(users, items) does it '
-            f'in Python')
-    if MODELS[model_name].task == NEXT_ITEM:
-        raise UserError(
-            f'{run} holds a next-item model ({model_name}), which '
-            f'recommends for a session, not a user; its metrics.json and '
-            f'the train output show sample recommendations, and '
-            f'model.recommend(batch, k) does it in Python')
-    args = build_parser().parse_args(
-        ['train', '--model', model_name, '--dataset', config['dataset'],
-         '--out', str(run)])
-    resolve_defaults(args)
-    for key, value in config.items():
-        if hasattr(args, key):
-            setattr(args, key, value)
-    from pyg_recsys.data.split import Split
-    split = Split.from_dict(safe_load(
-        run / 'split.pt', 'split', 'retrain the run (the split and the '
-        'weights belong together)'))
-    model = build_model(args, split)
-    state = safe_load(best, 'best checkpoint', 'retrain the run')
-    try:
-        model.load_state_dict(state['model'])
-    except (KeyError, RuntimeError) as e:
-        raise DamagedFileError(
-            f'{best}: the weights do not fit the {model_name} built from '
-            f'the run\'s split and config ({str(e).splitlines()[0]}); '
-            f'retrain the run') from None
-    model.eval()
-    return args, split, model
+def load_run(run: Path, device: str = 'cpu') -> tuple[Any, ...]:
+    """``(args, split, model)`` of a finished run folder
+    (:func:`pyg_recsys.serving.load_run`, for scripts that want the
+    parts)."""
+    from pyg_recsys.serving import load_run as load
+    loaded = load(run, device)
+    return loaded.args, loaded.split, loaded.model
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    run = Path(args.run)
-    targs, split, model = load_run(run)
-    ds = None
-    if USER not in split.ids:  # a run made before splits kept the ids
-        ds = load_dataset(targs.dataset, args.root or targs.root,
-                          targs.raw_dir)
-        split.ids.update({USER: ds.interactions.user_ids,
-                          ITEM: ds.interactions.item_ids})
-    user_ids, item_ids = split.ids[USER], split.ids[ITEM]
-    index = {str(u): n for n, u in enumerate(user_ids.tolist())}
-    if args.user not in index:
-        raise UserError(f'user {args.user!r} is not in {targs.dataset}')
-    if not 1 <= args.k <= split.num_items:
-        raise UserError(f'--k must be in [1, {split.num_items}], got '
-                        f'{args.k}')
-    user = index[args.user]
-    seen = split.known()
-    scores, items = model.recommend(torch.tensor([user]), args.k,
-                                    exclude=seen)
+    from pyg_recsys.serving import load_run as load
+    run = load(args.run, args.device)
+    if args.session is not None:
+        session = args.session.replace(',', ' ').split()
+        if not session:
+            raise UserError('--session needs at least one item id')
+        recs = run.recommend(session=session, k=args.k)
+        who = f'the session {" ".join(session)}'
+        excluded = 'its own items excluded'
+    else:
+        recs = run.recommend(user=args.user, k=args.k)
+        who = f'user {args.user}'
+        if run.task == NEXT_ITEM:
+            excluded = 'the items of their history excluded'
+        else:
+            u = run.index_of(USER, args.user)
+            excluded = (f'{int(run.known_items().degree()[u])} known items '
+                        f'excluded')
     titles = None
-    try:  # titles, where the data set has them and is at hand
-        ds = ds or load_dataset(targs.dataset, args.root or targs.root,
-                                targs.raw_dir)
-        titles = getattr(ds, 'item_titles', None)
-    except USER_ERRORS as e:
-        log.info('no item titles: %s', e)
-    print(f'top {args.k} for user {args.user} ({targs.model} on '
-          f'{targs.dataset}, {int(seen.degree()[user])} known items '
-          f'excluded):')
-    for rank, (s, i) in enumerate(zip(scores[0].tolist(),
-                                      items[0].tolist()), 1):
-        if i < 0:
-            break
-        title = f'  {titles[i]}' if titles is not None else ''
-        print(f'{rank:>3}. item {item_ids[i]}{title}  (score {s:.3f})')
+    if run.task != NEXT_ITEM:
+        try:  # titles, where the data set has them and is at hand
+            ds = load_dataset(run.args.dataset, args.root or run.args.root,
+                              run.args.raw_dir)
+            titles = getattr(ds, 'item_titles', None)
+        except USER_ERRORS as e:
+            log.info('no item titles: %s', e)
+    print(f'top {args.k} for {who} ({run.args.model} on '
+          f'{run.args.dataset}, {excluded}):')
+    for rank, (item, score) in enumerate(recs, 1):
+        title = ''
+        if titles is not None:
+            title = f'  {titles[run.index_of(ITEM, item)]}'
+        print(f'{rank:>3}. item {item}{title}  (score {score:.3f})')
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from pyg_recsys.serving import export_run
+    from pyg_recsys.serving import load_run as load
+    run = load(args.run)
+    manifest = export_run(run, args.out, args.format)
+    tables = ', '.join(f'{k} ({v["rows"]} x {manifest["dim"]})'
+                       for k, v in manifest['tables'].items())
+    print(f'wrote {tables} as {manifest["format"]} to '
+          f'{Path(args.out).resolve()} (manifest.json names the files)')
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from pyg_recsys.serving import load_run as load
+    from pyg_recsys.serving import make_server
+    if not 0 <= args.port <= 65535:
+        raise UserError(f'--port must be in [0, 65535], got {args.port}')
+    run = load(args.run, args.device)
+    try:
+        server = make_server(run, args.host, args.port)
+    except OSError as e:
+        raise UserError(f'cannot listen on {args.host}:{args.port} '
+                        f'({e.strerror or e}); choose another --port') \
+            from None
+    host, port = server.server_address[:2]
+    print(f'serving {run.args.model} on {run.args.dataset} at '
+          f'http://{host}:{port} (GET /recommend?user=ID&k=10, POST '
+          f'/recommend, GET /health); Ctrl-C stops', flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
     return 0
 
 
@@ -596,6 +587,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {'train': cmd_train, 'recommend': cmd_recommend,
+            'export': cmd_export, 'serve': cmd_serve,
             'datasets': cmd_datasets}
 
 __all__ = ['COMMANDS', 'USER_ERRORS', 'resolve_defaults', 'check_options',

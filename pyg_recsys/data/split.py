@@ -844,3 +844,27 @@ def _audit_time(split: Split) -> dict[str, Any]:
                  'earliest held-out one (%s split: expected)', newer,
                  split.kind)
     return {'train_after_first_held_out': newer}
+
+
+def graph_fingerprint(split: Any) -> str:
+    """A short hex digest of what a model is built on: the node counts,
+    the training edges (``train``: pairs of a :class:`Split`, triples of
+    a :class:`~pyg_recsys.data.kg.KGSplit`) and the side relations.  A
+    run records it at training time, so loading its weights on another
+    graph of the same sizes is refused
+    (:func:`pyg_recsys.serving.load_run`)."""
+    import hashlib
+    digest = hashlib.sha256()
+    sizes = {k: getattr(split, k, None) for k in
+             ('num_users', 'num_items', 'num_entities', 'num_relations')}
+    digest.update(repr(sorted(sizes.items())).encode())
+    digest.update(repr(sorted(getattr(split, 'num_nodes', {}).items()))
+                  .encode())
+    tensors = [('train', split.train)]
+    side = getattr(split, 'side', {}) or {}
+    tensors += [(repr(t), side[t]) for t in sorted(side)]
+    for name, t in tensors:
+        digest.update(name.encode() + b'\0')
+        digest.update(t.detach().cpu().contiguous().long().numpy()
+                      .tobytes())
+    return digest.hexdigest()[:16]

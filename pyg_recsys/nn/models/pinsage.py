@@ -238,6 +238,14 @@ class PinSage(torch.nn.Module):
         out.index_add_(0, rows, z.index_select(0, self.user_col))
         return out / deg.clamp(min=1).view(-1, 1).to(z.dtype)
 
+    @torch.no_grad()
+    def embeddings(self) -> tuple[Tensor, Tensor]:
+        """``(user_emb, item_emb)``: each user's mean over their training
+        items and every item's vector (:meth:`item_embeddings`), the
+        tables :meth:`score` ranks by; an export of the model writes
+        them."""
+        return self._tables()
+
     def _tables(self) -> tuple[Tensor, Tensor]:
         z = self.item_embeddings()
         if self._cache is not None and self._cache[1] is z:
