@@ -579,6 +579,30 @@ class KGEvaluator:
         return dict(zip(keys, total.tolist()))
 
 
+_MASK63 = (1 << 63) - 1
+
+
+def _mix(x: Tensor) -> Tensor:
+    """A 64-bit finaliser (splitmix64's, on the low 63 bits, with int64
+    products wrapping): equal inputs give equal outputs, near inputs
+    unrelated ones."""
+    x = x & _MASK63
+    x = ((x ^ (x >> 31)) * 0x5851F42D4C957F2D) & _MASK63
+    x = ((x ^ (x >> 29)) * 0x14057B7EF767814F) & _MASK63
+    return x ^ (x >> 32)
+
+
+def _hash_draw(seed: int, example: Tensor, slot: Tensor, attempt: int,
+               width: int) -> Tensor:
+    """A value in ``[0, width)`` per ``(seed, example, slot, attempt)``:
+    draws that depend on an example's position alone, not on the batch it
+    is in (the modulo bias is below ``width / 2**63``)."""
+    h = _mix(torch.full_like(example, seed) * 1_000_003 + attempt)
+    h = _mix(h * 1_000_033 + example)
+    h = _mix(h * 1_000_037 + slot)
+    return h % width
+
+
 class NextItemEvaluator:
     """Full-ranking next-item evaluation over batches of sequences/sessions.
 
@@ -594,9 +618,10 @@ class NextItemEvaluator:
     and target (SASRec's protocol, with replacement as its code), scored
     through ``model.score(batch, items)``; those metrics carry the prefix
     ``sampled{N}_`` (e.g. ``sampled100_hit@10``) so they are never mistaken
-    for full-ranking figures.  The negatives depend only on ``seed`` and
-    the batches (:meth:`batch_generator`), so every evaluation of a part
-    uses the same ones.
+    for full-ranking figures.  The negatives of an example depend only on
+    ``seed`` and its position in the part (:meth:`sample_negatives`), so
+    every evaluation of a part uses the same ones, whatever the
+    evaluation batch size.
 
     Args:
         loaders: ``{part: iterable of batches}``.
@@ -621,27 +646,35 @@ class NextItemEvaluator:
         self.num_negatives = num_negatives
         self.seed = seed
 
-    def batch_generator(self, index: int) -> torch.Generator:
-        """The generator of the negatives of batch ``index`` of a part:
-        seeded per batch, so the negatives are the same however the
-        batches are shared among processes."""
-        return torch.Generator().manual_seed(self.seed * 1_000_003 + index)
-
-    def sample_negatives(self, batch: Any, gen: torch.Generator) -> Tensor:
+    def sample_negatives(self, batch: Any, first: int = 0) -> Tensor:
         """``[B, num_negatives]`` items, none in the example's input
-        sequence or equal to its target."""
+        sequence or equal to its target.  Example ``b`` of the batch is
+        example ``first + b`` of its part; its negatives depend only on
+        :attr:`seed` and that position (a counter-based hash,
+        :func:`_hash_draw`), so they are the same whatever the batch size
+        and however the batches are shared among processes."""
         from pyg_recsys.data.session import step_batch
         y = batch.y.view(-1).cpu()
         n, width = y.numel(), self.num_items
         rows = torch.cat([step_batch(batch).cpu(), torch.arange(n)])
         seen = torch.unique(rows * width + torch.cat([batch.seq.cpu(), y]))
-        neg = torch.randint(width, (n, self.num_negatives), generator=gen)
+        example = (first + torch.arange(n)).unsqueeze(1).expand(
+            n, self.num_negatives)
+        slot = torch.arange(self.num_negatives).expand(n, -1)
+        neg = _hash_draw(self.seed, example, slot, 0, width)
+        if n and int(torch.bincount(seen // width, minlength=n).max()) \
+                >= width:
+            raise ValueError('NextItemEvaluator: an example holds every '
+                             'item, so no negative can be sampled for it')
         row_key = torch.arange(n).unsqueeze(1) * width
+        attempt = 0
         while True:
             bad = torch.isin(row_key + neg, seen)
             if not bool(bad.any()):
                 return neg
-            neg[bad] = torch.randint(width, (int(bad.sum()),), generator=gen)
+            attempt += 1
+            neg[bad] = _hash_draw(self.seed, example[bad], slot[bad],
+                                  attempt, width)
 
     @torch.no_grad()
     def __call__(self, model: NextItemRecommender, part: str
@@ -655,7 +688,9 @@ class NextItemEvaluator:
         acc = RankingMetrics(ks=self.ks)
         sampled: dict[str, Tensor] = {}
         count = 0
+        first = 0  # position of the batch's first example in the part
         for i, batch in enumerate(self.loaders[part]):
+            first, start = first + batch.y.view(-1).numel(), first
             if i % world != rank:  # every process a share of the batches
                 continue
             batch = _to_device(batch, device)
@@ -663,10 +698,7 @@ class NextItemEvaluator:
             y = batch.y.view(-1)
             rows = torch.arange(y.numel(), device=device)
             if self.num_negatives is not None:
-                # seeded per batch: the same negatives however the
-                # batches are shared among processes
-                neg = self.sample_negatives(
-                    batch, self.batch_generator(i)).to(device)
+                neg = self.sample_negatives(batch, start).to(device)
                 cand = model.score(batch, torch.cat([y.view(-1, 1), neg], 1))
                 for key, value in sampled_rank_metrics(
                         cand[:, 0], cand[:, 1:], self.ks).items():

@@ -278,10 +278,6 @@ def test_evaluation_does_not_depend_on_the_batch_size(name, tmp_path,
             assert got == pytest.approx(results[0], rel=1e-9, abs=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    'NextItemEvaluator draws the sampled negatives from a stream seeded '
-    'per batch (batch_generator(index)), so the sampled{N}_* metrics '
-    'change with --eval-batch-size; the full-ranking ones do not'))
 def test_sampled_next_item_metrics_do_not_depend_on_the_batch_size(
         tmp_path, monkeypatch):
     monkeypatch.setenv('PYG_RECSYS_ROOT', str(tmp_path / 'data'))

@@ -471,19 +471,22 @@ def test_next_item_sampled_protocol():
                            num_items=30, ks=(5,), num_negatives=10, seed=4)
     # the negatives avoid each example's items and target
     batch = ds.collate(torch.arange(40))
-    neg = ev.sample_negatives(batch, torch.Generator().manual_seed(4))
+    neg = ev.sample_negatives(batch)
     assert neg.shape == (40, 10)
     for i in range(40):
         banned = set(seqs[i]) | {int(targets[i])}
         assert not banned & set(neg[i].tolist())
     out = ev(FixedScores(table), 'test')
     assert out == ev(FixedScores(table), 'test')  # same negatives each time
-    # per-example loop over the same negatives (batches of 16, a stream
-    # seeded per batch)
+    # an example's negatives depend on its position, not on its batch
+    for start in (0, 7, 39):
+        one = ds.collate(torch.arange(start, start + 1))
+        assert torch.equal(ev.sample_negatives(one, start)[0], neg[start])
+    assert not torch.equal(neg[0], neg[1])
+    # per-example loop over the same negatives
     hits, ndcg = [], []
-    for i, b in enumerate(SessionLoader(ds, batch_size=16)):
-        negs = ev.sample_negatives(b, ev.batch_generator(i))
-        for t, row in zip(b.y.tolist(), negs):
+    for b in SessionLoader(ds, batch_size=40):
+        for t, row in zip(b.y.tolist(), neg):
             rank = sum(float(table[j]) >= float(table[t]) for j in row)
             hits.append(float(rank < 5))
             ndcg.append(1 / math.log2(rank + 2) if rank < 5 else 0.0)
