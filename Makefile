@@ -29,7 +29,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	  $(BIN)/python -m pip install --quiet --no-build-isolation \
 	    torch-scatter torch-sparse; \
 	fi
-	$(BIN)/python -m pip install --quiet -e '.[full,test]'
+	$(BIN)/python -m pip install --quiet -e '.[full,serve,test]'
 	touch $@
 
 demo: install

@@ -90,7 +90,7 @@ def ours(work: Path, raw: Path | None, epochs: int,
     train_s = [e['train_seconds'] for e in m['epochs']]
     # one full evaluation of the test users, timed alone (the run's own
     # evaluation also scores the validation users)
-    from pyg_recsys.cli.run import load_run
+    from pyg_recsys.cli.serve import load_run
     from pyg_recsys.train import RankingEvaluator
     _, data, model = load_run(work)
     ev = RankingEvaluator(data, ks=(20,))

@@ -684,7 +684,7 @@ def test_side_relations_reach_graph_models(env):
                  'lastfm-kg', '--side-relations', '--epochs', '1', '--dim',
                  '16', '--layers', '2', '--no-progress', '--out',
                  str(out)]) == 0
-    from pyg_recsys.cli.run import load_run
+    from pyg_recsys.cli.serve import load_run
     _, split, model = load_run(out)
     assert model.embedding.node_types == ['user', 'item', 'entity']
     assert model.adj.nnz > 2 * split.train.size(1)  # KG edges propagate

@@ -15,6 +15,7 @@ LAYERS = {
     'nn': 3,
     'train': 4,
     'cli': 5, '__main__': 5,
+    'serving': 6,  # the Python face of run loading, export and serving
     'testing': 6,  # helpers of the test suite, above everything
 }
 

@@ -3,7 +3,8 @@
 ``train`` trains a model of the name table (:mod:`pyg_recsys.cli.table`)
 on a data set through its task's driver (:mod:`pyg_recsys.cli.tasks`),
 into a run folder (:mod:`pyg_recsys.cli.run`); ``recommend`` reads a
-finished run; ``datasets`` lists the data sets and where each is found.
+finished run (``export`` and ``serve`` too, :mod:`pyg_recsys.cli.serve`);
+``datasets`` lists the data sets and where each is found.
 The options and the parser are in :mod:`pyg_recsys.cli.options`.
 
 A user error (bad data, a bad option value, a run folder that is not a
@@ -18,8 +19,8 @@ import logging
 import sys
 
 from pyg_recsys.cli.options import DEFAULTS, NEGATIVES, build_parser
+from pyg_recsys.cli.run import COMMANDS as _RUN_COMMANDS
 from pyg_recsys.cli.run import (
-    COMMANDS,
     USER_ERRORS,
     build_loader,
     build_model,
@@ -27,6 +28,10 @@ from pyg_recsys.cli.run import (
     load_dataset,
     resolve_defaults,
 )
+from pyg_recsys.cli.serve import COMMANDS as _SERVE_COMMANDS
+
+#: command name -> function of its parsed arguments
+COMMANDS = {**_RUN_COMMANDS, **_SERVE_COMMANDS}
 
 
 def parse_train_args(argv: list[str]) -> argparse.Namespace:

@@ -280,6 +280,10 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument('--host', default='127.0.0.1')
     v.add_argument('--port', type=int, default=8000)
     v.add_argument('--device', default='cpu')
+    v.add_argument('--threads', type=int, default=1,
+                   help='torch threads of the server (default 1: a '
+                        'request is one small product, where more threads '
+                        'cost more in handing over than they save)')
     d = sub.add_parser('datasets', help='list datasets and where each is')
     d.add_argument('--root', default=None)
     return p

@@ -44,7 +44,6 @@ from pyg_recsys.io import (
     remove_orphans,
 )
 from pyg_recsys.metrics import RANKING_METRICS
-from pyg_recsys.schema import ITEM, USER
 
 log = logging.getLogger('pyg_recsys')
 
@@ -492,91 +491,6 @@ def _train(args: argparse.Namespace, device: torch.device, rank: int,
     return 0
 
 
-# -- recommend, export, serve ------------------------------------------------
-
-def load_run(run: Path, device: str = 'cpu') -> tuple[Any, ...]:
-    """``(args, split, model)`` of a finished run folder
-    (:func:`pyg_recsys.serving.load_run`, for scripts that want the
-    parts)."""
-    from pyg_recsys.serving import load_run as load
-    loaded = load(run, device)
-    return loaded.args, loaded.split, loaded.model
-
-
-def cmd_recommend(args: argparse.Namespace) -> int:
-    from pyg_recsys.serving import load_run as load
-    run = load(args.run, args.device)
-    if args.session is not None:
-        session = args.session.replace(',', ' ').split()
-        if not session:
-            raise UserError('--session needs at least one item id')
-        recs = run.recommend(session=session, k=args.k)
-        who = f'the session {" ".join(session)}'
-        excluded = 'its own items excluded'
-    else:
-        recs = run.recommend(user=args.user, k=args.k)
-        who = f'user {args.user}'
-        if run.task == NEXT_ITEM:
-            excluded = 'the items of their history excluded'
-        else:
-            u = run.index_of(USER, args.user)
-            excluded = (f'{int(run.known_items().degree()[u])} known items '
-                        f'excluded')
-    titles = None
-    if run.task != NEXT_ITEM:
-        try:  # titles, where the data set has them and is at hand
-            ds = load_dataset(run.args.dataset, args.root or run.args.root,
-                              run.args.raw_dir)
-            titles = getattr(ds, 'item_titles', None)
-        except USER_ERRORS as e:
-            log.info('no item titles: %s', e)
-    print(f'top {args.k} for {who} ({run.args.model} on '
-          f'{run.args.dataset}, {excluded}):')
-    for rank, (item, score) in enumerate(recs, 1):
-        title = ''
-        if titles is not None:
-            title = f'  {titles[run.index_of(ITEM, item)]}'
-        print(f'{rank:>3}. item {item}{title}  (score {score:.3f})')
-    return 0
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    from pyg_recsys.serving import export_run
-    from pyg_recsys.serving import load_run as load
-    run = load(args.run)
-    manifest = export_run(run, args.out, args.format)
-    tables = ', '.join(f'{k} ({v["rows"]} x {manifest["dim"]})'
-                       for k, v in manifest['tables'].items())
-    print(f'wrote {tables} as {manifest["format"]} to '
-          f'{Path(args.out).resolve()} (manifest.json names the files)')
-    return 0
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    from pyg_recsys.serving import load_run as load
-    from pyg_recsys.serving import make_server
-    if not 0 <= args.port <= 65535:
-        raise UserError(f'--port must be in [0, 65535], got {args.port}')
-    run = load(args.run, args.device)
-    try:
-        server = make_server(run, args.host, args.port)
-    except OSError as e:
-        raise UserError(f'cannot listen on {args.host}:{args.port} '
-                        f'({e.strerror or e}); choose another --port') \
-            from None
-    host, port = server.server_address[:2]
-    print(f'serving {run.args.model} on {run.args.dataset} at '
-          f'http://{host}:{port} (GET /recommend?user=ID&k=10, POST '
-          f'/recommend, GET /health); Ctrl-C stops', flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
-
-
 # -- datasets -----------------------------------------------------------------
 
 def cmd_datasets(args: argparse.Namespace) -> int:
@@ -586,10 +500,8 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {'train': cmd_train, 'recommend': cmd_recommend,
-            'export': cmd_export, 'serve': cmd_serve,
-            'datasets': cmd_datasets}
+COMMANDS = {'train': cmd_train, 'datasets': cmd_datasets}
 
 __all__ = ['COMMANDS', 'USER_ERRORS', 'resolve_defaults', 'check_options',
            'load_dataset', 'load_data', 'build_model', 'build_loader',
-           'load_run', 'given_options', 'allowed_options']
+           'given_options', 'allowed_options']

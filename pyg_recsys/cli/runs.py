@@ -228,7 +228,7 @@ class LoadedRun:
         ``'item'``; ``'entity'`` and ``'relation'`` for knowledge-graph
         models), on the CPU: what :func:`~pyg_recsys.serving.export_run`
         writes and a retrieval index serves."""
-        from pyg_recsys.serving.export import embedding_tables
+        from pyg_recsys.cli.export import embedding_tables
         return embedding_tables(self.model)
 
 

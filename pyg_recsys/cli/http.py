@@ -27,8 +27,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from pyg_recsys.cli.runs import LoadedRun, UnknownIdError
 from pyg_recsys.cli.tasks import UserError
-from pyg_recsys.serving.run import LoadedRun, UnknownIdError
 
 log = logging.getLogger(__name__)
 

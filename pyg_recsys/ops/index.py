@@ -172,11 +172,4 @@ class ItemIndex:
         return s[:, :k], i[:, :k]
 
 
-def index_run(run: Any, kind: str = 'exact', **kwargs: Any) -> ItemIndex:
-    """An :class:`ItemIndex` over the item table of a loaded run
-    (:func:`~pyg_recsys.serving.load_run`), whose users' rows of
-    :meth:`~pyg_recsys.serving.LoadedRun.tables` are the queries."""
-    return ItemIndex(run.tables()['item'], kind, **kwargs)
-
-
-__all__ = ['KINDS', 'ItemIndex', 'index_run']
+__all__ = ['KINDS', 'ItemIndex']
