@@ -48,8 +48,9 @@ RESULTS = HERE / 'results'
 MODULES = ('cf_movielens', 'cf_speed_gowalla', 'eval_speed',
            'gowalla_quality', 'gpu_check', 'graphrec_quality', 'kg_transe',
            'kgat_quality', 'kgcn_lastfm', 'lightgcn_gowalla', 'ogbl_ddi',
-           'pinsage_quality', 'pinsage_scale', 'session_quality',
-           'session_speed_beauty', 'twhin_quality')
+           'pinsage_quality', 'pinsage_scale', 'retrieval_gowalla',
+           'serve_load', 'session_quality', 'session_speed_beauty',
+           'twhin_quality')
 BLOCK = re.compile(r'<!-- report:(?P<stem>[\w.-]+) -->\n.*?'
                    r'<!-- /report:(?P=stem) -->', re.S)
 

@@ -225,9 +225,15 @@ def make_server(run: LoadedRun, host: str = '127.0.0.1', port: int = 8000
     and ``shutdown()`` from another thread to stop."""
     handler = type('Handler', (_Handler,),
                    {'service': RecommendService(run)})
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
-    return server
+    return _Server((host, port), handler)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # the standard library's backlog of 5 makes the connections beyond it
+    # wait for a SYN retry (about a second) when many clients connect at
+    # once
+    request_queue_size = 128
 
 
 __all__ = ['MAX_BODY', 'MAX_K', 'BadRequest', 'RecommendService',
