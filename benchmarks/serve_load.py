@@ -138,7 +138,7 @@ def markdown(record: dict) -> list[str]:
     c = record['case']
     return [
         '# HTTP serving: a bounded load test on loopback', '',
-        f"`pyg-recsys serve` ({c['model']} on {c['dataset']}, one "
+        f"The serve command ({c['model']} on {c['dataset']}, one "
         f"process) and a client of {c['connections']} keep-alive "
         f"connections sending {c['requests']:,} `GET /recommend?user=ID"
         f"&k={c['k']}` ({c['distinct_users']:,} distinct users), both on "

@@ -101,7 +101,7 @@ class LoadedRun:
         """Every item known for each user (training, validation and test
         interactions): what a user's recommendations leave out."""
         if self._known is None:
-            self._known = self.split.known()
+            self._known = self.split.known().to(self.device)
         return self._known
 
     def _check_k(self, k: int) -> int:
