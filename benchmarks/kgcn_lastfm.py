@@ -90,9 +90,9 @@ def ours(work: Path, raw: Path | None, epochs: int,
     train_s = [e['train_seconds'] for e in m['epochs']]
     # one full evaluation of the test users, timed alone (the run's own
     # evaluation also scores the validation users)
-    from pyg_recsys.cli.serve import load_run
+    from pyg_recsys.cli.serve import load_run_parts
     from pyg_recsys.train import RankingEvaluator
-    _, data, model = load_run(work)
+    _, data, model = load_run_parts(work)
     ev = RankingEvaluator(data, ks=(20,))
     ev(model, 'val')  # warm-up
     t0 = time.perf_counter()

@@ -684,8 +684,8 @@ def test_side_relations_reach_graph_models(env):
                  'lastfm-kg', '--side-relations', '--epochs', '1', '--dim',
                  '16', '--layers', '2', '--no-progress', '--out',
                  str(out)]) == 0
-    from pyg_recsys.cli.serve import load_run
-    _, split, model = load_run(out)
+    from pyg_recsys.cli.serve import load_run_parts
+    _, split, model = load_run_parts(out)
     assert model.embedding.node_types == ['user', 'item', 'entity']
     assert model.adj.nnz > 2 * split.train.size(1)  # KG edges propagate
     cfg = json.loads((out / 'config.json').read_text())

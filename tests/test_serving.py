@@ -329,3 +329,148 @@ def test_serve_command_listens_and_stops(runs):
         main(['serve', '--run', str(runs / 'gru4rec'), '--port', '70000'])
     with pytest.raises(SystemExit, match='--threads must be >= 1, got 0'):
         main(['serve', '--run', str(runs / 'gru4rec'), '--threads', '0'])
+
+
+def _raw(url, method, path, body=None, headers=(), chunked=False):
+    """One request on a fresh http.client connection; (status, json,
+    whether the server closes the connection)."""
+    import http.client
+    host, port = url.removeprefix('http://').split(':')
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    if chunked:
+        conn.request(method, path, body=iter([body]), encode_chunked=True)
+    else:
+        conn.putrequest(method, path)
+        for key, value in headers:
+            conn.putheader(key, value)
+        conn.endheaders()
+        if body:
+            conn.send(body)
+    resp = conn.getresponse()
+    out = resp.status, json.loads(resp.read()), resp.will_close
+    conn.close()
+    return out
+
+
+def test_server_bodies_lengths_and_ids(server):
+    run, url = server('gru4rec')
+    # no Content-Length, chunked, negative, too large: 4xx and the
+    # connection closes (the unread body is never taken for a request)
+    status, body, closes = _raw(url, 'POST', '/recommend')
+    assert (status, closes) == (411, True)
+    assert 'Content-Length' in body['error']
+    status, body, closes = _raw(url, 'POST', '/recommend',
+                                b'{"session": [3]}', chunked=True)
+    assert (status, closes) == (411, True)
+    status, body, closes = _raw(url, 'POST', '/recommend', b'',
+                                [('Content-Length', '-5')])
+    assert (status, closes) == (400, True)
+    assert 'Content-Length must be a number of bytes' in body['error']
+    status, body, closes = _raw(url, 'POST', '/recommend', b'{}',
+                                [('Content-Length', str(1 << 21))])
+    assert (status, closes) == (413, True)
+    status, _, closes = _raw(url, 'POST', '/elsewhere', b'{"a": 1}',
+                             [('Content-Length', '8')])
+    assert (status, closes) == (404, True)
+    # a keep-alive connection goes on after a good request and a 4xx
+    import http.client
+    host, port = url.removeprefix('http://').split(':')
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    for path, want in (('/recommend?user=1&k=2', 200),
+                       ('/recommend?user=1&k=%C2%B2', 400),
+                       ('/recommend?user=1&k=' + '9' * 5000, 400),
+                       ('/recommend?user=1&user=2', 400),
+                       ('/health', 200)):
+        conn.request('GET', path)
+        resp = conn.getresponse()
+        payload = json.loads(resp.read())
+        assert resp.status == want, payload
+    conn.close()
+    assert _get(f'{url}/recommend?user=1&user=2')[1]['error'] == \
+        'give user once'
+    for session in ([1.5], [None], [True], [[3]]):
+        status, body = _send(f'{url}/recommend', {'session': session})
+        assert status == 400 and 'strings or integers' in body['error']
+    status, body = _send(f'{url}/recommend', {'user': 1.0})
+    assert status == 400 and 'a string or an integer' in body['error']
+    # k defaults to 10 (here 10 of 25 items)
+    assert len(_send(f'{url}/recommend', {'session': [3]})[1]['items']) \
+        == 10
+
+
+def test_session_exclusion_covers_items_beyond_max_len(runs):
+    run = load_run(runs / 'gru4rec')
+    session = [str(i) for i in range(1, 21)]
+    run.args.max_len = 3  # the model reads the last 3 items only
+    recs = run.recommend(session=session, k=5)
+    assert len(recs) == 5
+    assert not {str(i) for i, _ in recs} & set(session)
+    with pytest.raises(ValueError, match='give either users or sessions'):
+        run.recommend_many(users=['1'], sessions=[['3']])
+    with pytest.raises(ValueError, match="a session is a list of item "
+                                         "ids, got 'abc'"):
+        run.recommend(session='abc')
+    with pytest.raises(UnknownIdError, match='leave out the items the run '
+                                             'never saw'):
+        run.recommend(session=['3', 'x9'])
+
+
+@needs_ml
+def test_integer_ids_match_in_any_spelling_and_load_errors(runs, tmp_path):
+    run = load_run(runs / 'mf')
+    assert run.index_of('user', '007') == run.index_of('user', 7) == \
+        run.index_of('user', '+7')
+    assert 'model' not in repr(run) and 'ranking' in repr(run)
+    with pytest.raises(ValueError, match="device 'tpu:x'.*use cpu, cuda"):
+        load_run(runs / 'mf', device='tpu:x')
+    # the weights of another model size do not fit the rebuilt model
+    moved = tmp_path / 'run'
+    shutil.copytree(runs / 'mf', moved)
+    state = torch.load(moved / 'best.pt', weights_only=True)
+    state['model'] = {k: v[:, :8] for k, v in state['model'].items()}
+    torch.save(state, moved / 'best.pt')
+    with pytest.raises(DamagedFileError, match='best.pt: the weights do not '
+                                               'fit the mf built'):
+        load_run(moved)
+    with pytest.raises(ValueError, match='unknown export format'):
+        export_run(run, tmp_path / 'x', 'csv')
+    (tmp_path / 'file').write_text('x')
+    with pytest.raises(ValueError, match='is a file, not a folder'):
+        export_run(run, tmp_path / 'file')
+
+
+def test_cli_session_and_port_errors(runs):
+    with pytest.raises(SystemExit, match='--session needs at least one '
+                                         'item id'):
+        main(['recommend', '--run', str(runs / 'gru4rec'), '--session',
+              ' , '])
+    import socket
+    with socket.socket() as busy:
+        busy.bind(('127.0.0.1', 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(SystemExit, match=f'cannot listen on '
+                                             f'127.0.0.1:{port}'):
+            main(['serve', '--run', str(runs / 'gru4rec'), '--port',
+                  str(port)])
+
+
+def test_export_writes_entity_tables_of_a_knowledge_graph_model(tmp_path,
+                                                                monkeypatch):
+    raw = SHARED / 'lastfm-kgcn' / 'raw'
+    if not (raw / 'kg.txt').exists():
+        pytest.skip(f'staged Last.FM (KGCN) not found at {raw}')
+    monkeypatch.setenv('PYG_RECSYS_DATA', str(SHARED))
+    monkeypatch.setenv('PYG_RECSYS_ROOT', str(tmp_path / 'data'))
+    out = tmp_path / 'kg'
+    assert main(['-q', 'train', '--model', 'lightgcn', '--dataset',
+                 'lastfm-kg', '--side-relations', '--epochs', '1', '--dim',
+                 '8', '--layers', '1', '--no-progress', '--out',
+                 str(out)]) == 0
+    run = load_run(out)
+    manifest = export_run(run, tmp_path / 'exp', 'npy')
+    assert set(manifest['tables']) == {'user', 'item', 'entity'}
+    ids, emb = read_export(tmp_path / 'exp')['entity']
+    assert ids == [str(i) for i in run.ids['entity'].tolist()]
+    full = run.model().detach()
+    np.testing.assert_allclose(emb, full[-len(ids):].numpy())

@@ -31,6 +31,11 @@ from pyg_recsys.io import atomic_write, atomic_write_text
 log = logging.getLogger(__name__)
 
 FORMATS = ('parquet', 'npy')
+#: how a model scores with its tables, where it is not their inner product
+SCORES = {'transe': '-||h + r - t||_p (TransE)',
+          'tagnn': 'not a plain dot product: TAGNN\'s session vector '
+                   'depends on the candidate item (the item table is its '
+                   'item embeddings)'}
 
 
 def embedding_tables(model: torch.nn.Module) -> dict[str, Tensor]:
@@ -49,6 +54,16 @@ def embedding_tables(model: torch.nn.Module) -> dict[str, Tensor]:
         if hasattr(model, 'embeddings'):
             user, item = model.embeddings()
             out = {'user': user, 'item': item}
+            counts = getattr(getattr(model, 'embedding', None),
+                             'num_nodes', None)
+            if isinstance(counts, dict) and len(counts) > 2:
+                # node types beyond users and items (a knowledge graph's
+                # entities), after them in the model's node order
+                full, start = model(), 0
+                for kind, n in counts.items():
+                    if kind not in out:
+                        out[kind] = full[start:start + n]
+                    start += n
         elif hasattr(model, 'item_weight'):  # session models
             out = {'item': model.item_weight()}
         elif name == 'TransE':
@@ -115,8 +130,7 @@ def export_run(run: Any, out: str | Path, fmt: str | None = None
         format=fmt, model=run.args.model, dataset=run.args.dataset,
         task=run.task, run=str(run.path),
         dim=int(next(iter(tables.values())).size(1)),
-        score='dot' if run.args.model != 'transe' else
-        '-||h + r - t||_p (TransE)',
+        score=SCORES.get(run.args.model, 'dot'),
         tables={k: dict(rows=int(t.size(0)), **files[k])
                 for k, t in tables.items()})
     atomic_write_text(json.dumps(manifest, indent=2),

@@ -13,14 +13,17 @@
 
 A bad request gets a 4xx answer ``{"error": message}`` and the server
 goes on: 400 for a malformed body, query or ``k``; 404 for an unknown
-user, item or path; 405 for another method; 413 for a body over
-:data:`MAX_BODY` bytes.  Requests are answered one model call at a time
+user, item or path; 405 for another method; 408 for a body that does not
+arrive; 411 for a body without a Content-Length; 413 for a body over
+:data:`MAX_BODY` bytes.  ``k`` defaults to 10 (or the number of items,
+when fewer).  Requests are answered one model call at a time
 (a lock), each by its own thread.
 """
 from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -49,9 +52,9 @@ class BadRequest(Exception):
 def _k(value: Any, num_items: int) -> int:
     if isinstance(value, str):
         value = value.strip()
-        if not value.lstrip('-').isdigit():
+        if not re.fullmatch(r'[+-]?[0-9]{1,9}', value):
             raise BadRequest(HTTPStatus.BAD_REQUEST,
-                             f'k must be an integer, got {value!r}')
+                             f'k must be an integer, got {value[:20]!r}')
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise BadRequest(HTTPStatus.BAD_REQUEST,
@@ -61,6 +64,11 @@ def _k(value: Any, num_items: int) -> int:
         raise BadRequest(HTTPStatus.BAD_REQUEST,
                          f'k must be in [1, {high}], got {value}')
     return value
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, str) or (isinstance(value, int)
+                                      and not isinstance(value, bool))
 
 
 class RecommendService:
@@ -82,20 +90,22 @@ class RecommendService:
                     num_users=len(run.ids.get('user', ())))
 
     def recommend(self, user: Any = None, session: Any = None,
-                  k: Any = 10) -> dict[str, Any]:
-        k = _k(k, self.run.num_items)
+                  k: Any = None) -> dict[str, Any]:
+        k = _k(min(10, self.run.num_items) if k is None else k,
+               self.run.num_items)
         if (user is None) == (session is None):
             raise BadRequest(HTTPStatus.BAD_REQUEST,
                              'give either "user" or "session"')
         if session is not None and (not isinstance(session, list)
-                                    or not session):
+                                    or not session
+                                    or not all(map(_is_id, session))):
             raise BadRequest(HTTPStatus.BAD_REQUEST,
                              '"session" must be a non-empty list of item '
-                             'ids')
-        if user is not None and not isinstance(user, (str, int)) or \
-                isinstance(user, bool):
+                             'ids (strings or integers), e.g. [214, 5]')
+        if user is not None and not _is_id(user):
             raise BadRequest(HTTPStatus.BAD_REQUEST,
-                             f'"user" must be an id, got {user!r}')
+                             f'"user" must be an id, a string or an '
+                             f'integer (e.g. "196"), got {user!r}')
         try:
             with self.lock:
                 recs = self.run.recommend(user=user, session=session, k=k)
@@ -119,6 +129,9 @@ def _jsonable(value: Any) -> Any:
 class _Handler(BaseHTTPRequestHandler):
     server_version = 'pyg-recsys'
     protocol_version = 'HTTP/1.1'
+    #: seconds a connection may stay silent (idle keep-alive, a body
+    #: shorter than its Content-Length) before it is closed
+    timeout = 30
     service: RecommendService
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -129,6 +142,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header('Content-Type', 'application/json')
         self.send_header('Content-Length', str(len(data)))
+        if self.close_connection:
+            self.send_header('Connection', 'close')
         self.end_headers()
         self.wfile.write(data)
 
@@ -137,6 +152,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.OK, fn())
         except BadRequest as e:
             self._send(e.status, {'error': str(e)})
+        except TimeoutError:
+            self.close_connection = True
+            self._send(HTTPStatus.REQUEST_TIMEOUT,
+                       {'error': f'the request body did not arrive within '
+                                 f'{self.timeout} s'})
         except Exception as e:  # the server keeps serving
             log.exception('internal error')
             self._send(HTTPStatus.INTERNAL_SERVER_ERROR,
@@ -167,29 +187,25 @@ class _Handler(BaseHTTPRequestHandler):
             if 'user' not in query:
                 raise BadRequest(HTTPStatus.BAD_REQUEST,
                                  'GET /recommend needs ?user=ID')
-            return self.service.recommend(user=query['user'][-1],
-                                          k=query.get('k', ['10'])[-1])
+            twice = sorted(key for key, v in query.items() if len(v) > 1)
+            if twice:
+                raise BadRequest(HTTPStatus.BAD_REQUEST,
+                                 f'give {" and ".join(twice)} once')
+            return self.service.recommend(user=query['user'][0],
+                                          k=query.get('k', [None])[0])
 
         self._answer(get)
 
     def do_POST(self) -> None:  # noqa: N802
         url = urlsplit(self.path)
         if url.path != '/recommend':
+            self.close_connection = True  # its body is left unread
             return self._send(HTTPStatus.NOT_FOUND,
                               {'error': f'no such path {url.path!r}; POST '
                                         f'to /recommend'})
 
         def post() -> dict[str, Any]:
-            try:
-                size = int(self.headers.get('Content-Length', '0'))
-            except ValueError:
-                raise BadRequest(HTTPStatus.BAD_REQUEST,
-                                 'bad Content-Length') from None
-            if size > MAX_BODY:
-                raise BadRequest(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                                 f'body of {size} bytes; at most '
-                                 f'{MAX_BODY}')
-            raw = self.rfile.read(size) if size > 0 else b''
+            raw = self._body()
             try:
                 body = json.loads(raw.decode('utf-8'))
             except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -206,16 +222,40 @@ class _Handler(BaseHTTPRequestHandler):
                                  f'user or session, and k')
             return self.service.recommend(user=body.get('user'),
                                           session=body.get('session'),
-                                          k=body.get('k', 10))
+                                          k=body.get('k'))
 
         self._answer(post)
 
+    def _body(self) -> bytes:
+        """The request body, read whole; on any answer that does not
+        read it, the connection closes (its bytes would be read as the
+        next request)."""
+        length = self.headers.get('Content-Length')
+        if length is None or 'chunked' in self.headers.get(
+                'Transfer-Encoding', '').lower():
+            self.close_connection = True
+            raise BadRequest(HTTPStatus.LENGTH_REQUIRED,
+                             'send the JSON body with a Content-Length '
+                             '(chunked bodies are not read)')
+        if not re.fullmatch(r'[0-9]{1,12}', length.strip()):
+            self.close_connection = True
+            raise BadRequest(HTTPStatus.BAD_REQUEST,
+                             f'Content-Length must be a number of bytes '
+                             f'>= 0, got {length[:20]!r}')
+        size = int(length)
+        if size > MAX_BODY:
+            self.close_connection = True
+            raise BadRequest(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                             f'body of {size} bytes; at most {MAX_BODY}')
+        return self.rfile.read(size)
+
     def _not_allowed(self) -> None:
+        self.close_connection = True  # a body, if any, is left unread
         self._send(HTTPStatus.METHOD_NOT_ALLOWED,
                    {'error': f'{self.command} is not served; use GET or '
                              f'POST'})
 
-    do_PUT = do_DELETE = do_PATCH = _not_allowed  # noqa: N815
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed  # noqa: N815
 
 
 def make_server(run: LoadedRun, host: str = '127.0.0.1', port: int = 8000

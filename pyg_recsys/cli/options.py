@@ -264,7 +264,6 @@ def build_parser() -> argparse.ArgumentParser:
                      help='next-item runs: the original item ids of a '
                           'session in time order, e.g. "214 5 78"')
     r.add_argument('--k', type=int, default=10)
-    r.add_argument('--root', default=None)
     r.add_argument('--device', default='cpu',
                    help='where to load the model (cpu, cuda, cuda:1 ...)')
     x = sub.add_parser('export', help='write the embedding tables of a run '
@@ -284,6 +283,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help='torch threads of the server (default 1: a '
                         'request is one small product, where more threads '
                         'cost more in handing over than they save)')
+    for cmd in (r, x, v):  # a moved run: where its data are now
+        cmd.add_argument('--root', default=None,
+                         help='the data root, where it is not the run\'s')
+        cmd.add_argument('--raw-dir', default=None,
+                         help='the raw files\' folder, where it is not the '
+                              'run\'s')
     d = sub.add_parser('datasets', help='list datasets and where each is')
     d.add_argument('--root', default=None)
     return p

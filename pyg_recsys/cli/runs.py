@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,13 +64,13 @@ class LoadedRun:
     """
 
     path: Path
-    model: torch.nn.Module
+    model: torch.nn.Module = field(repr=False)
     task: str
-    config: dict[str, Any]
-    args: argparse.Namespace
-    split: Any
-    data: dict[str, Any]
-    ids: dict[str, np.ndarray]
+    config: dict[str, Any] = field(repr=False)
+    args: argparse.Namespace = field(repr=False)
+    split: Any = field(repr=False)
+    data: dict[str, Any] = field(repr=False)
+    ids: dict[str, np.ndarray] = field(repr=False)
     device: torch.device
     _index: dict[str, dict[str, int]] = field(default_factory=dict,
                                               repr=False)
@@ -82,8 +83,9 @@ class LoadedRun:
         return len(self.ids.get(ITEM, self.ids.get('entity', ())))
 
     def index_of(self, kind: str, raw: Any) -> int:
-        """The internal id of the raw id ``raw`` of node type ``kind``
-        (compared as text, so ``'7'`` and ``7`` are the same user)."""
+        """The internal id of the raw id ``raw`` of node type ``kind``,
+        compared as text (``'7'`` and ``7`` are the same user); where the
+        raw ids are integers, ``'007'`` and ``'+7'`` are ``7`` too."""
         if kind not in self.ids:
             raise UserError(f'{self.path}: a {self.task} run has no '
                             f'{kind} ids')
@@ -91,10 +93,16 @@ class LoadedRun:
             self._index[kind] = {str(v): n for n, v in
                                  enumerate(self.ids[kind].tolist())}
         key = str(raw).strip()
+        if self.ids[kind].dtype.kind in 'iu' and \
+                re.fullmatch(r'[+-]?[0-9]{1,19}', key):
+            key = str(int(key))
         if key not in self._index[kind]:
+            hint = ('; leave out the items the run never saw'
+                    if kind == ITEM else '')
             raise UnknownIdError(
                 f'{kind} {key!r} is not in the run\'s data '
-                f'({self.args.dataset}, {len(self.ids[kind])} {kind}s)')
+                f'({self.args.dataset}, {len(self.ids[kind])} {kind}s)'
+                f'{hint}')
         return self._index[kind][key]
 
     def known_items(self) -> CSR:
@@ -159,7 +167,7 @@ class LoadedRun:
                     f'{self.args.model} recommends for users, not sessions; '
                     f'give a user id')
             rows = torch.tensor([self.index_of(USER, u) for u in users],
-                                dtype=torch.long)
+                                dtype=torch.long, device=self.device)
             exclude = self.known_items() if exclude_known else None
             if self.task == RATING:
                 scores, items = self._rating_topk(rows, k, exclude)
@@ -201,9 +209,16 @@ class LoadedRun:
         graphs = SessionGraphs(seqs, targets=[0] * len(seqs),
                                max_len=max_len, num_items=self.num_items)
         batch = graphs.collate(range(len(seqs)))
+        exclude = None
+        if exclude_known:  # all of each session, also beyond max_len
+            rows = torch.cat([torch.full((len(q),), b, dtype=torch.long)
+                              for b, q in enumerate(seqs)])
+            cols = torch.tensor([i for q in seqs for i in q],
+                                dtype=torch.long)
+            exclude = CSR.from_pairs(rows, cols, len(seqs),
+                                     self.num_items).to(self.device)
         with torch.no_grad():
-            return self.model.recommend(
-                batch, k, exclude='session' if exclude_known else None)
+            return self.model.recommend(batch, k, exclude=exclude)
 
     @torch.no_grad()
     def _rating_topk(self, rows: Tensor, k: int, exclude: CSR | None,
@@ -289,7 +304,8 @@ def _check_graph(run: Path, config: dict[str, Any], split: Any) -> None:
             f'run\'s split.pt or retrain the run')
 
 
-def load_run(path: str | Path, device: str | torch.device = 'cpu'
+def load_run(path: str | Path, device: str | torch.device = 'cpu',
+             root: str | None = None, raw_dir: str | None = None
              ) -> LoadedRun:
     """The trained model of a run folder, ready to recommend.
 
@@ -297,6 +313,10 @@ def load_run(path: str | Path, device: str | torch.device = 'cpu'
         path: The ``--out`` folder of ``pyg-recsys train``.
         device: Where to put the model (``'cpu'``, ``'cuda'``,
             ``'cuda:1'`` ...).
+        root: The data root, where it is not the run's (a moved run: the
+            data of session runs and of runs whose split has no ids are
+            read again).
+        raw_dir: The folder of the raw files, where it is not the run's.
 
     Raises:
         UserError: Not a finished run.
@@ -307,14 +327,22 @@ def load_run(path: str | Path, device: str | torch.device = 'cpu'
     run = Path(path).resolve()
     config = _read_config(run)
     args = _parse_args(config, run)
+    if root is not None:
+        args.root = str(Path(root).resolve())
+    if raw_dir is not None:
+        args.raw_dir = str(Path(raw_dir).resolve())
     spec = MODELS[args.model]
     task = spec.task
     try:
         device = torch.device(device)
     except RuntimeError as e:
-        raise UserError(f'device {device!r}: {e}') from None
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        raise UserError(f'device {device}: CUDA is not available here')
+        raise UserError(f'device {device!r}: {e}; use cpu, cuda or '
+                        f'cuda:N') from None
+    if device.type == 'cuda' and (
+            not torch.cuda.is_available()
+            or (device.index or 0) >= torch.cuda.device_count()):
+        raise UserError(f'device {device}: CUDA is not available here '
+                        f'({torch.cuda.device_count()} GPUs); use cpu')
     data: dict[str, Any] = {}
     split = None
     ids: dict[str, np.ndarray] = {}
@@ -327,7 +355,8 @@ def load_run(path: str | Path, device: str | torch.device = 'cpu'
                 f'{run}: the data set {args.dataset} at '
                 f'{args.raw_dir or args.root} is not the one the run was '
                 f'trained on (fingerprint differs); point the run at its '
-                f'data or retrain it')
+                f'data (--raw-dir / --root, or load_run(raw_dir=, root=)) '
+                f'or retrain it')
         data = dict(ds=ds, num_items=ds.num_items)
         ids[ITEM] = np.asarray(ds.item_ids)
         if getattr(ds, 'user_ids', None) is not None:
@@ -362,7 +391,11 @@ def load_run(path: str | Path, device: str | torch.device = 'cpu'
             f'{run / "best.pt"}: the weights do not fit the {args.model} '
             f'built from the run\'s split and config '
             f'({str(e).splitlines()[0]}); retrain the run') from None
-    model.to(device)
+    try:
+        model.to(device)
+    except RuntimeError as e:
+        raise UserError(f'device {device}: {str(e).splitlines()[0]}') \
+            from None
     model.eval()
     if task in (RANKING, CLICK, RATING) and ITEM not in ids:
         raise DamagedFileError(f'{run / "split.pt"}: has no item ids; '

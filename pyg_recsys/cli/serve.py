@@ -19,10 +19,10 @@ from pyg_recsys.schema import ITEM, USER
 log = logging.getLogger(__name__)
 
 
-def load_run(run: Path, device: str = 'cpu') -> tuple[Any, ...]:
-    """``(args, split, model)`` of a finished run folder
-    (:func:`pyg_recsys.cli.runs.load_run`, for scripts that want the
-    parts)."""
+def load_run_parts(run: Path, device: str = 'cpu') -> tuple[Any, ...]:
+    """``(args, split, model)`` of a finished run folder, for scripts
+    that want the parts (:func:`pyg_recsys.cli.runs.load_run` returns
+    the whole :class:`~pyg_recsys.cli.runs.LoadedRun`)."""
     from pyg_recsys.cli.runs import load_run as load
     loaded = load(run, device)
     return loaded.args, loaded.split, loaded.model
@@ -30,7 +30,7 @@ def load_run(run: Path, device: str = 'cpu') -> tuple[Any, ...]:
 
 def cmd_recommend(args: argparse.Namespace) -> int:
     from pyg_recsys.cli.runs import load_run as load
-    run = load(args.run, args.device)
+    run = load(args.run, args.device, args.root, args.raw_dir)
     if args.session is not None:
         session = args.session.replace(',', ' ').split()
         if not session:
@@ -50,7 +50,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     titles = None
     if run.task != NEXT_ITEM:
         try:  # titles, where the data set has them and is at hand
-            ds = load_dataset(run.args.dataset, args.root or run.args.root,
+            ds = load_dataset(run.args.dataset, run.args.root,
                               run.args.raw_dir)
             titles = getattr(ds, 'item_titles', None)
         except USER_ERRORS as e:
@@ -68,7 +68,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from pyg_recsys.cli.export import export_run
     from pyg_recsys.cli.runs import load_run as load
-    run = load(args.run)
+    run = load(args.run, 'cpu', args.root, args.raw_dir)
     manifest = export_run(run, args.out, args.format)
     tables = ', '.join(f'{k} ({v["rows"]} x {manifest["dim"]})'
                        for k, v in manifest['tables'].items())
@@ -85,7 +85,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.threads < 1:
         raise UserError(f'--threads must be >= 1, got {args.threads}')
     torch.set_num_threads(args.threads)
-    run = load(args.run, args.device)
+    run = load(args.run, args.device, args.root, args.raw_dir)
     try:
         server = make_server(run, args.host, args.port)
     except OSError as e:
@@ -108,5 +108,5 @@ def cmd_serve(args: argparse.Namespace) -> int:
 COMMANDS = {'recommend': cmd_recommend, 'export': cmd_export,
             'serve': cmd_serve}
 
-__all__ = ['COMMANDS', 'load_run', 'cmd_recommend', 'cmd_export',
+__all__ = ['COMMANDS', 'load_run_parts', 'cmd_recommend', 'cmd_export',
            'cmd_serve']

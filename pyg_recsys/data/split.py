@@ -849,7 +849,8 @@ def _audit_time(split: Split) -> dict[str, Any]:
 def graph_fingerprint(split: Any) -> str:
     """A short hex digest of what a model is built on: the node counts,
     the training edges (``train``: pairs of a :class:`Split`, triples of
-    a :class:`~pyg_recsys.data.kg.KGSplit`) and the side relations.  A
+    a :class:`~pyg_recsys.data.kg.KGSplit`) with their attributes
+    (ratings, times) and the side relations with theirs.  A
     run records it at training time, so loading its weights on another
     graph of the same sizes is refused
     (:func:`pyg_recsys.serving.load_run`)."""
@@ -861,10 +862,16 @@ def graph_fingerprint(split: Any) -> str:
     digest.update(repr(sorted(getattr(split, 'num_nodes', {}).items()))
                   .encode())
     tensors = [('train', split.train)]
+    train_attrs = (getattr(split, 'attrs', {}) or {}).get('train', {})
+    tensors += [(f'train.{k}', train_attrs[k]) for k in sorted(train_attrs)]
     side = getattr(split, 'side', {}) or {}
-    tensors += [(repr(t), side[t]) for t in sorted(side)]
+    side_attrs = getattr(split, 'side_attrs', {}) or {}
+    for t in sorted(side):
+        tensors.append((repr(t), side[t]))
+        attrs = side_attrs.get(t, {})
+        tensors += [(f'{t!r}.{k}', attrs[k]) for k in sorted(attrs)]
     for name, t in tensors:
         digest.update(name.encode() + b'\0')
-        digest.update(t.detach().cpu().contiguous().long().numpy()
+        digest.update(t.detach().cpu().contiguous().double().numpy()
                       .tobytes())
     return digest.hexdigest()[:16]

@@ -50,9 +50,12 @@ class ItemIndex:
         ef_construction: HNSW build breadth.
         ef_search: HNSW search breadth (raised to the search depth of a
             query group where that is larger).
-        nlist: IVF cells (default :math:`4\\sqrt{n}`).
-        nprobe: IVF cells searched per query.
-        threads: faiss threads (``None``: faiss' default).
+        nlist: IVF cells (default :math:`\\min(4\\sqrt{n}, n / 39)`, at
+            least 1; at most ``n``).
+        nprobe: IVF cells searched per query (at most ``nlist``).
+
+    faiss runs on its own threads (OpenMP's default; set
+    ``faiss.omp_set_num_threads`` to change it for the process).
 
     Attributes:
         build_seconds: Time to build the index.
@@ -60,8 +63,7 @@ class ItemIndex:
 
     def __init__(self, items: Tensor, kind: str = 'exact', hnsw_m: int = 32,
                  ef_construction: int = 200, ef_search: int = 128,
-                 nlist: int | None = None, nprobe: int = 16,
-                 threads: int | None = None) -> None:
+                 nlist: int | None = None, nprobe: int = 16) -> None:
         if kind not in KINDS:
             raise ValueError(f'ItemIndex: unknown kind {kind!r}; use one '
                              f'of {KINDS}')
@@ -75,8 +77,6 @@ class ItemIndex:
             if v < 1:
                 raise ValueError(f'ItemIndex: {name} must be >= 1, got {v}')
         faiss = _faiss()
-        if threads is not None:
-            faiss.omp_set_num_threads(threads)
         x = np.ascontiguousarray(items.detach().float().cpu().numpy())
         n, d = x.shape
         self.kind, self.num_items, self.dim = kind, n, d
@@ -89,6 +89,9 @@ class ItemIndex:
             index.hnsw.efConstruction = ef_construction
         else:
             nlist = nlist or max(1, min(n // 39, int(4 * n ** 0.5)))
+            if not 1 <= nlist <= n:
+                raise ValueError(f'ItemIndex: nlist must be in [1, {n}] '
+                                 f'(the number of items), got {nlist}')
             self._quantizer = faiss.IndexFlatIP(d)
             index = faiss.IndexIVFFlat(self._quantizer, d, nlist,
                                        faiss.METRIC_INNER_PRODUCT)
@@ -161,8 +164,11 @@ class ItemIndex:
 
     def _search(self, q: np.ndarray, depth: int
                 ) -> tuple[np.ndarray, np.ndarray]:
-        if self.kind == 'hnsw':
-            self.index.hnsw.efSearch = max(self.ef_search, depth)
+        if self.kind == 'hnsw':  # per call: searches may run in threads
+            import faiss
+            params = faiss.SearchParametersHNSW(
+                efSearch=max(self.ef_search, depth))
+            return self.index.search(q, depth, params=params)
         return self.index.search(q, depth)
 
     @staticmethod

@@ -62,3 +62,28 @@ def test_item_index_pads_when_too_few_items_are_left_and_checks_input():
         ItemIndex(items).search(torch.ones(1, 3), 2)
 
 
+
+
+def test_item_index_errors(monkeypatch):
+    pytest.importorskip('faiss')
+    from pyg_recsys import typing as pt
+    from pyg_recsys.ops.csr import CSR
+    items = torch.randn(10, 4)
+    index = ItemIndex(items)
+    exclude = CSR.from_pairs(torch.tensor([0]), torch.tensor([1]), 2, 9)
+    with pytest.raises(ValueError, match='exclude has 9 columns for 10 '
+                                         'items'):
+        index.search(torch.ones(2, 4), 2, exclude=exclude)
+    exclude = CSR.from_pairs(torch.tensor([0]), torch.tensor([1]), 2, 10)
+    with pytest.raises(ValueError, match='3 rows for 2 queries'):
+        index.search(torch.ones(2, 4), 2, exclude=exclude,
+                     rows=torch.tensor([0, 1, 1]))
+    with pytest.raises(ValueError, match=r'nlist must be in \[1, 10\]'):
+        ItemIndex(items, 'ivf', nlist=11)
+    with pytest.raises(ValueError, match='ef_search must be >= 1'):
+        ItemIndex(items, 'hnsw', ef_search=0)
+    with pytest.raises(ValueError, match='non-empty'):
+        ItemIndex(torch.empty(0, 4))
+    monkeypatch.setattr(pt, 'WITH_FAISS', False)
+    with pytest.raises(ImportError, match='pip install faiss-cpu'):
+        ItemIndex(items)
