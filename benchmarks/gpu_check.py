@@ -13,7 +13,9 @@ on Ciao (80 / 10 / 10 over all ratings).  Per model: seconds of each
 training epoch (the device synchronised before the clock stops) and of
 each validation pass (all users with validation items, training items
 masked, all metrics at K = 10, 20; for TransE, filtered ranking of the
-validation triples' heads and tails).
+validation triples' heads and tails).  Then five recommendations in raw
+ids from the trained model on the device, the way ``pyg-recsys serve``
+asks (a user; a two-item session for next-item models).
 
 PyG's ``torch_geometric.nn.models.LightGCN`` trains one epoch on the whole
 Gowalla training file the way its example does (full propagation per BPR
@@ -151,13 +153,41 @@ def build(model: str, raw: dict[str, Path], out: Path, device: str,
     driver.prepare(data, args, net)
     loader = driver.loader(data, args, net)
     evaluator = driver.evaluator(data, args)
-    return args, net, loader, evaluator
+    return args, data, net, loader, evaluator
+
+
+def serve_check(args, data: dict, model: torch.nn.Module,
+                device: torch.device) -> str:
+    """Five recommendations in raw ids from the trained model on its
+    device, as ``pyg-recsys serve`` asks for them
+    (:class:`pyg_recsys.cli.runs.LoadedRun`): a user, or a session of two
+    items for next-item models."""
+    from pyg_recsys.cli.runs import LoadedRun
+    task = MODELS[args.model].task
+    if task == KG:
+        return '-'
+    if task == NEXT_ITEM:
+        ds = data['ds']
+        ids = {'item': ds.item_ids}
+        if getattr(ds, 'user_ids', None) is not None:
+            ids['user'] = ds.user_ids
+    else:
+        ids = dict(data['split'].ids)
+    run = LoadedRun(path=Path(args.out), model=model, task=task, config={},
+                    args=args, split=data.get('split'), data=data,
+                    ids=ids, device=device)
+    model.eval()
+    if task == NEXT_ITEM:
+        recs = run.recommend(session=list(ids['item'][:2]), k=5)
+    else:
+        recs = run.recommend(user=ids['user'][0], k=5)
+    return f'{len(recs)} items'
 
 
 def time_model(name: str, raw, out: Path, device: torch.device,
                epochs: int, smoke: bool) -> dict:
-    args, model, loader, evaluator = build(name, raw, out, str(device),
-                                           smoke)
+    args, data, model, loader, evaluator = build(name, raw, out,
+                                                 str(device), smoke)
     model.to(device)
     trainer = Trainer(model, loader, evaluator,
                       optimizer=adam(model.parameters(), lr=args.lr,
@@ -182,6 +212,10 @@ def time_model(name: str, raw, out: Path, device: torch.device,
                                           'mae')
                       if k in val}
     row['sync'] = sync_points(trainer, loader, device)
+    try:
+        row['serve'] = serve_check(args, data, model, device)
+    except Exception as e:  # reported in its column, the run goes on
+        row['serve'] = f'failed: {type(e).__name__}: {e}'[:200]
     return row
 
 
@@ -296,7 +330,8 @@ def markdown(record: dict) -> list[str]:
           f'6 metrics at K = 10, 20. Whole run: '
           f"{record['seconds']:.0f} s.", '',
           '| model | data | steps | s / epoch | eval s | step waits for '
-          'the host at |', '|---|---|---:|---:|---:|---|']
+          'the host at | recommend on the device |',
+          '|---|---|---:|---:|---:|---|---|']
     for r in record['rows']:
         waits = ('-' if r['sync'] is None else
                  'nowhere' if not r['sync'] else '; '.join(r['sync'][:4])
@@ -304,9 +339,10 @@ def markdown(record: dict) -> list[str]:
                     else ''))
         ev = f"{r['eval_s'][-1]:.3f}" if r['eval_s'] else '-'
         md.append(f"| {r['model']} | {r['dataset']} | {r['steps']} | "
-                  f"{r['epoch_s'][-1]:.3f} | {ev} | {waits} |")
+                  f"{r['epoch_s'][-1]:.3f} | {ev} | {waits} | "
+                  f"{r.get('serve', '-')} |")
     for name, err in record['failed'].items():
-        md.append(f'| {name} | failed: {err.strip()[:200]} | | | | |')
+        md.append(f'| {name} | failed: {err.strip()[:200]} | | | | | |')
     if record['device'] == 'cpu':
         md += ['', 'On a CPU the last column lists the operators of the '
                'device code path that would wait on a GPU '

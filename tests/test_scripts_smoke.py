@@ -158,3 +158,7 @@ def test_gpu_check_needs_no_compiled_extensions(tmp_path):
     # the device code path of every model trains without a read-back
     assert all(r['sync'] == [] for r in record['rows']
                if r['sync'] is not None)
+    # and recommends in raw ids on its device, as the server asks
+    served = {r['model']: r['serve'] for r in record['rows'] if 'serve' in r}
+    assert set(served) == set(MODELS)
+    assert all(v in ('-', '5 items') for v in served.values()), served
