@@ -474,3 +474,45 @@ def test_export_writes_entity_tables_of_a_knowledge_graph_model(tmp_path,
     assert ids == [str(i) for i in run.ids['entity'].tolist()]
     full = run.model().detach()
     np.testing.assert_allclose(emb, full[-len(ids):].numpy())
+
+
+@needs_ml
+def test_more_load_and_id_errors(runs, tmp_path):
+    run = load_run(runs / 'mf')
+    with pytest.raises(ValueError, match='a ranking run has no entity ids'):
+        run.index_of('entity', 'e1')
+    with pytest.raises(ValueError, match="k must be an integer, got '3'"):
+        run.recommend(user=1, k='3')
+
+    def moved(name, edit):
+        folder = tmp_path / name
+        shutil.copytree(runs / name.split('-')[0], folder)
+        cfg = json.loads((folder / 'config.json').read_text())
+        edit(cfg)
+        (folder / 'config.json').write_text(json.dumps(cfg))
+        return folder
+
+    bad = moved('mf-a', lambda c: c.update(model='nothing'))
+    with pytest.raises(DamagedFileError, match="names no model and data "
+                                               "set of the table"):
+        load_run(bad)
+
+    def legacy(c):  # a run from before fingerprints, with another split
+        del c['graph_fingerprint']
+        c['split']['num_train'] += 1
+    with pytest.raises(DamagedFileError, match='num_train .* differs from '
+                                               "the run's config"):
+        load_run(moved('mf-b', legacy))
+    other = moved('gru4rec-c', lambda c: c['source'].update(
+        cache_key='0' * 16))
+    with pytest.raises(DamagedFileError, match='is not the one the run was '
+                                               'trained on'):
+        load_run(other)
+
+
+def test_get_with_unknown_or_malformed_parameters(server):
+    _, url = server('gru4rec')
+    status, body = _get(f'{url}/recommend?user=1&kk=3')
+    assert status == 400 and "unknown parameters ['kk']" in body['error']
+    status, body = _get(f'{url}/recommend?user=1&&&=')
+    assert status == 400 and 'malformed query' in body['error']
