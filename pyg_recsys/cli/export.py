@@ -58,8 +58,9 @@ def embedding_tables(model: torch.nn.Module) -> dict[str, Tensor]:
                              'num_nodes', None)
             if isinstance(counts, dict) and len(counts) > 2:
                 # node types beyond users and items (a knowledge graph's
-                # entities), after them in the model's node order
-                full, start = model(), 0
+                # entities), after them in the model's node order; the
+                # output embeddings() just computed, from the cache
+                full, start = model.all_embeddings(), 0
                 for kind, n in counts.items():
                     if kind not in out:
                         out[kind] = full[start:start + n]

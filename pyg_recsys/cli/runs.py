@@ -22,12 +22,10 @@ import torch
 from torch import Tensor
 
 from pyg_recsys.cli.table import (
-    CLICK,
     DATASETS,
     KG,
     MODELS,
     NEXT_ITEM,
-    RANKING,
     RATING,
 )
 from pyg_recsys.cli.tasks import UserError
@@ -157,10 +155,9 @@ class LoadedRun:
         if (users is None) == (sessions is None):
             raise UserError('give either users or sessions')
         if self.task == NEXT_ITEM:
-            if users is not None:
-                sessions = [self._history(u) for u in users]
-            scores, items = self._recommend_sessions(sessions, k,
-                                                     exclude_known)
+            seqs = ([self._history(u) for u in users] if users is not None
+                    else [self._session(s) for s in sessions])
+            scores, items = self._recommend_sessions(seqs, k, exclude_known)
         else:
             if sessions is not None:
                 raise UserError(
@@ -183,27 +180,30 @@ class LoadedRun:
                         for s, i in zip(s_row, i_row) if i >= 0])
         return out
 
-    def _history(self, user: Any) -> list[Any]:
+    def _history(self, user: Any) -> list[int]:
+        """The items (internal ids) of a user's sequence."""
         seqs = getattr(self.data['ds'], 'sequences', None)
         if seqs is None or USER not in self.ids:
             raise UserError(
                 f'{self.args.dataset} has sessions, not users; give the '
                 f'session\'s item ids instead of a user')
-        u = self.index_of(USER, user)
-        return [self.ids[ITEM][i] for i in seqs[u]]
+        return list(seqs[self.index_of(USER, user)])
 
-    def _recommend_sessions(self, sessions: list[list[Any]], k: int,
+    def _session(self, session: Any) -> list[int]:
+        """The internal ids of a session of raw item ids."""
+        if isinstance(session, (str, bytes)) or \
+                not hasattr(session, '__iter__'):
+            raise UserError(f'a session is a list of item ids, got '
+                            f'{session!r}')
+        seq = [self.index_of(ITEM, i) for i in session]
+        if not seq:
+            raise UserError('a session needs at least one item id')
+        return seq
+
+    def _recommend_sessions(self, seqs: list[list[int]], k: int,
                             exclude_known: bool) -> tuple[Tensor, Tensor]:
+        """Top-``k`` next items of sessions of internal item ids."""
         from pyg_recsys.data.session import SessionGraphs
-        seqs = []
-        for s in sessions:
-            if isinstance(s, (str, bytes)) or not hasattr(s, '__iter__'):
-                raise UserError(f'a session is a list of item ids, got '
-                                f'{s!r}')
-            s = list(s)
-            if not s:
-                raise UserError('a session needs at least one item id')
-            seqs.append([self.index_of(ITEM, i) for i in s])
         max_len = (self.args.max_len
                    or getattr(self.model, 'max_len', None))
         graphs = SessionGraphs(seqs, targets=[0] * len(seqs),
@@ -248,12 +248,9 @@ class LoadedRun:
 
 
 def _parse_args(config: dict[str, Any], run: Path) -> argparse.Namespace:
-    from pyg_recsys.cli.options import build_parser
-    from pyg_recsys.cli.run import resolve_defaults
-    args = build_parser().parse_args(
-        ['train', '--model', config['model'], '--dataset',
-         config['dataset'], '--out', str(run)])
-    resolve_defaults(args)
+    from pyg_recsys.cli import parse_train_args
+    args = parse_train_args(['--model', config['model'], '--dataset',
+                             config['dataset'], '--out', str(run)])
     for key, value in config.items():
         if hasattr(args, key):
             setattr(args, key, value)
@@ -380,9 +377,12 @@ def load_run(path: str | Path, device: str | torch.device = 'cpu',
                 split.ids.update({USER: ds.interactions.user_ids,
                                   ITEM: ds.interactions.item_ids})
             ids.update({t: np.asarray(v) for t, v in split.ids.items()})
+            if ITEM not in ids:
+                raise DamagedFileError(f'{run / "split.pt"}: has no item '
+                                       f'ids; retrain the run')
             data = dict(split=split, num_items=split.num_items)
         _check_graph(run, config, split)
-        model = build_model(args, data if task == KG else split)
+        model = build_model(args, data)
     state = safe_load(run / 'best.pt', 'best checkpoint', 'retrain the run')
     try:
         model.load_state_dict(state['model'])
@@ -397,9 +397,6 @@ def load_run(path: str | Path, device: str | torch.device = 'cpu',
         raise UserError(f'device {device}: {str(e).splitlines()[0]}') \
             from None
     model.eval()
-    if task in (RANKING, CLICK, RATING) and ITEM not in ids:
-        raise DamagedFileError(f'{run / "split.pt"}: has no item ids; '
-                               f'retrain the run')
     return LoadedRun(path=run, model=model, task=task, config=config,
                      args=args, split=split, data=data, ids=ids,
                      device=device)

@@ -277,17 +277,22 @@ class EmbeddingRecommender(torch.nn.Module):
         self.clear_cache()
         return super().train(mode)
 
-    def embeddings(self) -> tuple[Tensor, Tensor]:
-        """Final ``(user_emb, item_emb)``; cached in evaluation mode when
-        gradients are off (see the class docstring)."""
+    def all_embeddings(self) -> Tensor:
+        """Final embeddings of every node: users, then items, then any
+        other node type of the model's graph (a knowledge graph's
+        entities); cached in evaluation mode when gradients are off (see
+        the class docstring)."""
         if self.training or torch.is_grad_enabled():
             self._cache = None
-            out = self()
-        else:
-            key = self._cache_key()
-            if self._cache is None or self._cache[0] != key:
-                self._cache = (key, self())
-            out = self._cache[1]
+            return self()
+        key = self._cache_key()
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, self())
+        return self._cache[1]
+
+    def embeddings(self) -> tuple[Tensor, Tensor]:
+        """Final ``(user_emb, item_emb)`` (of :meth:`all_embeddings`)."""
+        out = self.all_embeddings()
         num_u, num_i = self.num_users, self.num_items
         return out[:num_u], out[num_u:num_u + num_i]
 

@@ -198,10 +198,10 @@ class KGAT(EmbeddingRecommender):
         out = torch.cat(layers, dim=-1)
         return out if index is None else out[index]
 
-    def embeddings(self) -> tuple[Tensor, Tensor]:
+    def all_embeddings(self) -> Tensor:
         if self._stale and not self.training:
             self.update_attention()  # as the reference, after the epoch
-        return super().embeddings()
+        return super().all_embeddings()
 
     def _loss_embeddings(self, nodes: Tensor) -> tuple[Tensor, Tensor]:
         final = self(nodes)
