@@ -4,7 +4,7 @@
 ``entity`` and ``relation`` for knowledge-graph models), each row a raw id
 and its vector:
 
-* with ``pyarrow`` (the ``export`` extra): ``<type>.parquet`` with the
+* with ``pyarrow`` (the ``serve`` extra): ``<type>.parquet`` with the
   columns ``id`` (the raw id, as text) and ``embedding`` (a fixed-size
   list of float32);
 * without it: ``<type>.npy`` (``[n, d]`` float32) and ``<type>_ids.json``
@@ -104,7 +104,7 @@ def export_run(run: Any, out: str | Path, fmt: str | None = None
                         f'{FORMATS}')
     if fmt == 'parquet' and not _have_pyarrow():
         raise UserError('--format parquet needs pyarrow (pip install '
-                        'pyarrow, or the pyg_recsys[export] extra); or use '
+                        'pyarrow, or the pyg_recsys[serve] extra); or use '
                         '--format npy')
     tables = run.tables()
     out = Path(out).resolve()

@@ -114,16 +114,12 @@ class RecommendService:
         except UserError as e:
             raise BadRequest(HTTPStatus.BAD_REQUEST, str(e)) from None
         out: dict[str, Any] = dict(k=k, items=[
-            dict(item=_jsonable(i), score=s) for i, s in recs])
+            dict(item=i, score=s) for i, s in recs])
         if user is not None:
             out['user'] = user
         else:
             out['session'] = session
         return out
-
-
-def _jsonable(value: Any) -> Any:
-    return value.item() if hasattr(value, 'item') else value
 
 
 class _Handler(BaseHTTPRequestHandler):

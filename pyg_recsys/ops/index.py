@@ -133,8 +133,6 @@ class ItemIndex:
                              f'{self.dim}], got {list(queries.shape)}')
         q = np.ascontiguousarray(queries.detach().float().cpu().numpy())
         B = q.shape[0]
-        out_s = torch.full((B, k), float('-inf'))
-        out_i = torch.full((B, k), -1, dtype=torch.long)
         if exclude is None:
             s, i = self._search(q, k)
             return self._pad(s, i, k)
@@ -148,6 +146,8 @@ class ItemIndex:
         if rows.numel() != B:
             raise ValueError(f'ItemIndex.search: {rows.numel()} rows for '
                              f'{B} queries')
+        out_s = torch.full((B, k), float('-inf'))
+        out_i = torch.full((B, k), -1, dtype=torch.long)
         deg = exclude.degree(rows)
         order = torch.argsort(deg, stable=True)
         keys = exclude.keys()

@@ -244,9 +244,6 @@ class PinSage(torch.nn.Module):
         items and every item's vector (:meth:`item_embeddings`), the
         tables :meth:`score` ranks by; an export of the model writes
         them."""
-        return self._tables()
-
-    def _tables(self) -> tuple[Tensor, Tensor]:
         z = self.item_embeddings()
         if self._cache is not None and self._cache[1] is z:
             return self._cache[2], z
@@ -264,7 +261,7 @@ class PinSage(torch.nn.Module):
         r""":math:`\bar{\mathbf{z}}_u^\top \mathbf{z}_j` (mean of the
         user's training items against every item, or against ``items``
         ``[n]`` / ``[len(users), n]``)."""
-        zu, zi = self._tables()
+        zu, zi = self.embeddings()
         u = zu[users.to(zi.device)]
         if items is None:
             return u @ zi.t()
