@@ -10,12 +10,13 @@ the job of :mod:`pyg_recsys.data.split`.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import importlib
 import logging
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -69,6 +70,28 @@ def undecodable(label: str, open_text: Callable[[], TextIO],
     return BadDataError(f'{label}:{where} not valid text in the expected '
                         f'encoding ({exc.encoding}: byte 0x{byte}, '
                         f'{exc.reason}); {hint}')
+
+
+@contextlib.contextmanager
+def utf8_text(path: str) -> Iterator[TextIO]:
+    """Opens a UTF-8 text file for reading (a leading byte-order mark
+    dropped); bytes that are not UTF-8, met anywhere while the block
+    reads, raise :class:`~pyg_recsys.io.BadDataError` naming the file
+    and the line (:func:`undecodable`)."""
+    def open_text() -> TextIO:
+        return open(path, encoding='utf-8-sig')
+    try:
+        with open_text() as f:
+            yield f
+    except UnicodeDecodeError as e:
+        raise undecodable(path, open_text, e) from None
+
+
+def ascii_digits(text: str) -> bool:
+    """Whether ``text`` is a non-negative integer written in ASCII digits
+    only (no sign, ``_`` or other scripts' digits, which :func:`int`
+    would take)."""
+    return text.isascii() and text.isdigit()
 
 
 def _pandas() -> Any:

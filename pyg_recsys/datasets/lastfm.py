@@ -1,11 +1,11 @@
 r"""Last.FM with its knowledge graph, as KGCN prepares it."""
 from __future__ import annotations
 
+import functools
 import math
 import os
 import os.path as osp
-from collections.abc import Callable
-from typing import Any, ClassVar, TextIO
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -13,7 +13,8 @@ import torch
 from pyg_recsys.data.interactions import (
     INT64_MAX,
     Interactions,
-    undecodable,
+    ascii_digits,
+    utf8_text,
 )
 from pyg_recsys.data.kg import (
     KnowledgeGraph,
@@ -27,21 +28,9 @@ from pyg_recsys.io import BadDataError
 from pyg_recsys.schema import ENTITY
 
 
-def _open(path: str) -> Callable[[], TextIO]:
-    """Opener of a UTF-8 text file (a leading byte-order mark dropped)."""
-    return lambda: open(path, encoding='utf-8-sig')
-
-
 def _read_lines(path: str) -> list[str]:
-    try:
-        with _open(path)() as f:
-            return f.readlines()
-    except UnicodeDecodeError as e:
-        raise undecodable(path, _open(path), e) from None
-
-
-def _is_int(text: str) -> bool:
-    return text.isascii() and text.isdigit()
+    with utf8_text(path) as f:
+        return f.readlines()
 
 
 def _read_links(path: str) -> list[tuple[str, str]]:
@@ -56,7 +45,7 @@ def _read_links(path: str) -> list[tuple[str, str]]:
         if len(fields) != 2 or not all(fields):
             raise BadDataError(f'{path}: line {lineno}: expected "item '
                                f'entity", got {line.strip()!r}')
-        if not _is_int(fields[0]) or int(fields[0]) > INT64_MAX:
+        if not ascii_digits(fields[0]) or int(fields[0]) > INT64_MAX:
             raise BadDataError(f'{path}: line {lineno}: item {fields[0]!r} '
                                f'is not an artist id (a non-negative '
                                f'integer)')
@@ -115,7 +104,7 @@ def kgcn_ratings(path: str, items: list[str], seed: int = 555
         if fields[1] not in index:  # an artist without an entity
             continue
         try:
-            if not _is_int(fields[0]) or int(fields[0]) > INT64_MAX:
+            if not ascii_digits(fields[0]) or int(fields[0]) > INT64_MAX:
                 raise ValueError
             user = int(fields[0])
             weight = float(fields[2])
@@ -240,8 +229,9 @@ class LastFMKG(RecDataset):
                              item_ids=item_ids,
                              info={'source': self.raw_dir})
         path = osp.join(self.raw_dir, 'kg.txt')
-        kg = KnowledgeGraph.from_strings(*read_triples(_open(path), path),
-                                         label=path)
+        triples = read_triples(
+            functools.partial(open, path, encoding='utf-8-sig'), path)
+        kg = KnowledgeGraph.from_strings(*triples, label=path)
         # the entity of every item, in our numbering
         entity_of_item: list[str | None] = [None] * len(item_ids)
         for j, (_, entity) in enumerate(links):

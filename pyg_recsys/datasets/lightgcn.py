@@ -6,7 +6,7 @@ import logging
 import os
 import os.path as osp
 import re
-from typing import Any, ClassVar, TextIO
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -14,7 +14,8 @@ import torch
 from pyg_recsys.data.interactions import (
     INT64_MAX,
     Interactions,
-    undecodable,
+    ascii_digits,
+    utf8_text,
 )
 from pyg_recsys.data.split import Split, fixed_split
 from pyg_recsys.datasets.base import ParsedData, RecDataset, fetch_url
@@ -28,29 +29,19 @@ _INT_RE = re.compile(r'-?(0|[1-9][0-9]*)')
 
 def _read_text(path: str) -> list[str]:
     """The lines of a UTF-8 file (a leading byte-order mark dropped)."""
-    def open_text() -> TextIO:
-        return open(path, encoding='utf-8-sig')
-    try:
-        with open_text() as f:
-            lines = f.read().split('\n')
-    except UnicodeDecodeError as e:
-        raise undecodable(path, open_text, e) from None
+    with utf8_text(path) as f:
+        lines = f.read().split('\n')
     if not any(line.strip() for line in lines):
         raise BadDataError(f'{path}: line 1: file is empty; expected lines '
                            f'"user item item ..."')
     return lines
 
 
-def _is_id(token: str) -> bool:
-    """Whether ``token`` is a non-negative integer in ASCII digits."""
-    return token.isascii() and token.isdigit()
-
-
 def _bad_id(path: str, lines: list[str]) -> BadDataError:
     """The error for the first token of ``lines`` that is not an id."""
     for lineno, line in enumerate(lines, 1):
         for tok in line.split():
-            if not _is_id(tok):
+            if not ascii_digits(tok):
                 return BadDataError(
                     f'{path}: line {lineno}: id {tok!r} is not a '
                     f'non-negative integer; expected "user item item ..." '
@@ -83,7 +74,7 @@ def read_lightgcn(path: str) -> tuple[np.ndarray, np.ndarray]:
         fields = line.split()
         counts.append(len(fields))
         tokens.extend(fields)
-    if not _is_id(''.join(tokens)):
+    if not ascii_digits(''.join(tokens)):
         raise _bad_id(path, lines)
     try:
         flat = np.array(tokens, dtype=np.int64)
@@ -120,7 +111,7 @@ def read_id_list(path: str) -> np.ndarray:
         if header:  # 'org_id remap_id'
             header = False
             continue
-        if len(fields) < 2 or not _is_id(fields[1]):
+        if len(fields) < 2 or not ascii_digits(fields[1]):
             raise BadDataError(f'{path}: line {lineno}: expected "org_id '
                                f'remap_id" with an integer remap_id, got '
                                f'{line.strip()!r}')

@@ -22,6 +22,7 @@ from pyg_recsys.data.interactions import (
     Interactions,
     _read_text_table,
     _TextSource,
+    ascii_digits,
     read_table,
     undecodable,
 )
@@ -134,7 +135,7 @@ def _int(text: str, what: str, label: str, lineno: int) -> int:
     blanks are fine)."""
     value = text.strip()
     digits = value.removeprefix('-')
-    if not (digits.isascii() and digits.isdigit()):
+    if not ascii_digits(digits):
         raise BadDataError(f'{label}: line {lineno}: {what} {text!r} is not '
                            f'an integer')
     return int(value)

@@ -27,7 +27,7 @@ import os.path as osp
 import pickle
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TextIO
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -35,7 +35,8 @@ import torch
 from pyg_recsys.data.interactions import (
     INT64_MAX,
     Interactions,
-    undecodable,
+    ascii_digits,
+    utf8_text,
 )
 from pyg_recsys.data.session import MODES, SessionGraphs
 from pyg_recsys.datasets.base import default_root, find_raw_dir
@@ -354,7 +355,7 @@ class SRGNNSessions:
 # -- per-user sequences -----------------------------------------------------
 
 def _parse_int(tok: str, path: str, lineno: int, line: str) -> int:
-    if not tok.isascii() or not tok.isdigit():
+    if not ascii_digits(tok):
         raise BadDataError(f'{path}: line {lineno}: id {tok!r} is not a '
                            f'non-negative integer (line {line.strip()!r})')
     value = int(tok)
@@ -368,16 +369,11 @@ def _lines(path: str) -> Iterator[tuple[int, list[str], str]]:
     """(line number, fields, line) of the non-blank lines of a UTF-8 file
     (a leading byte-order mark skipped); bytes that are not UTF-8 raise
     :class:`BadDataError` naming the line."""
-    def open_text() -> TextIO:
-        return open(path, encoding='utf-8-sig')
-    try:
-        with open_text() as f:
-            for lineno, line in enumerate(f, 1):
-                fields = line.split()
-                if fields:
-                    yield lineno, fields, line
-    except UnicodeDecodeError as e:
-        raise undecodable(path, open_text, e) from None
+    with utf8_text(path) as f:
+        for lineno, line in enumerate(f, 1):
+            fields = line.split()
+            if fields:
+                yield lineno, fields, line
 
 
 def read_s3rec(path: str) -> tuple[list[int], Sequences]:
@@ -398,7 +394,7 @@ def read_s3rec(path: str) -> tuple[list[int], Sequences]:
     seen: set[int] = set()
     for lineno, fields, line in _lines(path):
         joined = ''.join(fields)
-        if not (joined.isascii() and joined.isdigit()):
+        if not ascii_digits(joined):
             for tok in fields:
                 _parse_int(tok, path, lineno, line)
         ids = [int(t) for t in fields]
