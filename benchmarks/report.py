@@ -112,9 +112,11 @@ def plot(recs: dict[str, dict], results: Path) -> list[Path]:
     return out
 
 
-def generate(readme: Path, results: Path) -> dict[Path, str]:
-    """What the report would write: path -> text (README and *.md)."""
-    mds = markdowns(records(results))
+def generate(readme: Path, results: Path,
+             recs: dict[str, dict] | None = None) -> dict[Path, str]:
+    """What the report would write: path -> text (README and *.md), from
+    ``recs`` (default: the records in ``results``)."""
+    mds = markdowns(records(results) if recs is None else recs)
     files = {results / f'{stem}.md': '\n'.join(md) + '\n'
              for stem, md in mds.items()}
     files[readme] = render_readme(readme.read_text(), mds)
@@ -137,13 +139,14 @@ def write(readme: Path = README, results: Path = RESULTS,
           plots: bool = True) -> list[Path]:
     """Rewrites the README's blocks and the *.md files (and the plots);
     returns the files whose text changed."""
+    recs = records(results)
     changed = []
-    for path, text in generate(readme, results).items():
+    for path, text in generate(readme, results, recs).items():
         if not path.exists() or path.read_text() != text:
             atomic_write_text(text, path)
             changed.append(path)
     if plots:
-        plot(records(results), results)
+        plot(recs, results)
     return changed
 
 
@@ -192,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         shutil.rmtree(args.results.parent)
     return code
+
 
 if __name__ == '__main__':
     sys.exit(main())
