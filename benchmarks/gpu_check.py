@@ -162,17 +162,11 @@ def serve_check(args, data: dict, model: torch.nn.Module,
     device, as ``pyg-recsys serve`` asks for them
     (:class:`pyg_recsys.cli.runs.LoadedRun`): a user, or a session of two
     items for next-item models."""
-    from pyg_recsys.cli.runs import LoadedRun
+    from pyg_recsys.cli.runs import LoadedRun, raw_ids
     task = MODELS[args.model].task
     if task == KG:
         return '-'
-    if task == NEXT_ITEM:
-        ds = data['ds']
-        ids = {'item': ds.item_ids}
-        if getattr(ds, 'user_ids', None) is not None:
-            ids['user'] = ds.user_ids
-    else:
-        ids = dict(data['split'].ids)
+    ids = raw_ids(data)
     run = LoadedRun(path=Path(args.out), model=model, task=task, config={},
                     args=args, split=data.get('split'), data=data,
                     ids=ids, device=device)

@@ -247,6 +247,24 @@ class LoadedRun:
         return embedding_tables(self.model)
 
 
+def raw_ids(data: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Raw ids per node type of what a task driver loaded: the id maps of
+    a user-item split, the entity and relation names of a
+    knowledge-graph split, or the item (and user) ids of a session data
+    set (``data['ds']``)."""
+    split = data.get('split')
+    if split is None:
+        ds = data['ds']
+        ids = {ITEM: np.asarray(ds.item_ids)}
+        if getattr(ds, 'user_ids', None) is not None:
+            ids[USER] = np.asarray(ds.user_ids)
+        return ids
+    if hasattr(split, 'entity_ids'):
+        return {'entity': np.asarray(split.entity_ids),
+                'relation': np.asarray(split.relation_names)}
+    return {t: np.asarray(v) for t, v in split.ids.items()}
+
+
 def _parse_args(config: dict[str, Any], run: Path) -> argparse.Namespace:
     from pyg_recsys.cli import parse_train_args
     args = parse_train_args(['--model', config['model'], '--dataset',
@@ -340,9 +358,7 @@ def load_run(path: str | Path, device: str | torch.device = 'cpu',
             or (device.index or 0) >= torch.cuda.device_count()):
         raise UserError(f'device {device}: CUDA is not available here '
                         f'({torch.cuda.device_count()} GPUs); use cpu')
-    data: dict[str, Any] = {}
     split = None
-    ids: dict[str, np.ndarray] = {}
     if task == NEXT_ITEM:
         ds = load_dataset(args.dataset, args.root, args.raw_dir)
         key = config.get('source', {}).get('cache_key')
@@ -355,9 +371,7 @@ def load_run(path: str | Path, device: str | torch.device = 'cpu',
                 f'data (--raw-dir / --root, or load_run(raw_dir=, root=)) '
                 f'or retrain it')
         data = dict(ds=ds, num_items=ds.num_items)
-        ids[ITEM] = np.asarray(ds.item_ids)
-        if getattr(ds, 'user_ids', None) is not None:
-            ids[USER] = np.asarray(ds.user_ids)
+        ids = raw_ids(data)
         model = build_model(args, data)
     else:
         raw = safe_load(run / 'split.pt', 'split',
@@ -366,9 +380,8 @@ def load_run(path: str | Path, device: str | torch.device = 'cpu',
         if task == KG:
             from pyg_recsys.data.kg import KGSplit
             split = KGSplit.from_dict(raw)
-            ids['entity'] = np.asarray(split.entity_ids)
-            ids['relation'] = np.asarray(split.relation_names)
             data = dict(split=split, num_items=split.num_entities)
+            ids = raw_ids(data)
         else:
             from pyg_recsys.data.split import Split
             split = Split.from_dict(raw)
@@ -376,11 +389,11 @@ def load_run(path: str | Path, device: str | torch.device = 'cpu',
                 ds = load_dataset(args.dataset, args.root, args.raw_dir)
                 split.ids.update({USER: ds.interactions.user_ids,
                                   ITEM: ds.interactions.item_ids})
-            ids.update({t: np.asarray(v) for t, v in split.ids.items()})
+            data = dict(split=split, num_items=split.num_items)
+            ids = raw_ids(data)
             if ITEM not in ids:
                 raise DamagedFileError(f'{run / "split.pt"}: has no item '
                                        f'ids; retrain the run')
-            data = dict(split=split, num_items=split.num_items)
         _check_graph(run, config, split)
         model = build_model(args, data)
     state = safe_load(run / 'best.pt', 'best checkpoint', 'retrain the run')
@@ -402,4 +415,4 @@ def load_run(path: str | Path, device: str | torch.device = 'cpu',
                      device=device)
 
 
-__all__ = ['LoadedRun', 'UnknownIdError', 'load_run']
+__all__ = ['LoadedRun', 'UnknownIdError', 'load_run', 'raw_ids']
