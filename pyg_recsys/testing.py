@@ -136,6 +136,21 @@ def synthetic_sessions(num_items: int = 30, num_sessions: int = 400,
     return sessions[:cut], sessions[cut:]
 
 
+def write_s3rec(folder: Path, users: int = 120, num_items: int = 25,
+                seed: int = 0) -> Path:
+    """``folder/Beauty.txt`` in S3-Rec's layout (``user item item ...``,
+    1-based ids) of :func:`synthetic_sessions` (lengths 4 to 9, one
+    sequence per user): a tiny ``beauty`` data set whose sequences follow
+    a fixed successor map.  Returns ``folder``."""
+    train, test = synthetic_sessions(num_items, users, min_len=4,
+                                     max_len=9, seed=seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / 'Beauty.txt').write_text(''.join(
+        ' '.join(str(x) for x in [u + 1, *[i + 1 for i in seq]]) + '\n'
+        for u, seq in enumerate(train + test)))
+    return folder
+
+
 def fit_sessions(model, loader, epochs: int = 10, lr: float = 0.01) -> list:
     """Trains ``model`` on ``loader`` with Adam through ``model.loss``;
     returns the mean loss of every epoch."""

@@ -19,6 +19,7 @@ from pyg_recsys.cli.table import (
     RANKING,
     RATING,
 )
+from pyg_recsys.testing import write_s3rec
 
 SHARED = Path(__file__).resolve().parents[2] / 'shared' / 'datasets'
 ML = SHARED / 'movielens-100k' / 'raw'
@@ -278,19 +279,6 @@ def test_simgcl_keeps_its_infonce_temperature():
 # Session / sequence models ##################################################
 
 
-def _write_s3rec(folder, users=120, num_items=25, seed=0):
-    """An S3Rec-format file whose sequences follow a fixed successor map."""
-    from pyg_recsys.testing import synthetic_sessions
-    train, test = synthetic_sessions(num_items, users, min_len=4,
-                                     max_len=9, seed=seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / 'Beauty.txt', 'w') as f:
-        for u, seq in enumerate(train + test):
-            f.write(' '.join(str(x) for x in [u + 1, *[i + 1 for i in seq]])
-                    + '\n')
-    return folder
-
-
 def _session(out, model, raw, *extra):
     hidden = ['--hidden', '16'] if model == 'gru4rec' else []
     return main(['-q', 'train', '--model', model, '--dataset', 'beauty',
@@ -301,7 +289,7 @@ def _session(out, model, raw, *extra):
 
 @pytest.mark.parametrize('model', ['srgnn', 'tagnn', 'gru4rec', 'sasrec'])
 def test_session_models_train_from_the_cli(env, model, capsys):
-    raw = _write_s3rec(env / 'raw')
+    raw = write_s3rec(env / 'raw')
     out = env / model
     assert _session(out, model, raw, '--sampled-negatives', '10',
                     '--ks', '5', '10', '--monitor', 'hit@5') == 0
@@ -360,7 +348,7 @@ def test_session_cli_on_srgnn_pickles(env):
 
 
 def test_session_cli_errors(env):
-    raw = _write_s3rec(env / 'raw')
+    raw = write_s3rec(env / 'raw')
     with pytest.raises(SystemExit, match='srgnn is a next-item model'):
         main(['train', '--model', 'srgnn', '--dataset', 'movielens-100k',
               '--out', str(env / 'a')])
@@ -384,7 +372,7 @@ def test_session_cli_errors(env):
 
 def test_sasrec_post_norm_from_the_cli(env):
     from pyg_recsys.nn.models import SASRec
-    raw = _write_s3rec(env / 'raw')
+    raw = write_s3rec(env / 'raw')
     out = env / 'post'
     # --max-len 0 (no limit) still cuts SASRec's data at its 50 positions
     assert _session(out, 'sasrec', raw, '--post-norm', '--epochs', '1',
@@ -552,7 +540,7 @@ def test_split_options_are_ranking_options_and_checked(env, tmp_path):
     assert _train(env / 'b', '--split-ratios', '0.6', '0.2', '0.2') == 0
     cfg = json.loads((env / 'b' / 'config.json').read_text())
     assert cfg['split']['ratios'] == [0.6, 0.2, 0.2]
-    raw = _write_s3rec(tmp_path / 'raw')
+    raw = write_s3rec(tmp_path / 'raw')
     with pytest.raises(SystemExit, match='--split does not apply to sasrec'):
         _session(env / 'c', 'sasrec', raw, '--split', 'random')
 
@@ -715,7 +703,7 @@ def test_every_model_on_the_device_given(env, model, device):
               '--epochs', '1', '--dim', '8', '--no-progress', '--out',
               str(out)]
     if MODELS[model].task == NEXT_ITEM:
-        raw = _write_s3rec(env / 'raw')
+        raw = write_s3rec(env / 'raw')
         args = [*common, '--dataset', 'beauty', '--raw-dir', str(raw),
                 '--batch-size', '32', '--sampled-negatives', '5']
     elif MODELS[model].task == KG:

@@ -14,23 +14,15 @@ from pathlib import Path
 import pytest
 import torch
 
+from pyg_recsys.testing import write_s3rec
+
 SHARED = Path(__file__).resolve().parents[2] / 'shared' / 'datasets'
 
 # Tiny data sets in the upstream layouts ######################################
 
 
-def _write_s3rec(folder: Path, users: int = 60, num_items: int = 20) -> Path:
-    """``Beauty.txt`` in the S3-Rec layout (``user item item ...``): the
-    sequences follow a fixed successor map, so there is something to
-    learn."""
-    from pyg_recsys.testing import synthetic_sessions
-    train, test = synthetic_sessions(num_items, users, min_len=4,
-                                     max_len=9, seed=0)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / 'Beauty.txt').write_text(''.join(
-        ' '.join(str(x) for x in [u + 1, *[i + 1 for i in seq]]) + '\n'
-        for u, seq in enumerate(train + test)))
-    return folder
+def _write_s3rec(folder: Path) -> Path:
+    return write_s3rec(folder, users=60, num_items=20)
 
 
 def _write_kg(folder: Path, entities: int = 30, relations: int = 3,

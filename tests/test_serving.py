@@ -22,7 +22,7 @@ from pyg_recsys.serving import (
     make_server,
     read_export,
 )
-from pyg_recsys.testing import synthetic_sessions, write_social_zip
+from pyg_recsys.testing import write_s3rec, write_social_zip
 
 SHARED = Path(__file__).resolve().parents[2] / 'shared' / 'datasets'
 ML = SHARED / 'movielens-100k' / 'raw'
@@ -38,14 +38,7 @@ def runs(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv('PYG_RECSYS_DATA', str(SHARED))
         mp.setenv('PYG_RECSYS_ROOT', str(base / 'data'))
-        raw = base / 'beauty'
-        raw.mkdir()
-        train, test = synthetic_sessions(25, 120, min_len=4, max_len=9,
-                                         seed=0)
-        with open(raw / 'Beauty.txt', 'w') as f:
-            for u, seq in enumerate(train + test):
-                f.write(' '.join(str(x) for x in
-                                 [u + 1, *[i + 1 for i in seq]]) + '\n')
+        raw = write_s3rec(base / 'beauty')
         assert main(['-q', 'train', '--model', 'gru4rec', '--dataset',
                      'beauty', '--raw-dir', str(raw), '--epochs', '2',
                      '--dim', '16', '--hidden', '16', '--no-progress',
